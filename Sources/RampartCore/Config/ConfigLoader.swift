@@ -1,0 +1,566 @@
+import NIOCore
+import Yams
+
+/// One problem found in a config file, with where it is.
+public struct ConfigIssue: Hashable, Sendable, CustomStringConvertible {
+    /// The file the problem is in.
+    public var file: String
+    /// 1-based line, or 0 when the problem is about the file as a whole.
+    public var line: Int
+    /// 1-based column, or 0.
+    public var column: Int
+    /// Dotted key path such as `sites[0].origins[1].address`.
+    public var key: String
+    /// What is wrong, and what would be right.
+    public var message: String
+
+    /// `file:line:column: key: message`, the shape compilers and `nginx -t` use.
+    public var description: String {
+        let place = line > 0 ? "\(file):\(line):\(column)" : file
+        return key.isEmpty ? "\(place): \(message)" : "\(place): \(key): \(message)"
+    }
+}
+
+/// Every problem found in one config file; thrown by ``ConfigLoader/load(yaml:file:)``.
+public struct ConfigError: Error, Sendable, CustomStringConvertible {
+    /// The problems, in file order.
+    public var issues: [ConfigIssue]
+
+    /// One issue per line.
+    public var description: String { issues.map(\.description).joined(separator: "\n") }
+}
+
+/// Decodes and validates the YAML config. Every problem in the file is collected before failing,
+/// each with file, line, column and key, so `rampart check` shows them all at once.
+public enum ConfigLoader {
+    /// Decodes `yaml` (read from `file`, used in messages) into a validated config.
+    public static func load(yaml: String, file: String) throws(ConfigError) -> GatewayConfig {
+        let reader = ConfigReader(file: file)
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch let error as YamlError {
+            throw ConfigError(issues: [reader.issue(forYamlError: error)])
+        } catch {
+            throw ConfigError(issues: [ConfigIssue(file: file, line: 0, column: 0, key: "", message: "\(error)")])
+        }
+        guard let root else {
+            throw ConfigError(issues: [ConfigIssue(file: file, line: 0, column: 0, key: "", message: "the file is empty")])
+        }
+        let config = reader.gateway(root)
+        if !reader.issues.isEmpty { throw ConfigError(issues: reader.issues) }
+        return config!
+    }
+
+    /// Reads and decodes the file at `path`.
+    public static func load(path: String) throws(ConfigError) -> GatewayConfig {
+        guard let text = readTextFile(path) else {
+            throw ConfigError(issues: [ConfigIssue(file: path, line: 0, column: 0, key: "", message: "cannot read the file")])
+        }
+        return try load(yaml: text, file: path)
+    }
+}
+
+/// Walks the YAML node tree, decoding known keys and recording issues for everything else.
+final class ConfigReader {
+    let file: String
+    private(set) var issues: [ConfigIssue] = []
+
+    init(file: String) { self.file = file }
+
+    func issue(forYamlError error: YamlError) -> ConfigIssue {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
+            return ConfigIssue(file: file, line: mark.line, column: mark.column, key: "", message: "YAML syntax: \(problem)")
+        case .composer(_, let problem, let mark, _):
+            return ConfigIssue(file: file, line: mark.line, column: mark.column, key: "", message: "YAML: \(problem)")
+        default:
+            return ConfigIssue(file: file, line: 0, column: 0, key: "", message: "YAML: \(error)")
+        }
+    }
+
+    func report(_ node: Node?, _ key: String, _ message: String) {
+        let mark = node?.mark
+        issues.append(ConfigIssue(file: file, line: mark?.line ?? 0, column: mark?.column ?? 0, key: key, message: message))
+    }
+
+    /// The pairs of a mapping node, reporting unknown keys. Nil (and an issue) when not a mapping.
+    func fields(_ node: Node, _ path: String, allowed: [String]) -> [(String, Node)]? {
+        guard let mapping = node.mapping else {
+            report(node, path, "expected a mapping with keys \(allowed.joined(separator: ", "))")
+            return nil
+        }
+        var out: [(String, Node)] = []
+        var seen = Set<String>()
+        for (k, v) in mapping {
+            let name = k.string ?? ""
+            let keyPath = path.isEmpty ? name : "\(path).\(name)"
+            if !allowed.contains(name) {
+                let hint = closest(name, in: allowed).map { " (did you mean '\($0)'?)" } ?? ""
+                report(k, keyPath, "unknown key\(hint)")
+                continue
+            }
+            if !seen.insert(name).inserted {
+                report(k, keyPath, "key given twice")
+                continue
+            }
+            out.append((name, v))
+        }
+        return out
+    }
+
+    func string(_ node: Node, _ path: String) -> String? {
+        guard let s = node.scalar?.string, !s.isEmpty else {
+            report(node, path, "expected a non-empty string")
+            return nil
+        }
+        return s
+    }
+
+    func bool(_ node: Node, _ path: String) -> Bool? {
+        guard let b = node.bool else {
+            report(node, path, "expected true or false")
+            return nil
+        }
+        return b
+    }
+
+    func int(_ node: Node, _ path: String, min: Int, max: Int = Int.max) -> Int? {
+        guard let s = node.scalar?.string, let v = Int(s) else {
+            report(node, path, "expected a whole number")
+            return nil
+        }
+        guard v >= min, v <= max else {
+            report(node, path, max == Int.max ? "must be at least \(min)" : "must be between \(min) and \(max)")
+            return nil
+        }
+        return v
+    }
+
+    func duration(_ node: Node, _ path: String, allowZero: Bool = false) -> TimeAmount? {
+        guard let s = node.scalar?.string, let v = ValueParsing.duration(s) else {
+            report(node, path, "expected a duration such as 500ms, 10s, 2m or 1h")
+            return nil
+        }
+        guard allowZero || v > .zero else {
+            report(node, path, "must be greater than zero")
+            return nil
+        }
+        return v
+    }
+
+    func bytes(_ node: Node, _ path: String, min: Int = 1) -> Int? {
+        guard let s = node.scalar?.string, let v = ValueParsing.bytes(s) else {
+            report(node, path, "expected a size such as 512, 16KiB or 10MiB")
+            return nil
+        }
+        guard v >= min else {
+            report(node, path, "must be at least \(min) bytes")
+            return nil
+        }
+        return v
+    }
+
+    func hostPort(_ node: Node, _ path: String) -> HostPort? {
+        guard let s = node.scalar?.string, let hp = HostPort(parsing: s) else {
+            report(node, path, "expected host:port, such as 127.0.0.1:8080 or [::1]:8080")
+            return nil
+        }
+        return hp
+    }
+
+    func list(_ node: Node, _ path: String) -> [Node]? {
+        if let seq = node.sequence { return Array(seq) }
+        report(node, path, "expected a list")
+        return nil
+    }
+
+    // MARK: - Sections
+
+    static let rootKeys = ["listeners", "sites", "trusted_proxies", "default_site", "admin", "state", "limits", "timeouts"]
+    static let listenerKeys = ["address", "proxy_protocol", "limits", "timeouts"]
+    static let siteKeys = ["name", "hosts", "origins", "balance", "health_check", "passive_health", "limits", "timeouts"]
+    static let originKeys = ["address", "max_connections"]
+    static let healthKeys = ["enabled", "path", "interval", "timeout", "unhealthy_after", "healthy_after"]
+    static let passiveKeys = ["max_fails", "eject_for"]
+    static let adminKeys = ["listen"]
+    static let drainKey = "drain"
+
+    enum Scope { case top, listener, site }
+
+    static let listenerLimitKeys = ["max_connections", "max_connections_per_ip", "max_header_bytes", "max_header_count", "max_requests_per_connection"]
+    static let siteLimitKeys = ["max_uri_bytes", "max_body_bytes"]
+    static let listenerTimeoutKeys = ["header", "idle", "send"]
+    static let siteTimeoutKeys = ["body", "body_min_rate", "origin_connect", "origin_response"]
+
+    func gateway(_ root: Node) -> GatewayConfig? {
+        guard let top = fields(root, "", allowed: Self.rootKeys) else { return nil }
+        var base = Limits()
+        var drain: TimeAmount = .seconds(30)
+        // Top-level limits first: listeners and sites start from them.
+        for (k, v) in top where k == "limits" { decodeLimits(v, "limits", into: &base, scope: .top) }
+        for (k, v) in top where k == "timeouts" {
+            decodeTimeouts(v, "timeouts", into: &base, scope: .top, drain: &drain)
+        }
+        var config = GatewayConfig(listeners: [], sites: [])
+        config.limits = base
+        config.drainTimeout = drain
+        var listenersNode: Node? = nil
+        var sitesNode: Node? = nil
+        var defaultSiteNode: Node? = nil
+        for (k, v) in top {
+            switch k {
+            case "listeners":
+                listenersNode = v
+                if let items = list(v, k) {
+                    for (i, item) in items.enumerated() {
+                        if let l = listener(item, "listeners[\(i)]", base: base) { config.listeners.append(l) }
+                    }
+                }
+            case "sites":
+                sitesNode = v
+                if let items = list(v, k) {
+                    for (i, item) in items.enumerated() {
+                        if let s = site(item, "sites[\(i)]", base: base) { config.sites.append(s) }
+                    }
+                }
+            case "trusted_proxies":
+                if let items = list(v, k) {
+                    for (i, item) in items.enumerated() {
+                        guard let s = item.scalar?.string, let cidr = CIDR(s) else {
+                            report(item, "trusted_proxies[\(i)]", "expected an address block such as 10.0.0.0/8 or 2001:db8::/32")
+                            continue
+                        }
+                        config.trustedProxies.blocks.append(cidr)
+                    }
+                }
+            case "default_site":
+                defaultSiteNode = v
+                config.defaultSite = string(v, k)
+            case "admin":
+                if let f = fields(v, k, allowed: Self.adminKeys) {
+                    for (ak, av) in f where ak == "listen" {
+                        if let hp = hostPort(av, "admin.listen") { config.adminAddress = hp }
+                    }
+                }
+            case "state":
+                if let s = string(v, k) { config.statePath = s }
+            default:
+                break
+            }
+        }
+        if listenersNode == nil { report(root, "listeners", "at least one listener is required") }
+        if sitesNode == nil { report(root, "sites", "at least one site is required") }
+        if let n = listenersNode, config.listeners.isEmpty, n.sequence?.isEmpty == true {
+            report(n, "listeners", "at least one listener is required")
+        }
+        if let n = sitesNode, config.sites.isEmpty, n.sequence?.isEmpty == true {
+            report(n, "sites", "at least one site is required")
+        }
+        crossCheck(config, root: root, sitesNode: sitesNode, listenersNode: listenersNode, defaultSiteNode: defaultSiteNode)
+        return config
+    }
+
+    private func crossCheck(_ config: GatewayConfig, root: Node, sitesNode: Node?, listenersNode: Node?, defaultSiteNode: Node?) {
+        var names: [String: Int] = [:]
+        var hosts: [String: Int] = [:]
+        let siteNodes = sitesNode?.sequence.map(Array.init) ?? []
+        for (i, site) in config.sites.enumerated() {
+            let node = i < siteNodes.count ? siteNodes[i] : sitesNode
+            if let prev = names[site.name] {
+                report(node, "sites[\(i)].name", "site name '\(site.name)' is already used by sites[\(prev)]")
+            } else {
+                names[site.name] = i
+            }
+            for h in site.hosts {
+                let key = h.lowercased()
+                if let prev = hosts[key], prev != i {
+                    report(node, "sites[\(i)].hosts", "host '\(h)' is already claimed by sites[\(prev)]")
+                } else {
+                    hosts[key] = i
+                }
+            }
+        }
+        if let d = config.defaultSite, names[d] == nil {
+            report(defaultSiteNode, "default_site", "no site is named '\(d)'")
+        }
+        var bound: [HostPort: Int] = [:]
+        let listenerNodes = listenersNode?.sequence.map(Array.init) ?? []
+        for (i, l) in config.listeners.enumerated() {
+            if let prev = bound[l.address] {
+                let node = i < listenerNodes.count ? listenerNodes[i] : listenersNode
+                report(node, "listeners[\(i)].address", "\(l.address) is already used by listeners[\(prev)]")
+            } else {
+                bound[l.address] = i
+            }
+        }
+    }
+
+    func listener(_ node: Node, _ path: String, base: Limits) -> ListenerConfig? {
+        guard let f = fields(node, path, allowed: Self.listenerKeys) else { return nil }
+        var address: HostPort? = nil
+        var proxyProtocol = false
+        var limits = base
+        var sawAddress = false
+        for (k, v) in f {
+            let p = "\(path).\(k)"
+            switch k {
+            case "address": sawAddress = true; address = hostPort(v, p)
+            case "proxy_protocol": proxyProtocol = bool(v, p) ?? false
+            case "limits": decodeLimits(v, p, into: &limits, scope: .listener)
+            case "timeouts":
+                var unused = TimeAmount.zero
+                decodeTimeouts(v, p, into: &limits, scope: .listener, drain: &unused)
+            default: break
+            }
+        }
+        if !sawAddress { report(node, "\(path).address", "a listener needs an address") }
+        guard let address else { return nil }
+        var l = ListenerConfig(address: address, limits: limits)
+        l.proxyProtocol = proxyProtocol
+        return l
+    }
+
+    func site(_ node: Node, _ path: String, base: Limits) -> SiteConfig? {
+        guard let f = fields(node, path, allowed: Self.siteKeys) else { return nil }
+        var name: String? = nil
+        var hosts: [String] = []
+        var origins: [OriginConfig] = []
+        var limits = base
+        var balance = BalanceStrategy.leastConnections
+        var health = HealthCheckConfig()
+        var passive = PassiveHealthConfig()
+        var sawHosts = false
+        var sawOrigins = false
+        for (k, v) in f {
+            let p = "\(path).\(k)"
+            switch k {
+            case "name":
+                name = string(v, p)
+                if let n = name, !n.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }) {
+                    report(v, p, "use letters, digits, '-', '_' and '.' only")
+                }
+            case "hosts":
+                sawHosts = true
+                if let items = list(v, p) {
+                    for (i, item) in items.enumerated() {
+                        guard let h = string(item, "\(p)[\(i)]") else { continue }
+                        if !SiteRouter.isValidPattern(h) {
+                            report(item, "\(p)[\(i)]", "expected a host name such as example.org, *.example.org or *")
+                            continue
+                        }
+                        hosts.append(h.lowercased())
+                    }
+                    if items.isEmpty { report(v, p, "a site needs at least one host name") }
+                }
+            case "origins":
+                sawOrigins = true
+                if let items = list(v, p) {
+                    for (i, item) in items.enumerated() {
+                        if let o = origin(item, "\(p)[\(i)]") { origins.append(o) }
+                    }
+                    if items.isEmpty { report(v, p, "a site needs at least one origin") }
+                }
+            case "balance":
+                if let s = string(v, p) {
+                    if let b = BalanceStrategy(rawValue: s) {
+                        balance = b
+                    } else {
+                        report(v, p, "expected one of \(BalanceStrategy.allCases.map(\.rawValue).joined(separator: ", "))")
+                    }
+                }
+            case "health_check": health = healthCheck(v, p)
+            case "passive_health":
+                if let pf = fields(v, p, allowed: Self.passiveKeys) {
+                    for (pk, pv) in pf {
+                        switch pk {
+                        case "max_fails": if let n = int(pv, "\(p).\(pk)", min: 1, max: 1000) { passive.maxFails = n }
+                        case "eject_for": if let d = duration(pv, "\(p).\(pk)") { passive.ejectFor = d }
+                        default: break
+                        }
+                    }
+                }
+            case "limits": decodeLimits(v, p, into: &limits, scope: .site)
+            case "timeouts":
+                var unused = TimeAmount.zero
+                decodeTimeouts(v, p, into: &limits, scope: .site, drain: &unused)
+            default: break
+            }
+        }
+        if name == nil, f.first(where: { $0.0 == "name" }) == nil { report(node, "\(path).name", "a site needs a name") }
+        if !sawHosts { report(node, "\(path).hosts", "a site needs at least one host name") }
+        if !sawOrigins { report(node, "\(path).origins", "a site needs at least one origin") }
+        guard let name else { return nil }
+        var s = SiteConfig(name: name, hosts: hosts, origins: origins, limits: limits)
+        s.balance = balance
+        s.healthCheck = health
+        s.passive = passive
+        return s
+    }
+
+    func origin(_ node: Node, _ path: String) -> OriginConfig? {
+        // Short form: "- 127.0.0.1:9000".
+        if node.scalar != nil {
+            return hostPort(node, path).map { OriginConfig(address: $0) }
+        }
+        guard let f = fields(node, path, allowed: Self.originKeys) else { return nil }
+        var address: HostPort? = nil
+        var maxConnections = 128
+        for (k, v) in f {
+            switch k {
+            case "address": address = hostPort(v, "\(path).address")
+            case "max_connections": maxConnections = int(v, "\(path).max_connections", min: 1, max: 100_000) ?? maxConnections
+            default: break
+            }
+        }
+        if f.first(where: { $0.0 == "address" }) == nil { report(node, "\(path).address", "an origin needs an address") }
+        guard let address else { return nil }
+        var o = OriginConfig(address: address)
+        o.maxConnections = maxConnections
+        return o
+    }
+
+    func healthCheck(_ node: Node, _ path: String) -> HealthCheckConfig {
+        var h = HealthCheckConfig()
+        guard let f = fields(node, path, allowed: Self.healthKeys) else { return h }
+        for (k, v) in f {
+            let p = "\(path).\(k)"
+            switch k {
+            case "enabled": h.enabled = bool(v, p) ?? h.enabled
+            case "path":
+                if let s = string(v, p) {
+                    if s.hasPrefix("/") { h.path = s } else { report(v, p, "must start with '/'") }
+                }
+            case "interval": h.interval = duration(v, p) ?? h.interval
+            case "timeout": h.timeout = duration(v, p) ?? h.timeout
+            case "unhealthy_after": h.unhealthyAfter = int(v, p, min: 1, max: 100) ?? h.unhealthyAfter
+            case "healthy_after": h.healthyAfter = int(v, p, min: 1, max: 100) ?? h.healthyAfter
+            default: break
+            }
+        }
+        return h
+    }
+
+    func decodeLimits(_ node: Node, _ path: String, into limits: inout Limits, scope: Scope) {
+        let all = Self.listenerLimitKeys + Self.siteLimitKeys
+        guard let f = fields(node, path, allowed: all) else { return }
+        for (k, v) in f {
+            let p = "\(path).\(k)"
+            if !applies(k, scope: scope, listenerKeys: Self.listenerLimitKeys, siteKeys: Self.siteLimitKeys, node: v, path: p) { continue }
+            switch k {
+            case "max_connections": limits.maxConnections = int(v, p, min: 1, max: 10_000_000) ?? limits.maxConnections
+            case "max_connections_per_ip": limits.maxConnectionsPerIP = int(v, p, min: 1, max: 10_000_000) ?? limits.maxConnectionsPerIP
+            case "max_header_bytes": limits.maxHeaderBytes = bytes(v, p, min: 256) ?? limits.maxHeaderBytes
+            case "max_header_count": limits.maxHeaderCount = int(v, p, min: 4, max: 10_000) ?? limits.maxHeaderCount
+            case "max_requests_per_connection":
+                limits.maxRequestsPerConnection = int(v, p, min: 1) ?? limits.maxRequestsPerConnection
+            case "max_uri_bytes": limits.maxURIBytes = bytes(v, p, min: 16) ?? limits.maxURIBytes
+            case "max_body_bytes": limits.maxBodyBytes = bytes(v, p, min: 0) ?? limits.maxBodyBytes
+            default: break
+            }
+        }
+    }
+
+    func decodeTimeouts(_ node: Node, _ path: String, into limits: inout Limits, scope: Scope, drain: inout TimeAmount) {
+        var all = Self.listenerTimeoutKeys + Self.siteTimeoutKeys
+        if scope == .top { all.append(Self.drainKey) }
+        guard let f = fields(node, path, allowed: all) else { return }
+        for (k, v) in f {
+            let p = "\(path).\(k)"
+            if k == Self.drainKey {
+                drain = duration(v, p) ?? drain
+                continue
+            }
+            if !applies(k, scope: scope, listenerKeys: Self.listenerTimeoutKeys, siteKeys: Self.siteTimeoutKeys, node: v, path: p) { continue }
+            switch k {
+            case "header": limits.headerTimeout = duration(v, p) ?? limits.headerTimeout
+            case "idle": limits.idleTimeout = duration(v, p) ?? limits.idleTimeout
+            case "send": limits.sendTimeout = duration(v, p) ?? limits.sendTimeout
+            case "body": limits.bodyTimeout = duration(v, p) ?? limits.bodyTimeout
+            case "body_min_rate": limits.bodyMinRate = bytes(v, p, min: 0) ?? limits.bodyMinRate
+            case "origin_connect": limits.originConnectTimeout = duration(v, p) ?? limits.originConnectTimeout
+            case "origin_response": limits.originResponseTimeout = duration(v, p) ?? limits.originResponseTimeout
+            default: break
+            }
+        }
+    }
+
+    /// Whether key `k` may be set at `scope`; reports the mistake when not.
+    private func applies(_ k: String, scope: Scope, listenerKeys: [String], siteKeys: [String], node: Node, path: String) -> Bool {
+        switch scope {
+        case .top: return true
+        case .listener where siteKeys.contains(k):
+            report(node, path, "applies to sites, not listeners; set it under sites[].\(path.split(separator: ".").suffix(2).joined(separator: ".")) or at the top level")
+            return false
+        case .site where listenerKeys.contains(k):
+            report(node, path, "applies to listeners, not sites; set it under listeners[].\(path.split(separator: ".").suffix(2).joined(separator: ".")) or at the top level")
+            return false
+        default: return true
+        }
+    }
+
+    /// The allowed key nearest to a misspelt one (edit distance at most 2).
+    private func closest(_ name: String, in allowed: [String]) -> String? {
+        var best: (String, Int)? = nil
+        for candidate in allowed {
+            let d = editDistance(Array(name), Array(candidate))
+            if d <= 2, best == nil || d < best!.1 { best = (candidate, d) }
+        }
+        return best?.0
+    }
+
+    private func editDistance(_ a: [Character], _ b: [Character]) -> Int {
+        if a.isEmpty { return b.count }
+        if b.isEmpty { return a.count }
+        var prev = Array(0...b.count)
+        var cur = [Int](repeating: 0, count: b.count + 1)
+        for i in 1...a.count {
+            cur[0] = i
+            for j in 1...b.count {
+                cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            swap(&prev, &cur)
+        }
+        return prev[b.count]
+    }
+}
+
+/// Parsing of the value syntaxes used in the config: durations and byte sizes.
+public enum ValueParsing {
+    /// `250ms`, `10s`, `2m`, `1h`, or a bare number of seconds.
+    public static func duration(_ text: String) -> TimeAmount? {
+        let s = text.trimmingCharacters()
+        let units: [(String, Int64)] = [("ms", 1_000_000), ("s", 1_000_000_000), ("m", 60_000_000_000), ("h", 3_600_000_000_000)]
+        for (suffix, factor) in units where s.hasSuffix(suffix) {
+            let number = s.dropLast(suffix.count)
+            // "ms" also ends in "s": only accept a plain number before the suffix.
+            if let v = Int64(number), v >= 0, v <= Int64.max / factor { return .nanoseconds(v * factor) }
+            if let d = Double(number), d >= 0, d.isFinite, d * Double(factor) < Double(Int64.max) {
+                return .nanoseconds(Int64(d * Double(factor)))
+            }
+        }
+        if let v = Int64(s), v >= 0, v <= Int64.max / 1_000_000_000 { return .seconds(v) }
+        return nil
+    }
+
+    /// `512`, `16k`, `16KiB`, `16KB`, `10M`, `10MiB`, `1GiB` (all binary multiples).
+    public static func bytes(_ text: String) -> Int? {
+        let s = text.trimmingCharacters()
+        let units: [(String, Int)] = [
+            ("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("KB", 1 << 10), ("MB", 1 << 20), ("GB", 1 << 30),
+            ("k", 1 << 10), ("K", 1 << 10), ("m", 1 << 20), ("M", 1 << 20), ("g", 1 << 30), ("G", 1 << 30), ("B", 1),
+        ]
+        for (suffix, factor) in units where s.hasSuffix(suffix) {
+            guard let v = Int(s.dropLast(suffix.count).trimmingCharacters()), v >= 0, v <= Int.max / factor else { return nil }
+            return v * factor
+        }
+        guard let v = Int(s), v >= 0 else { return nil }
+        return v
+    }
+}
+
+extension StringProtocol {
+    func trimmingCharacters() -> String {
+        String(Substring(self).trimmingASCIISpaces())
+    }
+}

@@ -1,0 +1,208 @@
+import NIOCore
+
+/// A `host:port` pair as written in the config (`127.0.0.1:8080`, `[::1]:8080`, `origin.local:80`).
+public struct HostPort: Hashable, Sendable, CustomStringConvertible {
+    /// Host name or IP literal, without brackets.
+    public var host: String
+    /// TCP port, 1...65535.
+    public var port: Int
+
+    /// Builds a host and port pair.
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `host:port` or `[v6]:port`; nil when the port is missing or out of range.
+    public init?(parsing text: String) {
+        let s = Substring(text)
+        var host: Substring
+        var portText: Substring
+        if s.hasPrefix("[") {
+            guard let close = s.firstIndex(of: "]") else { return nil }
+            host = s[s.index(after: s.startIndex)..<close]
+            let after = s[s.index(after: close)...]
+            guard after.hasPrefix(":") else { return nil }
+            portText = after.dropFirst()
+        } else {
+            guard let colon = s.lastIndex(of: ":"), !s[..<colon].contains(":") else { return nil }
+            host = s[..<colon]
+            portText = s[s.index(after: colon)...]
+        }
+        guard !host.isEmpty, let port = Int(portText), (1...65535).contains(port) else { return nil }
+        self.host = String(host)
+        self.port = port
+    }
+
+    /// `host:port`, with brackets around IPv6 literals.
+    public var description: String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+}
+
+/// Size, count and time limits. The same set of keys exists at the top level, per listener and per
+/// site; each key says which of those scopes reads it (see `docs/configuration.md`).
+public struct Limits: Hashable, Sendable {
+    /// Most open client connections on one listener. Scope: listener.
+    public var maxConnections: Int = 10_000
+    /// Most concurrent connections from one client address on one listener. Scope: listener.
+    public var maxConnectionsPerIP: Int = 64
+    /// Most bytes of request header names and values together. Scope: listener.
+    public var maxHeaderBytes: Int = 16 * 1024
+    /// Most request header fields. Scope: listener.
+    public var maxHeaderCount: Int = 100
+    /// Most requests served on one keep-alive connection before it is closed. Scope: listener.
+    public var maxRequestsPerConnection: Int = 1000
+    /// Longest request target (path and query), in bytes. Scope: site.
+    public var maxURIBytes: Int = 8 * 1024
+    /// Largest request body, in bytes. Scope: site.
+    public var maxBodyBytes: Int = 10 * 1024 * 1024
+
+    /// Whole time allowed from a request's first byte to the end of its headers (slowloris). Scope: listener.
+    public var headerTimeout: TimeAmount = .seconds(10)
+    /// Idle time allowed between requests on a keep-alive connection. Scope: listener.
+    public var idleTimeout: TimeAmount = .seconds(60)
+    /// Time a client may leave a response unread (slow read) before the connection is closed. Scope: listener.
+    public var sendTimeout: TimeAmount = .seconds(30)
+    /// Whole time allowed to receive a request body. Scope: site.
+    public var bodyTimeout: TimeAmount = .seconds(60)
+    /// Slowest body upload accepted, in bytes per second, averaged over `rateWindow`; 0 disables. Scope: site.
+    public var bodyMinRate: Int = 1024
+    /// Time allowed to open a TCP connection to an origin. Scope: site.
+    public var originConnectTimeout: TimeAmount = .seconds(3)
+    /// Time allowed for an origin to start its response once the request is sent. Scope: site.
+    public var originResponseTimeout: TimeAmount = .seconds(30)
+
+    /// Window over which `bodyMinRate` is averaged (fixed, 5 seconds).
+    public static let rateWindow: TimeAmount = .seconds(5)
+
+    /// The defaults listed in `docs/configuration.md`.
+    public init() {}
+}
+
+/// How a site spreads requests over its origins.
+public enum BalanceStrategy: String, Sendable, Hashable, CaseIterable {
+    /// Each origin in turn.
+    case roundRobin = "round_robin"
+    /// The origin with the fewest requests in flight (on this event loop).
+    case leastConnections = "least_connections"
+}
+
+/// Active health checking of a site's origins.
+public struct HealthCheckConfig: Hashable, Sendable {
+    /// False turns active checks off (passive ejection still applies).
+    public var enabled: Bool = true
+    /// Path requested with GET; a status below 500 counts as healthy.
+    public var path: String = "/"
+    /// Time between checks of one origin.
+    public var interval: TimeAmount = .seconds(5)
+    /// Time one check may take.
+    public var timeout: TimeAmount = .seconds(2)
+    /// Consecutive failed checks that mark an origin down.
+    public var unhealthyAfter: Int = 3
+    /// Consecutive good checks that mark a down origin up again.
+    public var healthyAfter: Int = 2
+
+    /// The documented defaults.
+    public init() {}
+}
+
+/// Passive ejection: origins that fail live requests are taken out of rotation for a while.
+public struct PassiveHealthConfig: Hashable, Sendable {
+    /// Consecutive failures (connect error, timeout, 502/503/504 from the origin) that eject an origin.
+    public var maxFails: Int = 3
+    /// How long an ejected origin stays out before it is tried again.
+    public var ejectFor: TimeAmount = .seconds(10)
+
+    /// The documented defaults.
+    public init() {}
+}
+
+/// One origin server of a site.
+public struct OriginConfig: Hashable, Sendable {
+    /// Where the origin listens.
+    public var address: HostPort
+    /// Most open connections (and so concurrent requests) from the gateway to this origin.
+    public var maxConnections: Int = 128
+
+    /// An origin at `address` with the default connection cap.
+    public init(address: HostPort) { self.address = address }
+}
+
+/// One protected website: the host names it answers and the origins behind it.
+public struct SiteConfig: Hashable, Sendable {
+    /// Short name used in logs, metrics and the admin API.
+    public var name: String
+    /// Host names (`example.org`, `*.example.org`), matched case-insensitively without the port.
+    public var hosts: [String]
+    /// The origin servers.
+    public var origins: [OriginConfig]
+    /// How requests are spread over `origins`.
+    public var balance: BalanceStrategy = .leastConnections
+    /// Active health checks.
+    public var healthCheck = HealthCheckConfig()
+    /// Passive ejection.
+    public var passive = PassiveHealthConfig()
+    /// Request-phase limits (body, URI, origin timeouts).
+    public var limits: Limits
+
+    /// A site with default settings.
+    public init(name: String, hosts: [String], origins: [OriginConfig], limits: Limits = Limits()) {
+        self.name = name
+        self.hosts = hosts
+        self.origins = origins
+        self.limits = limits
+    }
+}
+
+/// One client-facing listener.
+public struct ListenerConfig: Hashable, Sendable {
+    /// Address and port to bind.
+    public var address: HostPort
+    /// When true, every connection must start with a PROXY protocol v1 or v2 header.
+    public var proxyProtocol: Bool = false
+    /// Connection-phase limits (connections, header size and time, keep-alive).
+    public var limits: Limits
+
+    /// A listener with default settings.
+    public init(address: HostPort, limits: Limits = Limits()) {
+        self.address = address
+        self.limits = limits
+    }
+}
+
+/// The whole gateway configuration, as decoded and validated from YAML or built from CLI flags.
+public struct GatewayConfig: Hashable, Sendable {
+    /// Client-facing listeners.
+    public var listeners: [ListenerConfig]
+    /// Protected sites.
+    public var sites: [SiteConfig]
+    /// Proxies whose `X-Forwarded-For` is believed.
+    public var trustedProxies = CIDRSet()
+    /// Name of the site that serves requests for unknown hosts; nil answers them with 421.
+    public var defaultSite: String? = nil
+    /// Admin listener address.
+    public var adminAddress = HostPort(host: "127.0.0.1", port: 9090)
+    /// Folder for local state (bans, incidents, generated admin token).
+    public var statePath: String = "rampart-state"
+    /// How long SIGTERM waits for in-flight requests before closing what is left.
+    public var drainTimeout: TimeAmount = .seconds(30)
+    /// Top-level limits: the defaults every listener and site starts from.
+    public var limits = Limits()
+
+    /// A config with the given listeners and sites and default everything else.
+    public init(listeners: [ListenerConfig], sites: [SiteConfig]) {
+        self.listeners = listeners
+        self.sites = sites
+    }
+
+    /// The one-site config that `rampart run --listen L --origin O` uses: every protection on with
+    /// its defaults, the site answering any host name (there is only one).
+    public static func oneSite(listen: HostPort, origins: [HostPort]) -> GatewayConfig {
+        var site = SiteConfig(name: "default", hosts: ["*"], origins: origins.map { OriginConfig(address: $0) })
+        site.healthCheck.enabled = true
+        var config = GatewayConfig(listeners: [ListenerConfig(address: listen)], sites: [site])
+        config.defaultSite = "default"
+        return config
+    }
+}

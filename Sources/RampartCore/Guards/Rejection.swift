@@ -1,0 +1,225 @@
+import NIOHTTP1
+
+/// Why the gateway refused a connection or a request. The raw value is a stable token used in
+/// logs, counters and (later) metric labels; the set is closed, so labels stay bounded.
+public enum RejectReason: String, Sendable, CaseIterable, Hashable {
+    // Connection admission.
+    case maxConnections = "max_connections"
+    case maxConnectionsPerIP = "max_connections_per_ip"
+    case proxyProtocolMissing = "proxy_protocol_missing"
+    case proxyProtocolMalformed = "proxy_protocol_malformed"
+    // Slow and idle clients.
+    case headerTimeout = "header_timeout"
+    case idleTimeout = "idle_timeout"
+    case bodyTimeout = "body_timeout"
+    case bodyTooSlow = "body_too_slow"
+    case sendTimeout = "send_timeout"
+    // Request framing and size.
+    case badRequest = "bad_request"
+    case headerTooLarge = "header_too_large"
+    case uriTooLong = "uri_too_long"
+    case bodyTooLarge = "body_too_large"
+    case missingHost = "missing_host"
+    case duplicateHost = "duplicate_host"
+    case contentLengthWithTransferEncoding = "cl_and_te"
+    case badContentLength = "bad_content_length"
+    case badTransferEncoding = "bad_transfer_encoding"
+    case badChunk = "bad_chunk"
+    case badHeader = "bad_header"
+    case badTarget = "bad_target"
+    case methodNotAllowed = "method_not_allowed"
+    case expectationFailed = "expectation_failed"
+    // Routing and origin.
+    case unknownHost = "unknown_host"
+    case originUnavailable = "origin_unavailable"
+    case originTimeout = "origin_timeout"
+    case originQueueFull = "origin_queue_full"
+    case originError = "origin_error"
+
+    /// The status a client gets for this reason (connection-level reasons close without a response).
+    public var status: HTTPResponseStatus {
+        switch self {
+        case .maxConnections, .maxConnectionsPerIP, .proxyProtocolMissing, .proxyProtocolMalformed,
+            .idleTimeout, .sendTimeout:
+            return .serviceUnavailable
+        case .headerTimeout, .bodyTimeout, .bodyTooSlow: return .requestTimeout
+        case .headerTooLarge: return .requestHeaderFieldsTooLarge
+        case .uriTooLong: return .uriTooLong
+        case .bodyTooLarge: return .payloadTooLarge
+        case .methodNotAllowed: return .methodNotAllowed
+        case .expectationFailed: return .expectationFailed
+        case .unknownHost: return .misdirectedRequest
+        case .originUnavailable, .originQueueFull: return .serviceUnavailable
+        case .originTimeout: return .gatewayTimeout
+        case .originError: return .badGateway
+        case .badRequest, .missingHost, .duplicateHost, .contentLengthWithTransferEncoding, .badContentLength,
+            .badTransferEncoding, .badChunk, .badHeader, .badTarget:
+            return .badRequest
+        }
+    }
+
+    /// True when the connection must be closed after the error response (framing can no longer be
+    /// trusted, or the client is being cut off).
+    public var closesConnection: Bool {
+        switch self {
+        case .unknownHost, .originUnavailable, .originTimeout, .originQueueFull, .originError, .methodNotAllowed,
+            .uriTooLong:
+            return false
+        default:
+            return true
+        }
+    }
+
+    /// One sentence for the error page.
+    public var explanation: String {
+        switch self {
+        case .unknownHost: return "This gateway does not serve the requested host name."
+        case .originUnavailable, .originQueueFull: return "The site is busy or unavailable right now. Please try again in a moment."
+        case .originTimeout: return "The site took too long to answer. Please try again in a moment."
+        case .originError: return "The site could not answer this request."
+        case .bodyTooLarge: return "The request body is larger than this site accepts."
+        case .uriTooLong: return "The requested address is too long."
+        case .headerTooLarge: return "The request headers are too large."
+        case .headerTimeout, .bodyTimeout, .bodyTooSlow: return "The request was not received in time."
+        case .methodNotAllowed: return "This method is not accepted here."
+        case .expectationFailed: return "The Expect header is not supported."
+        default: return "The request could not be understood."
+        }
+    }
+}
+
+/// Request-head checks that run before anything is forwarded: size limits, framing ambiguity
+/// (the request-smuggling defences), and target form. Pure: a head in, a verdict out.
+public enum RequestChecks {
+    /// What the checks found acceptable, for the handler to act on.
+    public struct Accepted: Sendable, Equatable {
+        /// The host to route on: the absolute-form authority when given, else the `Host` header.
+        public var host: String?
+        /// The origin-form target to forward (absolute-form is rewritten).
+        public var target: String
+        /// The declared body length; nil for chunked or no body.
+        public var contentLength: Int?
+        /// True when the body is chunked.
+        public var chunked: Bool
+        /// True when the client sent `Expect: 100-continue`.
+        public var expectsContinue: Bool
+    }
+
+    /// Checks `head` against `limits`: framing first, then sizes.
+    public static func check(_ head: HTTPRequestHead, limits: Limits) -> Result<Accepted, RejectReasonError> {
+        switch framing(head) {
+        case .failure(let e): return .failure(e)
+        case .success(let accepted):
+            if let reason = sizes(accepted, head: head, limits: limits) { return .failure(.init(reason)) }
+            return .success(accepted)
+        }
+    }
+
+    /// Size checks that need the site's limits (URI length, declared body length).
+    public static func sizes(_ accepted: Accepted, head: HTTPRequestHead, limits: Limits) -> RejectReason? {
+        if head.uri.utf8.count > limits.maxURIBytes { return .uriTooLong }
+        if let n = accepted.contentLength, n > limits.maxBodyBytes { return .bodyTooLarge }
+        return nil
+    }
+
+    /// Framing checks that need no configuration: the request-smuggling defences (one Host, one
+    /// valid Content-Length, no Content-Length with Transfer-Encoding, only plain `chunked`) and the
+    /// request target's form.
+    public static func framing(_ head: HTTPRequestHead) -> Result<Accepted, RejectReasonError> {
+        if head.method == .CONNECT { return .failure(.init(.methodNotAllowed)) }
+
+        var host: String? = nil
+        var hostCount = 0
+        var contentLength: Int? = nil
+        var sawContentLength = false
+        var transferEncoding: String? = nil
+        var expectsContinue = false
+        for (name, value) in head.headers {
+            switch name.utf8.count {
+            case 4 where name.lowercased() == "host":
+                hostCount += 1
+                host = value
+            case 14 where name.lowercased() == "content-length":
+                // A repeated Content-Length is refused even with equal values: peers disagree on it.
+                guard !sawContentLength, let n = parseContentLength(value) else { return .failure(.init(.badContentLength)) }
+                sawContentLength = true
+                contentLength = n
+            case 17 where name.lowercased() == "transfer-encoding":
+                if transferEncoding != nil { return .failure(.init(.badTransferEncoding)) }
+                transferEncoding = value
+            case 6 where name.lowercased() == "expect":
+                if value.lowercased() == "100-continue" {
+                    expectsContinue = true
+                } else {
+                    return .failure(.init(.expectationFailed))
+                }
+            default:
+                break
+            }
+        }
+        if hostCount > 1 { return .failure(.init(.duplicateHost)) }
+        if sawContentLength, transferEncoding != nil { return .failure(.init(.contentLengthWithTransferEncoding)) }
+        var chunked = false
+        if let te = transferEncoding {
+            // Only plain "chunked" is accepted: lists and unknown codings are how smuggling starts.
+            guard te.lowercased().trimmingCharacters() == "chunked", head.version == .http1_1 else {
+                return .failure(.init(.badTransferEncoding))
+            }
+            chunked = true
+        }
+
+        var target = head.uri
+        if !target.hasPrefix("/") {
+            if target == "*", head.method == .OPTIONS {
+                // Server-wide OPTIONS: forwarded as is.
+            } else if let (authority, path) = splitAbsoluteForm(target) {
+                host = authority
+                hostCount = 1
+                target = path
+            } else {
+                return .failure(.init(.badTarget))
+            }
+        }
+        if hostCount == 0, head.version.major == 1, head.version.minor >= 1 { return .failure(.init(.missingHost)) }
+        if let h = host, !isPlausibleHost(h) { return .failure(.init(.badHeader)) }
+        return .success(Accepted(host: host, target: target, contentLength: contentLength, chunked: chunked, expectsContinue: expectsContinue))
+    }
+
+    /// A Content-Length value: digits only, at most 18 of them.
+    static func parseContentLength(_ value: String) -> Int? {
+        let v = value.utf8
+        guard !v.isEmpty, v.count <= 18, v.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        return Int(value)
+    }
+
+    /// Splits `http://host[:port]/path?q` into authority and origin-form target.
+    static func splitAbsoluteForm(_ uri: String) -> (String, String)? {
+        let lower = uri.prefix(8).lowercased()
+        let schemeLength: Int
+        if lower.hasPrefix("http://") { schemeLength = 7 } else if lower.hasPrefix("https://") { schemeLength = 8 } else { return nil }
+        let rest = uri.dropFirst(schemeLength)
+        let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
+        let authority = rest[..<slash]
+        guard !authority.isEmpty, !authority.contains("@") else { return nil }
+        var path = String(rest[slash...])
+        if path.isEmpty { path = "/" } else if path.hasPrefix("?") { path = "/" + path }
+        return (String(authority), path)
+    }
+
+    /// Host header values: letters, digits, '-', '.', ':' and brackets only (no spaces, no userinfo).
+    static func isPlausibleHost(_ host: String) -> Bool {
+        let u = host.utf8
+        return !u.isEmpty && u.count <= 260 && u.allSatisfy { b in
+            (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39)
+                || b == 0x2D || b == 0x2E || b == 0x3A || b == 0x5B || b == 0x5D || b == 0x5F
+        }
+    }
+}
+
+/// A ``RejectReason`` as an `Error`, for `Result`.
+public struct RejectReasonError: Error, Equatable, Sendable {
+    /// The reason.
+    public let reason: RejectReason
+    /// Wraps a reason.
+    public init(_ reason: RejectReason) { self.reason = reason }
+}

@@ -1,0 +1,170 @@
+import NIOCore
+import RampartCore
+
+extension IPAddress {
+    /// The IP of a socket address; nil for Unix sockets.
+    init?(_ address: SocketAddress?) {
+        switch address {
+        case .v4(let a):
+            self.init(v4: UInt32(bigEndian: a.address.sin_addr.s_addr))
+        case .v6(let a):
+            var high: UInt64 = 0
+            var low: UInt64 = 0
+            withUnsafeBytes(of: a.address.sin6_addr) { raw in
+                for i in 0..<8 { high = high << 8 | UInt64(raw[i]) }
+                for i in 8..<16 { low = low << 8 | UInt64(raw[i]) }
+            }
+            self.init(high: high, low: low)
+        default:
+            return nil
+        }
+    }
+}
+
+/// Connection admission for one listener, the first and cheapest guard: it runs on the listener's
+/// accept loop, sees each accepted socket before it is registered with a worker loop, and closes
+/// over-limit ones at once, before a byte is read or parsed.
+///
+/// Listeners that speak the PROXY protocol learn the client address only later; their connections
+/// are admitted through ``admit(_:)`` from the worker loop once the header is read.
+final class AcceptGate: ChannelInboundHandler {
+    typealias InboundIn = any Channel
+    typealias InboundOut = any Channel
+
+    private var admission: ConnectionAdmission
+    private let loop: LoopContext
+    private let proxyProtocol: Bool
+
+    init(limits: Limits, proxyProtocol: Bool, loop: LoopContext) {
+        self.admission = ConnectionAdmission(maxConnections: limits.maxConnections, maxPerAddress: limits.maxConnectionsPerIP)
+        self.proxyProtocol = proxyProtocol
+        self.loop = loop
+    }
+
+    /// Applies new caps from a reloaded config (open connections stay).
+    func update(limits: Limits) {
+        admission.maxConnections = limits.maxConnections
+        admission.maxPerAddress = limits.maxConnectionsPerIP
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let child = unwrapInboundIn(data)
+        if proxyProtocol {
+            // Only the total is known to matter here; the per-address cap waits for the real address.
+            if admission.open >= admission.maxConnections {
+                loop.reject(.maxConnections, client: IPAddress(child.remoteAddress))
+                child.close(promise: nil)
+                return
+            }
+            context.fireChannelRead(data)
+            return
+        }
+        guard let ip = IPAddress(child.remoteAddress) else {
+            context.fireChannelRead(data)
+            return
+        }
+        if let reason = admission.admit(ip) {
+            loop.reject(reason, client: ip)
+            child.close(promise: nil)
+            return
+        }
+        loop.counters.connectionsAccepted += 1
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        child.closeFuture.whenComplete { _ in
+            bound.eventLoop.execute { bound.value.admission.release(ip) }
+        }
+        context.fireChannelRead(data)
+    }
+
+    /// Admits a connection whose address came from a PROXY header. Runs on the accept loop.
+    func admit(_ ip: IPAddress, channel: any Channel) -> RejectReason? {
+        if let reason = admission.admit(ip) {
+            loop.reject(reason, client: ip)
+            return reason
+        }
+        loop.counters.connectionsAccepted += 1
+        let bound = NIOLoopBound(self, eventLoop: loop.eventLoop)
+        channel.closeFuture.whenComplete { _ in
+            bound.eventLoop.execute { bound.value.admission.release(ip) }
+        }
+        return nil
+    }
+
+    /// Open connections admitted by this gate.
+    var openConnections: Int { admission.open }
+}
+
+@available(*, unavailable)
+extension AcceptGate: Sendable {}
+
+/// Reads the PROXY protocol header that opens each connection on listeners that enable it, hands
+/// the source address to the client handler and the accept gate, then removes itself. A missing or
+/// malformed header closes the connection, counted.
+final class ProxyProtocolHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private var buffered: ByteBuffer?
+    private let client: ClientHandler
+    private let loop: LoopContext
+    private let gate: NIOLoopBound<AcceptGate>
+    private var done = false
+
+    init(client: ClientHandler, loop: LoopContext, gate: NIOLoopBound<AcceptGate>) {
+        self.client = client
+        self.loop = loop
+        self.gate = gate
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !done else {
+            // Waiting for admission: keep what arrives until the verdict.
+            var incoming = unwrapInboundIn(data)
+            buffered!.writeBuffer(&incoming)
+            return
+        }
+        var incoming = unwrapInboundIn(data)
+        if buffered == nil { buffered = incoming } else { buffered!.writeBuffer(&incoming) }
+        let view = buffered!.readableBytesView
+        switch ProxyProtocol.parse(view) {
+        case .needMoreData:
+            return
+        case .invalid(let reason):
+            let r: RejectReason = reason == "proxy_protocol_missing" ? .proxyProtocolMissing : .proxyProtocolMalformed
+            loop.reject(r, client: IPAddress(context.channel.remoteAddress), detail: reason)
+            context.close(promise: nil)
+        case .header(let length, let source, _):
+            done = true
+            buffered!.moveReaderIndex(forwardBy: length)
+            let ip = source ?? IPAddress(context.channel.remoteAddress) ?? IPAddress(v4: 0)
+            client.peer = ip
+            let channel = context.channel
+            let gate = self.gate
+            let verdict = gate.eventLoop.submit { gate.value.admit(ip, channel: channel) }
+            verdict.assumeIsolated(on: context.eventLoop).whenComplete { result in
+                switch result {
+                case .success(nil):
+                    let rest = self.buffered!
+                    self.buffered = nil
+                    context.pipeline.syncOperations.removeHandler(self, promise: nil)
+                    if rest.readableBytes > 0 {
+                        context.fireChannelRead(self.wrapInboundOut(rest))
+                        context.fireChannelReadComplete()
+                    }
+                default:
+                    context.close(promise: nil)
+                }
+            }
+        }
+    }
+}
+
+extension EventLoopFuture {
+    /// `assumeIsolated()` after hopping to `loop`.
+    func assumeIsolated(on loop: any EventLoop) -> EventLoopFuture<Value>.Isolated {
+        self.hop(to: loop).assumeIsolated()
+    }
+}
+
+@available(*, unavailable)
+extension ProxyProtocolHandler: Sendable {}

@@ -1,0 +1,592 @@
+import NIOCore
+import NIOHTTP1
+import RampartCore
+
+/// Serves one client connection: runs the request-phase guards on each request head, picks an
+/// origin, and streams the request to it and the response back, with back-pressure both ways.
+///
+/// Requests on one connection are sequential (`HTTPServerPipelineHandler` in front queues
+/// pipelined ones), so the per-request state lives in this handler's fields and a `Phase` enum.
+final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    /// Where the current request is.
+    enum Phase: Equatable {
+        /// Waiting for a request head.
+        case idle
+        /// Head accepted, waiting for an origin connection; body parts are buffered.
+        case connecting
+        /// Streaming to and from an origin.
+        case proxying
+        /// Answered locally while the client is still sending a body, which is dropped.
+        case discarding
+        /// The connection is closing or closed.
+        case closed
+    }
+
+    private let loop: LoopContext
+    private let listener: Int
+    private let scheme: String
+    /// The connection's client address (the TCP peer, or the PROXY protocol source).
+    var peer: IPAddress
+    private var timeouts: ConnectionTimeouts
+    private var context: ChannelHandlerContext?
+    private var phase = Phase.idle
+    private var requestsOnConnection = 0
+
+    // The current request.
+    private var forwardHead: HTTPRequestHead?
+    private var clientVersion = HTTPVersion.http1_1
+    private var clientIP: IPAddress
+    private var requestID = ""
+    private var wantsJSON = false
+    private var keepAlive = true
+    private var requestEnded = false
+    private var responseStarted = false
+    private var hasBody = false
+    private var bodyBytes = 0
+    private var siteLimits = Limits()
+    private var pool: OriginPool?
+    private var upstream: UpstreamConnection?
+    private var upstreamKeepAlive = true
+    private var retried = false
+    private var pendingBody = CircularBuffer<HTTPClientRequestPart>()
+    private var pendingBodyBytes = 0
+    /// Body bytes buffered while connecting before client reads are held.
+    private static let maxPendingBody = 64 * 1024
+
+    // Back-pressure towards the client: reads held while the origin cannot take more.
+    private var upstreamBlocked = false
+    private var readPending = false
+
+    // One lazy timer for the connection's deadlines.
+    private var timer: Scheduled<Void>?
+    private var timerAt: NIODeadline?
+
+    init(loop: LoopContext, listener: Int, peer: IPAddress, scheme: String, now: NIODeadline) {
+        self.loop = loop
+        self.listener = listener
+        self.peer = peer
+        self.clientIP = peer
+        self.scheme = scheme
+        self.timeouts = ConnectionTimeouts(limits: loop.config.source.listeners[listener].limits, now: now)
+    }
+
+    private var listenerLimits: Limits { loop.config.source.listeners[listener].limits }
+
+    // MARK: - Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        armTimer(now: .now())
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        cancelTimer()
+        self.context = nil
+    }
+
+    /// Raw bytes arrived (told by ``ClientActivityHandler``): a new request has started.
+    func bytesArrived() {
+        if phase == .idle {
+            let now = NIODeadline.now()
+            timeouts.bytesReceived(now: now)
+            armTimer(now: now)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            receivedHead(head, context: context)
+        case .body(let buffer):
+            receivedBody(buffer, context: context)
+        case .end(let trailers):
+            receivedEnd(trailers, context: context)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if phase == .proxying { upstream?.handler.flush() }
+        context.fireChannelReadComplete()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if upstreamBlocked {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        let writable = context.channel.isWritable
+        let now = NIODeadline.now()
+        timeouts.writabilityChanged(isWritable: writable, now: now)
+        if writable { upstream?.handler.resumeReads() } else { upstream?.handler.pauseReads() }
+        armTimer(now: now)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        phase = .closed
+        cancelTimer()
+        if let upstream, let pool {
+            // The response did not finish: the origin connection is mid-message and cannot be reused.
+            self.upstream = nil
+            pool.release(upstream, reusable: false)
+        }
+        pool = nil
+        pendingBody.removeAll()
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent { keepAlive = false }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard phase != .closed else { return }
+        if let parseError = error as? HTTPParserError {
+            let reason = Self.reason(for: parseError)
+            if responseStarted || phase == .proxying && responseStarted {
+                loop.reject(reason, client: clientIP)
+                closeNow()
+            } else {
+                keepAlive = false
+                if let upstream, let pool {
+                    self.upstream = nil
+                    pool.release(upstream, reusable: false)
+                }
+                respondLocally(reason, detail: "\(parseError)")
+            }
+            return
+        }
+        // I/O errors (reset by peer and the like): nothing to answer.
+        closeNow()
+    }
+
+    /// The refusal reason for a parser error.
+    static func reason(for error: HTTPParserError) -> RejectReason {
+        switch error {
+        case .headerOverflow: return .headerTooLarge
+        case .invalidContentLength: return .badContentLength
+        case .unexpectedContentLength: return .contentLengthWithTransferEncoding
+        case .invalidChunkSize: return .badChunk
+        case .invalidHeaderToken, .lfExpected, .strictModeAssertion, .invalidCharactersUsed: return .badHeader
+        case .invalidURL, .invalidPath, .invalidQueryString, .invalidHost, .invalidPort, .invalidFragment: return .badTarget
+        default: return .badRequest
+        }
+    }
+
+    // MARK: - Request side
+
+    private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        guard phase == .idle else {
+            // Cannot happen behind HTTPServerPipelineHandler; refuse rather than mix two requests.
+            closeNow()
+            return
+        }
+        let now = NIODeadline.now()
+        requestsOnConnection += 1
+        loop.counters.requests += 1
+        let config = loop.config
+        requestID = loop.nextRequestID()
+        clientVersion = head.version
+        wantsJSON = ErrorPage.wantsJSON(head.headers)
+        requestEnded = false
+        responseStarted = false
+        retried = false
+        bodyBytes = 0
+        upstreamKeepAlive = true
+        keepAlive = head.isKeepAlive && requestsOnConnection < listenerLimits.maxRequestsPerConnection && !loop.draining
+        clientIP = peer
+        if !config.trusted.isEmpty, config.trusted.contains(peer) {
+            clientIP = ClientAddressResolver.resolve(
+                peer: peer,
+                forwardedFor: head.headers["x-forwarded-for"],
+                trusted: config.trusted
+            )
+        }
+
+        let accepted: RequestChecks.Accepted
+        switch RequestChecks.framing(head) {
+        case .failure(let e):
+            hasBody = true  // framing is unknown: never try to read on
+            keepAlive = false
+            timeouts.headReceived(now: now, expectsBody: false)
+            respondLocally(e.reason)
+            return
+        case .success(let a):
+            accepted = a
+        }
+        hasBody = accepted.chunked || (accepted.contentLength ?? 0) > 0
+        timeouts.headReceived(now: now, expectsBody: hasBody)
+
+        guard let siteIndex = config.router.route(host: accepted.host) else {
+            respondLocally(.unknownHost, detail: accepted.host)
+            return
+        }
+        let site = config.sites[siteIndex]
+        siteLimits = site.limits
+        timeouts.limits = Self.merged(listener: listenerLimits, site: site.limits)
+        armTimer(now: now)
+        if let reason = RequestChecks.sizes(accepted, head: head, limits: site.limits) {
+            if reason == .bodyTooLarge { keepAlive = false }
+            respondLocally(reason)
+            return
+        }
+
+        var forwarded = HTTPRequestHead(version: .http1_1, method: head.method, uri: accepted.target, headers: head.headers)
+        ForwardingHeaders.prepareRequest(
+            &forwarded.headers,
+            peer: peer,
+            peerIsTrusted: config.trusted.contains(peer),
+            scheme: scheme,
+            host: accepted.host,
+            requestID: requestID,
+            version: head.version
+        )
+        if accepted.expectsContinue { forwarded.headers.remove(name: "expect") }
+        if accepted.chunked {
+            forwarded.headers.add(name: "Transfer-Encoding", value: "chunked")
+        } else if accepted.contentLength == nil, head.method == .POST || head.method == .PUT || head.method == .PATCH {
+            forwarded.headers.add(name: "Content-Length", value: "0")
+        }
+        forwardHead = forwarded
+
+        guard let pool = loop.pickPool(site: siteIndex, now: now) else {
+            respondLocally(.originUnavailable, retryAfter: 5)
+            return
+        }
+        if accepted.expectsContinue {
+            // The request passed every check: ask the client for its body (the origin never sees Expect).
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+        }
+        acquire(from: pool, now: now)
+    }
+
+    private func acquire(from pool: OriginPool, now: NIODeadline) {
+        self.pool = pool
+        phase = .connecting
+        let generation = requestsOnConnection
+        let result = pool.acquire(now: now) { [self] result in
+            self.connectionArrived(result, pool: pool, generation: generation)
+        }
+        switch result {
+        case .ready(let conn):
+            startProxying(conn)
+        case .pending:
+            break
+        case .unavailable(let reason):
+            self.pool = nil
+            respondLocally(reason, retryAfter: 5)
+        }
+    }
+
+    private func connectionArrived(_ result: Result<UpstreamConnection, any Error>, pool: OriginPool, generation: Int) {
+        let stillWanted = phase == .connecting && self.pool === pool && requestsOnConnection == generation
+        switch result {
+        case .success(let conn):
+            if stillWanted {
+                startProxying(conn)
+            } else {
+                pool.release(conn, reusable: true)
+            }
+        case .failure(let error):
+            pool.abandon()
+            guard stillWanted else { return }
+            self.pool = nil
+            if case PoolError.queueTimeout = error {
+                respondLocally(.originQueueFull, retryAfter: 5)
+            } else {
+                pool.health.requestFailed(now: .now())
+                respondLocally(.originUnavailable, retryAfter: 5, detail: "\(pool.address): \(error)")
+            }
+        }
+    }
+
+    private func startProxying(_ conn: UpstreamConnection) {
+        guard let head = forwardHead else { return }
+        upstream = conn
+        phase = .proxying
+        conn.requestsSent += 1
+        conn.handler.delegate = self
+        conn.handler.write(.head(head))
+        while let part = pendingBody.popFirst() { conn.handler.write(part) }
+        pendingBodyBytes = 0
+        conn.handler.flush()
+        if requestEnded { conn.handler.awaitResponse(timeout: siteLimits.originResponseTimeout) }
+        if !(context?.channel.isWritable ?? true) { conn.handler.pauseReads() }
+        setUpstreamBlocked(!conn.channel.isWritable)
+    }
+
+    private func receivedBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
+        let now = NIODeadline.now()
+        timeouts.bodyReceived(count: buffer.readableBytes, now: now)
+        bodyBytes += buffer.readableBytes
+        switch phase {
+        case .proxying, .connecting:
+            if bodyBytes > siteLimits.maxBodyBytes {
+                keepAlive = false
+                if let upstream, let pool {
+                    self.upstream = nil
+                    pool.release(upstream, reusable: false)
+                }
+                if responseStarted {
+                    loop.reject(.bodyTooLarge, client: clientIP)
+                    closeNow()
+                } else {
+                    respondLocally(.bodyTooLarge)
+                }
+                return
+            }
+            if phase == .proxying {
+                upstream?.handler.write(.body(.byteBuffer(buffer)))
+            } else {
+                pendingBody.append(.body(.byteBuffer(buffer)))
+                pendingBodyBytes += buffer.readableBytes
+                if pendingBodyBytes > Self.maxPendingBody { setUpstreamBlocked(true) }
+            }
+        case .discarding, .idle, .closed:
+            break
+        }
+    }
+
+    private func receivedEnd(_ trailers: HTTPHeaders?, context: ChannelHandlerContext) {
+        requestEnded = true
+        timeouts.requestEnded()
+        switch phase {
+        case .proxying:
+            guard let upstream else { return }
+            upstream.handler.write(.end(trailers))
+            upstream.handler.flush()
+            upstream.handler.awaitResponse(timeout: siteLimits.originResponseTimeout)
+        case .connecting:
+            pendingBody.append(.end(trailers))
+        case .discarding:
+            phase = .idle
+            timeouts.responseEnded(now: .now())
+            armTimer(now: .now())
+        case .idle, .closed:
+            break
+        }
+    }
+
+    private func setUpstreamBlocked(_ blocked: Bool) {
+        upstreamBlocked = blocked
+        if !blocked, readPending, let context {
+            readPending = false
+            context.read()
+        }
+    }
+
+    // MARK: - Response side (UpstreamDelegate)
+
+    func upstreamReceived(_ part: HTTPClientResponsePart) {
+        guard let context, phase == .proxying else { return }
+        switch part {
+        case .head(let head):
+            responseStarted = true
+            let code = head.status.code
+            if code == 502 || code == 503 || code == 504 {
+                pool?.health.requestFailed(now: .now())
+            } else {
+                pool?.health.requestSucceeded()
+            }
+            upstreamKeepAlive = head.isKeepAlive
+            var headers = head.headers
+            ForwardingHeaders.prepareResponse(&headers)
+            if !keepAlive || loop.draining {
+                keepAlive = false
+                headers.add(name: "Connection", value: "close")
+            } else if clientVersion == .http1_0 {
+                headers.add(name: "Connection", value: "keep-alive")
+            }
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: clientVersion, status: head.status, headers: headers))), promise: nil)
+        case .body(let buffer):
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        case .end(let trailers):
+            loop.counters.proxied += 1
+            let reusable = upstreamKeepAlive && requestEnded
+            if let upstream, let pool {
+                self.upstream = nil
+                self.pool = nil
+                pool.release(upstream, reusable: reusable)
+            }
+            if !requestEnded { keepAlive = false }
+            finishResponse(context: context, trailers: trailers)
+        }
+    }
+
+    func upstreamReadComplete() {
+        context?.flush()
+    }
+
+    func upstreamWritabilityChanged(isWritable: Bool) {
+        setUpstreamBlocked(!isWritable)
+    }
+
+    func upstreamFailed(_ error: any Error) {
+        guard phase == .proxying, let upstream, let pool else { return }
+        self.upstream = nil
+        pool.release(upstream, reusable: false)
+        let timedOut: Bool
+        if case UpstreamError.timeout = error { timedOut = true } else { timedOut = false }
+        if responseStarted {
+            // Part of the response is already with the client: all we can do is cut it short.
+            pool.health.requestFailed(now: .now())
+            loop.reject(timedOut ? .originTimeout : .originError, client: clientIP, detail: "\(pool.address) failed mid-response")
+            closeNow()
+            return
+        }
+        // A pooled connection the origin had already closed: retry once on a fresh one, if nothing
+        // of a body was sent (only bodiless requests can be replayed safely).
+        if !timedOut, upstream.requestsSent > 1, !retried, !hasBody {
+            retried = true
+            self.pool = nil
+            acquire(from: pool, now: .now())
+            return
+        }
+        pool.health.requestFailed(now: .now())
+        self.pool = nil
+        respondLocally(timedOut ? .originTimeout : .originError, detail: "\(pool.address): \(error)")
+    }
+
+    // MARK: - Finishing
+
+    private func finishResponse(context: ChannelHandlerContext, trailers: HTTPHeaders?) {
+        if keepAlive {
+            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+            phase = requestEnded ? .idle : .discarding
+            let now = NIODeadline.now()
+            if phase == .idle { timeouts.responseEnded(now: now) }
+            forwardHead = nil
+            armTimer(now: now)
+        } else {
+            phase = .closed
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: promise)
+            promise.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+
+    /// Answers the current request with a gateway page for `reason`, counted and logged.
+    private func respondLocally(_ reason: RejectReason, retryAfter: Int? = nil, detail: String? = nil) {
+        guard let context, phase != .closed else { return }
+        loop.reject(reason, client: clientIP, detail: detail)
+        if responseStarted {
+            closeNow()
+            return
+        }
+        pendingBody.removeAll()
+        pendingBodyBytes = 0
+        if reason.closesConnection || (!requestEnded && hasBody) { keepAlive = false }
+        let (head, body) = ErrorPage.render(
+            status: reason.status,
+            message: reason.explanation,
+            requestID: requestID.isEmpty ? loop.nextRequestID() : requestID,
+            json: wantsJSON,
+            close: !keepAlive,
+            retryAfterSeconds: retryAfter,
+            allocator: context.channel.allocator
+        )
+        var h = head
+        h.version = clientVersion
+        responseStarted = true
+        context.write(wrapOutboundOut(.head(h)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        setUpstreamBlocked(false)
+        finishResponse(context: context, trailers: nil)
+    }
+
+    private func closeNow() {
+        phase = .closed
+        context?.close(promise: nil)
+    }
+
+    // MARK: - Deadlines
+
+    private func armTimer(now: NIODeadline) {
+        guard let context, phase != .closed else { return }
+        switch timeouts.check(now: now) {
+        case .expired(let reason):
+            expired(reason)
+        case .ok(let next):
+            guard let next else { return }
+            if let at = timerAt, at <= next { return }
+            timer?.cancel()
+            timerAt = next
+            timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: next) {
+                self.timer = nil
+                self.timerAt = nil
+                self.armTimer(now: .now())
+            }
+        }
+    }
+
+    private func expired(_ reason: RejectReason) {
+        switch reason {
+        case .bodyTimeout, .bodyTooSlow:
+            keepAlive = false
+            if let upstream, let pool {
+                self.upstream = nil
+                self.pool = nil
+                pool.release(upstream, reusable: false)
+            }
+            if responseStarted {
+                loop.reject(reason, client: clientIP)
+                closeNow()
+            } else {
+                respondLocally(reason)
+            }
+        default:
+            // Header, idle and send timeouts: a client that is not talking or not reading gets no page.
+            loop.reject(reason, client: clientIP)
+            closeNow()
+        }
+    }
+
+    private func cancelTimer() {
+        timer?.cancel()
+        timer = nil
+        timerAt = nil
+    }
+
+    /// Connection-phase keys from the listener, request-phase keys from the site.
+    static func merged(listener: Limits, site: Limits) -> Limits {
+        var l = listener
+        l.bodyTimeout = site.bodyTimeout
+        l.bodyMinRate = site.bodyMinRate
+        l.maxBodyBytes = site.maxBodyBytes
+        l.maxURIBytes = site.maxURIBytes
+        l.originConnectTimeout = site.originConnectTimeout
+        l.originResponseTimeout = site.originResponseTimeout
+        return l
+    }
+}
+
+/// Sits in front of the HTTP decoder and tells the client handler when bytes arrive, so the header
+/// deadline starts at a request's first byte rather than when the previous response ended.
+final class ClientActivityHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private let client: ClientHandler
+
+    init(client: ClientHandler) { self.client = client }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        client.bytesArrived()
+        context.fireChannelRead(data)
+    }
+}
+
+@available(*, unavailable)
+extension ClientHandler: Sendable {}
+
+@available(*, unavailable)
+extension ClientActivityHandler: Sendable {}

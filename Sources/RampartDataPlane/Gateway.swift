@@ -1,0 +1,237 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOExtras
+import NIOHTTP1
+import NIOPosix
+import RampartCore
+
+/// The running data plane: listeners, per-loop contexts, health checks; reload and drain.
+///
+/// Hot-path state lives in one ``LoopContext`` per event loop. The few cross-loop operations
+/// (reload, stats, drain) go through `submit` on each loop; the lock below guards only this
+/// control-plane object's own fields and is never taken per request.
+public final class Gateway: Sendable {
+    private let group: MultiThreadedEventLoopGroup
+    private let ownsGroup: Bool
+    private let acceptLoop: any EventLoop
+    private let contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>]
+    private let logger: Logger
+    private let quiesce: NIOLockedValueBox<ServerQuiescingHelper>
+    private let state: NIOLockedValueBox<ControlState>
+    private let checker: NIOLoopBound<HealthChecker>
+
+    private struct ControlState {
+        var config: RuntimeConfig
+        var channels: [any Channel] = []
+        var gates: [NIOLoopBound<AcceptGate>] = []
+        var generation = 1
+    }
+
+    /// Builds a gateway for `config` on `threads` event loops (default: one per core).
+    public init(config: GatewayConfig, logger: Logger, threads: Int = System.coreCount) throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
+        self.group = group
+        self.ownsGroup = true
+        self.logger = logger
+        self.acceptLoop = group.next()
+        let runtime = RuntimeConfig(config, generation: 1)
+        var contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]
+        let loops = Array(group.makeIterator())
+        for loop in loops {
+            let count = loops.count
+            contexts[ObjectIdentifier(loop)] = try loop.submit {
+                NIOLoopBound(LoopContext(eventLoop: loop, loopCount: count, config: runtime, logger: logger), eventLoop: loop)
+            }.wait()
+        }
+        self.contexts = contexts
+        self.quiesce = NIOLockedValueBox(ServerQuiescingHelper(group: group))
+        self.state = NIOLockedValueBox(ControlState(config: runtime))
+        let acceptLoop = self.acceptLoop
+        let publishTo = contexts
+        self.checker = try acceptLoop.submit {
+            NIOLoopBound(
+                HealthChecker(loop: acceptLoop, logger: logger) { site, origin, up in
+                    for bound in publishTo.values {
+                        bound.eventLoop.execute { bound.value.setOriginUp(site: site, origin: origin, up: up) }
+                    }
+                },
+                eventLoop: acceptLoop
+            )
+        }.wait()
+    }
+
+    private func context(for loop: any EventLoop) -> LoopContext {
+        contexts[ObjectIdentifier(loop)]!.value
+    }
+
+    /// Binds every listener and starts health checks. Returns the bound addresses, in config order
+    /// (useful with port 0).
+    @discardableResult
+    public func start() async throws -> [SocketAddress] {
+        let config = state.withLockedValue { $0.config }
+        var bound: [SocketAddress] = []
+        for (index, listener) in config.source.listeners.enumerated() {
+            let acceptLoop = self.acceptLoop
+            let acceptContext = contexts[ObjectIdentifier(acceptLoop)]!
+            let gate = try await acceptLoop.submit {
+                NIOLoopBound(
+                    AcceptGate(limits: listener.limits, proxyProtocol: listener.proxyProtocol, loop: acceptContext.value),
+                    eventLoop: acceptLoop
+                )
+            }.get()
+            let quiesce = self.quiesce.withLockedValue { $0 }
+            let contexts = self.contexts
+            let proxyProtocol = listener.proxyProtocol
+            let bootstrap = ServerBootstrap(group: acceptLoop, childGroup: group)
+                .serverChannelOption(.backlog, value: 4096)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(gate.value)
+                        try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                    }
+                }
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.maxMessagesPerRead, value: 16)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let ctx = contexts[ObjectIdentifier(channel.eventLoop)]!.value
+                        try Gateway.configureClientPipeline(
+                            channel: channel,
+                            context: ctx,
+                            listener: index,
+                            proxyProtocol: proxyProtocol,
+                            gate: gate
+                        )
+                    }
+                }
+            let channel = try await bootstrap.bind(host: listener.address.host, port: listener.address.port).get()
+            state.withLockedValue {
+                $0.channels.append(channel)
+                $0.gates.append(gate)
+            }
+            if let address = channel.localAddress { bound.append(address) }
+            logger.notice("listening", metadata: ["address": "\(listener.address)", "proxy_protocol": "\(listener.proxyProtocol)"])
+        }
+        let checker = self.checker
+        let source = config.source
+        acceptLoop.execute { checker.value.start(source) }
+        return bound
+    }
+
+    static func configureClientPipeline(
+        channel: any Channel,
+        context: LoopContext,
+        listener: Int,
+        proxyProtocol: Bool,
+        gate: NIOLoopBound<AcceptGate>
+    ) throws {
+        let limits = context.config.source.listeners[listener].limits
+        let peer = IPAddress(channel.remoteAddress) ?? IPAddress(v4: 0)
+        let client = ClientHandler(loop: context, listener: listener, peer: peer, scheme: "http", now: .now())
+        let sync = channel.pipeline.syncOperations
+        if proxyProtocol {
+            try sync.addHandler(ProxyProtocolHandler(client: client, loop: context, gate: gate))
+        }
+        try sync.addHandler(ClientActivityHandler(client: client))
+        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+        decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
+        decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
+        decoderLimits.maxHeaderFieldCount = limits.maxHeaderCount
+        try sync.configureHTTPServerPipeline(
+            withPipeliningAssistance: true,
+            withErrorHandling: false,
+            withOutboundHeaderValidation: false,
+            withEncoderConfiguration: .init(),
+            withDecoderLimitConfiguration: decoderLimits
+        )
+        try sync.addHandler(client)
+    }
+
+    /// Swaps in a new config on every loop. New connections and requests use it; requests in
+    /// flight finish on the connections they have. Listener addresses cannot change without a
+    /// restart: such a config is refused and the old one kept.
+    public func reload(_ config: GatewayConfig) async throws {
+        let (old, generation) = state.withLockedValue { s -> (GatewayConfig, Int) in
+            (s.config.source, s.generation + 1)
+        }
+        guard old.listeners.map(\.address) == config.listeners.map(\.address),
+            old.listeners.map(\.proxyProtocol) == config.listeners.map(\.proxyProtocol)
+        else {
+            throw ReloadError(message: "listener addresses or proxy_protocol changed; restart Rampart to apply listener changes")
+        }
+        let runtime = RuntimeConfig(config, generation: generation)
+        for bound in contexts.values {
+            try await bound.eventLoop.submit { bound.value.apply(runtime) }.get()
+        }
+        let gates = state.withLockedValue { s -> [NIOLoopBound<AcceptGate>] in
+            s.config = runtime
+            s.generation = generation
+            return s.gates
+        }
+        for (gate, listener) in zip(gates, config.listeners) {
+            try await gate.eventLoop.submit { gate.value.update(limits: listener.limits) }.get()
+        }
+        let checker = self.checker
+        try await acceptLoop.submit { checker.value.start(config) }.get()
+        logger.notice("configuration reloaded", metadata: ["generation": "\(generation)"])
+    }
+
+    /// Decision counters summed over every event loop.
+    public func stats() async throws -> GatewayStats {
+        var total = LoopCounters()
+        for bound in contexts.values {
+            let c = try await bound.eventLoop.submit { bound.value.counters }.get()
+            total.add(c)
+        }
+        var rejections: [RejectReason: Int] = [:]
+        for (i, reason) in RejectReason.allCases.enumerated() where total.rejections[i] > 0 {
+            rejections[reason] = total.rejections[i]
+        }
+        return GatewayStats(
+            connectionsAccepted: total.connectionsAccepted,
+            requests: total.requests,
+            proxied: total.proxied,
+            rejections: rejections
+        )
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to `timeout`), then closes the rest and
+    /// stops the event loops.
+    public func shutdown(timeout: TimeAmount) async {
+        let checker = self.checker
+        try? await acceptLoop.submit { checker.value.stop() }.get()
+        for bound in contexts.values {
+            try? await bound.eventLoop.submit { bound.value.draining = true }.get()
+        }
+        let promise = acceptLoop.makePromise(of: Void.self)
+        quiesce.withLockedValue { $0.initiateShutdown(promise: promise) }
+        let timer = acceptLoop.scheduleTask(in: timeout) { promise.fail(DrainTimeout()) }
+        do {
+            try await promise.futureResult.get()
+            timer.cancel()
+            logger.notice("drained: every connection finished")
+        } catch {
+            logger.warning("drain timeout reached; closing remaining connections")
+        }
+        for bound in contexts.values {
+            try? await bound.eventLoop.submit {
+                for site in bound.value.pools { for pool in site { pool.closeIdle() } }
+            }.get()
+        }
+        if ownsGroup { try? await group.shutdownGracefully() }
+    }
+
+    /// The config in force.
+    public var currentConfig: GatewayConfig { state.withLockedValue { $0.config.source } }
+}
+
+/// A reload that was refused; the old config stays in force.
+public struct ReloadError: Error, CustomStringConvertible {
+    /// Why.
+    public var message: String
+    public var description: String { message }
+}
+
+private struct DrainTimeout: Error {}

@@ -1,0 +1,138 @@
+import Logging
+import NIOCore
+import RampartCore
+
+/// Everything one event loop needs to serve requests: the current config, its own origin pools and
+/// balancers, its counters and its request-id sequence. Touched only on its loop, so the hot path
+/// takes no locks; the gateway reaches it through `execute`/`submit` on that loop.
+final class LoopContext {
+    let eventLoop: any EventLoop
+    let loopCount: Int
+    let logger: Logger
+    private(set) var config: RuntimeConfig
+    /// Pools per site, per origin (same order as the config).
+    private(set) var pools: [[OriginPool]] = []
+    private var balancers: [OriginBalancer] = []
+    var counters = LoopCounters()
+    private let idPrefix: UInt32
+    private var idSequence: UInt32 = 0
+    let rejectionLog: SampledLog
+    /// True once shutdown started: responses say `Connection: close`.
+    var draining = false
+
+    init(eventLoop: any EventLoop, loopCount: Int, config: RuntimeConfig, logger: Logger) {
+        self.eventLoop = eventLoop
+        self.loopCount = loopCount
+        self.logger = logger
+        self.config = config
+        self.idPrefix = UInt32.random(in: 0...UInt32.max)
+        self.rejectionLog = SampledLog(logger: logger, perSecond: 20)
+        rebuildPools(previous: [:])
+    }
+
+    /// Installs a new config: new requests use it; requests in flight keep the connection they have.
+    /// Pools of origins that stay are kept with their connections and health.
+    func apply(_ newConfig: RuntimeConfig) {
+        var previous: [String: OriginPool] = [:]
+        for (s, site) in config.sites.enumerated() {
+            for (o, origin) in site.origins.enumerated() { previous["\(site.name)|\(origin.address)"] = pools[s][o] }
+        }
+        config = newConfig
+        rebuildPools(previous: previous)
+    }
+
+    private func rebuildPools(previous: [String: OriginPool]) {
+        var kept = Set<ObjectIdentifier>()
+        pools = config.sites.map { site in
+            site.origins.map { origin in
+                let share = max(1, (origin.maxConnections + loopCount - 1) / loopCount)
+                if let pool = previous["\(site.name)|\(origin.address)"] {
+                    pool.maxConnections = share
+                    pool.connectTimeout = site.limits.originConnectTimeout
+                    pool.health.active = site.healthCheck
+                    pool.health.passive = site.passive
+                    kept.insert(ObjectIdentifier(pool))
+                    return pool
+                }
+                return OriginPool(eventLoop: eventLoop, origin: origin, share: share, site: site)
+            }
+        }
+        for pool in previous.values where !kept.contains(ObjectIdentifier(pool)) { pool.closeIdle() }
+        balancers = config.sites.map { OriginBalancer(strategy: $0.balance) }
+    }
+
+    /// Chooses an available origin pool of `site`, or nil when every origin is down or ejected.
+    func pickPool(site: Int, now: NIODeadline) -> OriginPool? {
+        let sitePools = pools[site]
+        let index = balancers[site].pick(
+            count: sitePools.count,
+            available: { sitePools[$0].health.isAvailable(now: now) },
+            inFlight: { sitePools[$0].inFlight }
+        )
+        return index.map { sitePools[$0] }
+    }
+
+    /// Copies an active health check verdict to this loop's pool of that origin.
+    func setOriginUp(site: String, origin: HostPort, up: Bool) {
+        guard let s = config.sites.firstIndex(where: { $0.name == site }),
+            let o = config.sites[s].origins.firstIndex(where: { $0.address == origin })
+        else { return }
+        pools[s][o].health.setActiveUp(up)
+    }
+
+    /// A fresh request id: 16 hex digits, unique per process run with overwhelming probability.
+    func nextRequestID() -> String {
+        idSequence &+= 1
+        let value = UInt64(idPrefix) << 32 | UInt64(idSequence)
+        let hex = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    /// Counts and logs (sampled) a refusal.
+    func reject(_ reason: RejectReason, client: IPAddress?, detail: String? = nil) {
+        counters.count(reason)
+        rejectionLog.log(reason: reason, client: client, detail: detail)
+    }
+}
+
+/// Logging that cannot become the bottleneck under flood: at most `perSecond` lines a second on
+/// this loop, then one summary line with how many were left out. Counters stay exact elsewhere.
+final class SampledLog {
+    private let logger: Logger
+    private let perSecond: Int
+    private var windowStart = NIODeadline.now()
+    private var emitted = 0
+    private var suppressed = 0
+
+    init(logger: Logger, perSecond: Int) {
+        self.logger = logger
+        self.perSecond = perSecond
+    }
+
+    func log(reason: RejectReason, client: IPAddress?, detail: String?) {
+        let now = NIODeadline.now()
+        if now - windowStart >= .seconds(1) {
+            if suppressed > 0 {
+                logger.notice("rejections not logged in the last window", metadata: ["suppressed": "\(suppressed)"])
+            }
+            windowStart = now
+            emitted = 0
+            suppressed = 0
+        }
+        guard emitted < perSecond else {
+            suppressed += 1
+            return
+        }
+        emitted += 1
+        var metadata: Logger.Metadata = ["reason": "\(reason.rawValue)", "status": "\(reason.status.code)"]
+        if let client { metadata["client"] = "\(client)" }
+        if let detail { metadata["detail"] = "\(detail)" }
+        logger.info("rejected", metadata: metadata)
+    }
+}
+
+@available(*, unavailable)
+extension LoopContext: Sendable {}
+
+@available(*, unavailable)
+extension SampledLog: Sendable {}

@@ -1,0 +1,196 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import RampartCore
+
+/// Keep-alive connections from one event loop to one origin, with a cap, a bounded FIFO of waiting
+/// requests, and the origin's health as this loop sees it. Confined to its loop: no locks.
+final class OriginPool {
+    let eventLoop: any EventLoop
+    let address: HostPort
+    private let resolved: SocketAddress?
+    /// Most connections this loop opens to the origin (its share of the origin's cap).
+    var maxConnections: Int
+    var connectTimeout: TimeAmount
+    var health: OriginHealth
+
+    private var idle: [UpstreamConnection] = []
+    private(set) var open = 0
+    /// Requests using (or waiting for) a connection of this pool right now.
+    private(set) var inFlight = 0
+    private var waiters = CircularBuffer<Waiter>()
+    /// Most requests that may wait for a connection on this loop.
+    static let maxWaiters = 1024
+    /// Longest a request waits for a connection.
+    static let maxWait: TimeAmount = .seconds(10)
+
+    /// Called with the connection, or the error that prevented one; never synchronously from `acquire`.
+    typealias Callback = (Result<UpstreamConnection, any Error>) -> Void
+
+    struct Waiter {
+        let enqueued: NIODeadline
+        let callback: Callback
+    }
+
+    /// The result of asking for a connection.
+    enum Acquisition {
+        /// An idle pooled connection, ready now.
+        case ready(UpstreamConnection)
+        /// A connection is being opened, or the request waits in the queue; the callback will say.
+        case pending
+        /// No connection can be had.
+        case unavailable(RejectReason)
+    }
+
+    init(eventLoop: any EventLoop, origin: OriginConfig, share: Int, site: SiteConfig) {
+        self.eventLoop = eventLoop
+        self.address = origin.address
+        self.resolved = IPAddress(origin.address.host).flatMap { _ in
+            try? SocketAddress(ipAddress: origin.address.host, port: origin.address.port)
+        }
+        self.maxConnections = share
+        self.connectTimeout = site.limits.originConnectTimeout
+        self.health = OriginHealth(active: site.healthCheck, passive: site.passive)
+    }
+
+    /// A connection for one request: an idle pooled one, a new one, or a place in the queue.
+    /// Every acquisition other than `.unavailable` must end in ``release(_:reusable:)`` (when a
+    /// connection was handed over) or ``abandon()`` (when the callback carried an error).
+    func acquire(now: NIODeadline, _ callback: @escaping Callback) -> Acquisition {
+        while let conn = idle.popLast() {
+            if conn.channel.isActive {
+                inFlight += 1
+                return .ready(conn)
+            }
+        }
+        if open < maxConnections {
+            open += 1
+            inFlight += 1
+            connect(callback)
+            return .pending
+        }
+        guard waiters.count < Self.maxWaiters else { return .unavailable(.originQueueFull) }
+        waiters.append(Waiter(enqueued: now, callback: callback))
+        inFlight += 1
+        scheduleWaiterExpiry()
+        return .pending
+    }
+
+    /// Gives a connection back after a request. `reusable` when the exchange ended cleanly with
+    /// keep-alive on both sides.
+    func release(_ conn: UpstreamConnection, reusable: Bool) {
+        inFlight -= 1
+        conn.handler.delegate = nil
+        guard reusable, conn.channel.isActive else {
+            conn.channel.close(promise: nil)
+            return
+        }
+        if let waiter = waiters.popFirst() {
+            waiter.callback(.success(conn))
+            return
+        }
+        idle.append(conn)
+    }
+
+    /// A request that was counted in flight ended without a connection (connect failed, queue timeout).
+    func abandon() {
+        inFlight -= 1
+    }
+
+    /// A connection closed (by either side); frees its slot for a waiter.
+    private func connectionClosed(_ conn: UpstreamConnection) {
+        open -= 1
+        if let i = idle.firstIndex(where: { $0 === conn }) { idle.remove(at: i) }
+        if open < maxConnections, let waiter = waiters.popFirst() {
+            open += 1
+            connect(waiter.callback)
+        }
+    }
+
+    /// Closes idle connections (config reload removed the origin, or shutdown).
+    func closeIdle() {
+        let all = idle
+        idle.removeAll()
+        for c in all { c.channel.close(promise: nil) }
+    }
+
+    private var expiryScheduled = false
+
+    private func scheduleWaiterExpiry() {
+        guard !expiryScheduled, let first = waiters.first else { return }
+        expiryScheduled = true
+        eventLoop.assumeIsolated().scheduleTask(deadline: first.enqueued + Self.maxWait) {
+            self.expiryScheduled = false
+            let now = NIODeadline.now()
+            while let w = self.waiters.first, now - w.enqueued >= Self.maxWait {
+                self.waiters.removeFirst()
+                w.callback(.failure(PoolError.queueTimeout))
+            }
+            self.scheduleWaiterExpiry()
+        }
+    }
+
+    private func connect(_ callback: @escaping Callback) {
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(connectTimeout)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes)
+                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
+                }
+            }
+        let future: EventLoopFuture<any Channel>
+        if let resolved {
+            future = bootstrap.connect(to: resolved)
+        } else {
+            future = bootstrap.connect(host: address.host, port: address.port)
+        }
+        future.assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let channel):
+                do {
+                    let handler = try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
+                    let conn = UpstreamConnection(channel: channel, handler: handler)
+                    channel.closeFuture.assumeIsolated().whenComplete { _ in self.connectionClosed(conn) }
+                    callback(.success(conn))
+                } catch {
+                    channel.close(promise: nil)
+                    callback(.failure(error))
+                }
+            case .failure(let error):
+                self.open -= 1
+                // The slot is free again: let one waiter try a connection of its own.
+                if self.open < self.maxConnections, let waiter = self.waiters.popFirst() {
+                    self.open += 1
+                    self.connect(waiter.callback)
+                }
+                callback(.failure(error))
+            }
+        }
+    }
+}
+
+/// Why a pool could not give a connection.
+enum PoolError: Error {
+    case queueTimeout
+}
+
+/// One keep-alive connection to an origin.
+final class UpstreamConnection {
+    let channel: any Channel
+    let handler: UpstreamHandler
+    /// Requests sent on this connection so far.
+    var requestsSent = 0
+
+    init(channel: any Channel, handler: UpstreamHandler) {
+        self.channel = channel
+        self.handler = handler
+    }
+}
+
+@available(*, unavailable)
+extension UpstreamConnection: Sendable {}
+
+@available(*, unavailable)
+extension OriginPool: Sendable {}

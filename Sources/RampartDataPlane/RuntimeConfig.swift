@@ -1,0 +1,61 @@
+import NIOCore
+import RampartCore
+
+/// The compiled, immutable form of a ``GatewayConfig`` that the data plane reads. One is built per
+/// load or reload and swapped in whole on every event loop, so a request sees one config from
+/// start to end.
+final class RuntimeConfig: Sendable {
+    /// The config it was compiled from.
+    let source: GatewayConfig
+    /// Host to site routing.
+    let router: SiteRouter
+    /// Proxies whose forwarding headers are believed.
+    let trusted: CIDRSet
+    /// A number that grows with each reload (for logs).
+    let generation: Int
+
+    init(_ config: GatewayConfig, generation: Int) {
+        self.source = config
+        self.router = SiteRouter(sites: config.sites, defaultSite: config.defaultSite)
+        self.trusted = config.trustedProxies
+        self.generation = generation
+    }
+
+    var sites: [SiteConfig] { source.sites }
+}
+
+/// Decision counters of one event loop. Plain integers: only that loop writes them; a snapshot is
+/// taken on the loop and summed across loops by the gateway.
+struct LoopCounters: Sendable {
+    var connectionsAccepted = 0
+    var requests = 0
+    var proxied = 0
+    var rejections = [Int](repeating: 0, count: RejectReason.allCases.count)
+
+    static let reasonIndex: [RejectReason: Int] = Dictionary(
+        uniqueKeysWithValues: RejectReason.allCases.enumerated().map { ($1, $0) }
+    )
+
+    mutating func count(_ reason: RejectReason) {
+        rejections[Self.reasonIndex[reason]!] += 1
+    }
+
+    mutating func add(_ other: LoopCounters) {
+        connectionsAccepted += other.connectionsAccepted
+        requests += other.requests
+        proxied += other.proxied
+        for i in rejections.indices { rejections[i] += other.rejections[i] }
+    }
+}
+
+/// A snapshot of the gateway's decision counters, summed over event loops.
+public struct GatewayStats: Sendable, Equatable {
+    /// Connections admitted.
+    public var connectionsAccepted: Int
+    /// Request heads received.
+    public var requests: Int
+    /// Requests answered by an origin.
+    public var proxied: Int
+    /// Refusals by reason (only reasons seen at least once).
+    public var rejections: [RejectReason: Int]
+}

@@ -1,0 +1,239 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Logging
+import NIOCore
+import RampartCore
+import RampartDataPlane
+import RampartDemoOrigin
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+@main
+struct Rampart: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rampart",
+        abstract: "An HTTP edge gateway that keeps websites up during application-layer DDoS attacks.",
+        subcommands: [Run.self, Check.self, Demo.self]
+    )
+}
+
+/// Options shared by the commands that start a gateway.
+struct LogOptions: ParsableArguments {
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func makeLogger() throws -> Logger {
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        return Logger(label: "rampart")
+    }
+}
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the gateway from a config file, or as a one-site gateway from flags."
+    )
+
+    @Option(name: .long, help: "YAML config file.")
+    var config: String?
+
+    @Option(name: .long, help: "Listen address for the one-site gateway (host:port).")
+    var listen: String?
+
+    @Option(name: .long, help: "Origin address for the one-site gateway (host:port); repeat for several.")
+    var origin: [String] = []
+
+    @Option(name: .long, help: "Admin listener address (host:port). Default 127.0.0.1:9090.")
+    var admin: String?
+
+    @Option(name: .long, help: "Folder for local state (bans, incidents).")
+    var state: String?
+
+    @Option(name: .long, help: "TLS certificate (PEM) for the listener.")
+    var tlsCert: String?
+
+    @Option(name: .long, help: "TLS private key (PEM) for the listener.")
+    var tlsKey: String?
+
+    @OptionGroup var log: LogOptions
+
+    func validate() throws {
+        if config == nil, listen == nil { throw ValidationError("give --config FILE, or --listen ADDR with --origin ADDR") }
+        if config != nil, listen != nil || !origin.isEmpty { throw ValidationError("--config cannot be combined with --listen/--origin") }
+        if listen != nil, origin.isEmpty { throw ValidationError("--listen needs at least one --origin") }
+        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
+    }
+
+    func run() async throws {
+        let logger = try log.makeLogger()
+        if tlsCert != nil {
+            throw ValidationError("TLS termination is not in this build yet (tracked as the TLS and HTTP/2 issue); run plain HTTP behind a TLS terminator for now")
+        }
+        let source: ConfigSource
+        var gatewayConfig: GatewayConfig
+        if let path = config {
+            source = .file(path)
+            do {
+                gatewayConfig = try ConfigLoader.load(path: path)
+            } catch {
+                printErr(error.description)
+                throw ExitCode(2)
+            }
+        } else {
+            source = .flags
+            guard let l = HostPort(parsing: listen!) else { throw ValidationError("--listen: expected host:port, got '\(listen!)'") }
+            var origins: [HostPort] = []
+            for o in origin {
+                guard let hp = HostPort(parsing: o) else { throw ValidationError("--origin: expected host:port, got '\(o)'") }
+                origins.append(hp)
+            }
+            gatewayConfig = GatewayConfig.oneSite(listen: l, origins: origins)
+        }
+        if let admin {
+            guard let hp = HostPort(parsing: admin) else { throw ValidationError("--admin: expected host:port, got '\(admin)'") }
+            gatewayConfig.adminAddress = hp
+        }
+        if let state { gatewayConfig.statePath = state }
+        try await serve(gatewayConfig, source: source, logger: logger)
+    }
+}
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Validate a config file: every problem at once, each with file, line and key."
+    )
+
+    @Option(name: .long, help: "YAML config file.")
+    var config: String
+
+    func run() throws {
+        do {
+            let c = try ConfigLoader.load(path: config)
+            say("\(config): OK (\(c.listeners.count) listener(s), \(c.sites.count) site(s))")
+        } catch {
+            printErr(error.description)
+            printErr("\(config): \(error.issues.count) problem(s)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct Demo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start the gateway on its embedded defaults in front of a built-in demo origin."
+    )
+
+    @Option(name: .long, help: "Gateway listen address.")
+    var listen: String = "127.0.0.1:8080"
+
+    @Option(name: .long, help: "Demo origin listen address.")
+    var originListen: String = "127.0.0.1:8081"
+
+    @OptionGroup var log: LogOptions
+
+    func run() async throws {
+        let logger = try log.makeLogger()
+        guard let l = HostPort(parsing: listen) else { throw ValidationError("--listen: expected host:port") }
+        guard let o = HostPort(parsing: originListen) else { throw ValidationError("--origin-listen: expected host:port") }
+        var originConfig = DemoOrigin.Configuration()
+        originConfig.concurrency = 64
+        let demoOrigin = DemoOrigin(configuration: originConfig)
+        let port = try await demoOrigin.start(host: o.host, port: o.port)
+        logger.notice("demo origin listening", metadata: ["address": "\(o.host):\(port)"])
+        let config = GatewayConfig.oneSite(listen: l, origins: [HostPort(host: o.host, port: port)])
+        try await serve(config, source: .flags, logger: logger) {
+            say("Rampart demo: open http://\(l)/ (the demo origin is at http://\(o.host):\(port)/)")
+        }
+        await demoOrigin.stop()
+    }
+}
+
+enum ConfigSource {
+    case file(String)
+    case flags
+}
+
+/// Writes a line to standard error, unbuffered.
+func printErr(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// Writes a line to standard output, unbuffered (so scripts reading the pipe see it at once).
+func say(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+}
+
+/// Runs a gateway until SIGTERM/SIGINT (drain, then exit); SIGHUP reloads the config file.
+func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, started: () -> Void = {}) async throws {
+    let gateway = try Gateway(config: config, logger: logger)
+    let addresses: [SocketAddress]
+    do {
+        addresses = try await gateway.start()
+    } catch {
+        logger.critical("cannot start listeners", metadata: ["error": "\(error)"])
+        await gateway.shutdown(timeout: .seconds(1))
+        throw ExitCode(1)
+    }
+    for (listener, address) in zip(config.listeners, addresses) {
+        say("Rampart listening on http://\(HostPort(host: listener.address.host, port: address.port ?? listener.address.port))/")
+    }
+    started()
+
+    let signals = SignalStream([SIGTERM, SIGINT, SIGHUP])
+    for await signal in signals.stream {
+        if signal == SIGHUP {
+            guard case .file(let path) = source else {
+                logger.notice("SIGHUP ignored: no config file to reload")
+                continue
+            }
+            do {
+                let newConfig = try ConfigLoader.load(path: path)
+                try await gateway.reload(newConfig)
+            } catch let error as ConfigError {
+                logger.error("reload refused; the previous configuration stays in force", metadata: ["errors": "\(error.description)"])
+            } catch {
+                logger.error("reload refused; the previous configuration stays in force", metadata: ["error": "\(error)"])
+            }
+            continue
+        }
+        logger.notice("shutting down: draining in-flight requests", metadata: ["signal": "\(signal)"])
+        await gateway.shutdown(timeout: config.drainTimeout)
+        break
+    }
+    signals.cancel()
+}
+
+/// Delivers POSIX signals as an async stream (the default actions are turned off for them).
+final class SignalStream {
+    let stream: AsyncStream<Int32>
+    private let sources: [any DispatchSourceSignal]
+
+    init(_ signals: [Int32]) {
+        let (stream, continuation) = AsyncStream.makeStream(of: Int32.self)
+        self.stream = stream
+        var sources: [any DispatchSourceSignal] = []
+        for sig in signals {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { continuation.yield(sig) }
+            source.resume()
+            sources.append(source)
+        }
+        self.sources = sources
+    }
+
+    func cancel() {
+        for s in sources { s.cancel() }
+    }
+}
