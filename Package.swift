@@ -72,6 +72,7 @@ let package = Package(
         .testTarget(
             name: "RampartCoreTests",
             dependencies: ["RampartCore"],
+            exclude: ["testdata"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -104,11 +104,20 @@ final class ProxyProtocolHandler: ChannelInboundHandler, RemovableChannelHandler
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
+    private enum State {
+        /// Collecting the header.
+        case reading
+        /// Header read; waiting for the accept gate's verdict, keeping what arrives meanwhile.
+        case admitting
+        /// Admitted: bytes flow on (until this handler is gone).
+        case passthrough
+    }
+
+    private var state = State.reading
     private var buffered: ByteBuffer?
     private let client: ClientHandler
     private let loop: LoopContext
     private let gate: NIOLoopBound<AcceptGate>
-    private var done = false
 
     init(client: ClientHandler, loop: LoopContext, gate: NIOLoopBound<AcceptGate>) {
         self.client = client
@@ -117,24 +126,27 @@ final class ProxyProtocolHandler: ChannelInboundHandler, RemovableChannelHandler
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !done else {
-            // Waiting for admission: keep what arrives until the verdict.
-            var incoming = unwrapInboundIn(data)
+        var incoming = unwrapInboundIn(data)
+        switch state {
+        case .passthrough:
+            context.fireChannelRead(data)
+            return
+        case .admitting:
             buffered!.writeBuffer(&incoming)
             return
+        case .reading:
+            if buffered == nil { buffered = incoming } else { buffered!.writeBuffer(&incoming) }
         }
-        var incoming = unwrapInboundIn(data)
-        if buffered == nil { buffered = incoming } else { buffered!.writeBuffer(&incoming) }
-        let view = buffered!.readableBytesView
-        switch ProxyProtocol.parse(view) {
+        switch ProxyProtocol.parse(buffered!.readableBytesView) {
         case .needMoreData:
             return
         case .invalid(let reason):
             let r: RejectReason = reason == "proxy_protocol_missing" ? .proxyProtocolMissing : .proxyProtocolMalformed
             loop.reject(r, client: IPAddress(context.channel.remoteAddress), detail: reason)
+            buffered = nil
             context.close(promise: nil)
         case .header(let length, let source, _):
-            done = true
+            state = .admitting
             buffered!.moveReaderIndex(forwardBy: length)
             let ip = source ?? IPAddress(context.channel.remoteAddress) ?? IPAddress(v4: 0)
             client.peer = ip
@@ -142,18 +154,18 @@ final class ProxyProtocolHandler: ChannelInboundHandler, RemovableChannelHandler
             let gate = self.gate
             let verdict = gate.eventLoop.submit { gate.value.admit(ip, channel: channel) }
             verdict.assumeIsolated(on: context.eventLoop).whenComplete { result in
-                switch result {
-                case .success(nil):
-                    let rest = self.buffered!
-                    self.buffered = nil
-                    context.pipeline.syncOperations.removeHandler(self, promise: nil)
-                    if rest.readableBytes > 0 {
-                        context.fireChannelRead(self.wrapInboundOut(rest))
-                        context.fireChannelReadComplete()
-                    }
-                default:
+                guard case .success(nil) = result else {
                     context.close(promise: nil)
+                    return
                 }
+                self.state = .passthrough
+                let rest = self.buffered!
+                self.buffered = nil
+                if rest.readableBytes > 0 {
+                    context.fireChannelRead(self.wrapInboundOut(rest))
+                    context.fireChannelReadComplete()
+                }
+                context.pipeline.syncOperations.removeHandler(self, promise: nil)
             }
         }
     }

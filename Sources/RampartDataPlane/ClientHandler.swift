@@ -80,7 +80,7 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        armTimer(now: .now())
+        armTimer(now: loop.eventLoop.now)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -91,7 +91,7 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// Raw bytes arrived (told by ``ClientActivityHandler``): a new request has started.
     func bytesArrived() {
         if phase == .idle {
-            let now = NIODeadline.now()
+            let now = loop.eventLoop.now
             timeouts.bytesReceived(now: now)
             armTimer(now: now)
         }
@@ -123,7 +123,7 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         let writable = context.channel.isWritable
-        let now = NIODeadline.now()
+        let now = loop.eventLoop.now
         timeouts.writabilityChanged(isWritable: writable, now: now)
         if writable { upstream?.handler.resumeReads() } else { upstream?.handler.pauseReads() }
         armTimer(now: now)
@@ -174,7 +174,8 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
         switch error {
         case .headerOverflow: return .headerTooLarge
         case .invalidContentLength: return .badContentLength
-        case .unexpectedContentLength: return .contentLengthWithTransferEncoding
+        case .unexpectedContentLength: return .badContentLength
+        case .unknown: return .badTransferEncoding
         case .invalidChunkSize: return .badChunk
         case .invalidHeaderToken, .lfExpected, .strictModeAssertion, .invalidCharactersUsed: return .badHeader
         case .invalidURL, .invalidPath, .invalidQueryString, .invalidHost, .invalidPort, .invalidFragment: return .badTarget
@@ -190,7 +191,7 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
             closeNow()
             return
         }
-        let now = NIODeadline.now()
+        let now = loop.eventLoop.now
         requestsOnConnection += 1
         loop.counters.requests += 1
         let config = loop.config
@@ -303,7 +304,7 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
             if case PoolError.queueTimeout = error {
                 respondLocally(.originQueueFull, retryAfter: 5)
             } else {
-                pool.health.requestFailed(now: .now())
+                pool.health.requestFailed(now: loop.eventLoop.now)
                 respondLocally(.originUnavailable, retryAfter: 5, detail: "\(pool.address): \(error)")
             }
         }
@@ -325,7 +326,7 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     private func receivedBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
-        let now = NIODeadline.now()
+        let now = loop.eventLoop.now
         timeouts.bodyReceived(count: buffer.readableBytes, now: now)
         bodyBytes += buffer.readableBytes
         switch phase {
@@ -369,8 +370,8 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
             pendingBody.append(.end(trailers))
         case .discarding:
             phase = .idle
-            timeouts.responseEnded(now: .now())
-            armTimer(now: .now())
+            timeouts.responseEnded(now: loop.eventLoop.now)
+            armTimer(now: loop.eventLoop.now)
         case .idle, .closed:
             break
         }
@@ -393,7 +394,7 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
             responseStarted = true
             let code = head.status.code
             if code == 502 || code == 503 || code == 504 {
-                pool?.health.requestFailed(now: .now())
+                pool?.health.requestFailed(now: loop.eventLoop.now)
             } else {
                 pool?.health.requestSucceeded()
             }
@@ -438,7 +439,7 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
         if case UpstreamError.timeout = error { timedOut = true } else { timedOut = false }
         if responseStarted {
             // Part of the response is already with the client: all we can do is cut it short.
-            pool.health.requestFailed(now: .now())
+            pool.health.requestFailed(now: loop.eventLoop.now)
             loop.reject(timedOut ? .originTimeout : .originError, client: clientIP, detail: "\(pool.address) failed mid-response")
             closeNow()
             return
@@ -451,7 +452,7 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
             acquire(from: pool, now: .now())
             return
         }
-        pool.health.requestFailed(now: .now())
+        pool.health.requestFailed(now: loop.eventLoop.now)
         self.pool = nil
         respondLocally(timedOut ? .originTimeout : .originError, detail: "\(pool.address): \(error)")
     }
@@ -462,7 +463,7 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
         if keepAlive {
             context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
             phase = requestEnded ? .idle : .discarding
-            let now = NIODeadline.now()
+            let now = loop.eventLoop.now
             if phase == .idle { timeouts.responseEnded(now: now) }
             forwardHead = nil
             armTimer(now: now)
@@ -523,7 +524,7 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
             timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: next) {
                 self.timer = nil
                 self.timerAt = nil
-                self.armTimer(now: .now())
+                self.armTimer(now: self.loop.eventLoop.now)
             }
         }
     }

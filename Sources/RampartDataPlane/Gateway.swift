@@ -129,7 +129,7 @@ public final class Gateway: Sendable {
     ) throws {
         let limits = context.config.source.listeners[listener].limits
         let peer = IPAddress(channel.remoteAddress) ?? IPAddress(v4: 0)
-        let client = ClientHandler(loop: context, listener: listener, peer: peer, scheme: "http", now: .now())
+        let client = ClientHandler(loop: context, listener: listener, peer: peer, scheme: "http", now: channel.eventLoop.now)
         let sync = channel.pipeline.syncOperations
         if proxyProtocol {
             try sync.addHandler(ProxyProtocolHandler(client: client, loop: context, gate: gate))

@@ -121,7 +121,7 @@ final class OriginPool {
         expiryScheduled = true
         eventLoop.assumeIsolated().scheduleTask(deadline: first.enqueued + Self.maxWait) {
             self.expiryScheduled = false
-            let now = NIODeadline.now()
+            let now = self.eventLoop.now
             while let w = self.waiters.first, now - w.enqueued >= Self.maxWait {
                 self.waiters.removeFirst()
                 w.callback(.failure(PoolError.queueTimeout))
@@ -131,7 +131,12 @@ final class OriginPool {
     }
 
     private func connect(_ callback: @escaping Callback) {
-        let bootstrap = ClientBootstrap(group: eventLoop)
+        guard let base = ClientBootstrap(validatingGroup: eventLoop) else {
+            open -= 1
+            eventLoop.execute { callback(.failure(PoolError.unsupportedEventLoop)) }
+            return
+        }
+        let bootstrap = base
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(connectTimeout)
             .channelInitializer { channel in
@@ -174,6 +179,8 @@ final class OriginPool {
 /// Why a pool could not give a connection.
 enum PoolError: Error {
     case queueTimeout
+    /// The event loop cannot make sockets (an embedded loop in tests).
+    case unsupportedEventLoop
 }
 
 /// One keep-alive connection to an origin.

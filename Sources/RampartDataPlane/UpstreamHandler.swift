@@ -42,7 +42,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
     /// gaps no longer than `timeout`.
     func awaitResponse(timeout: TimeAmount) {
         responseTimeout = timeout
-        let now = NIODeadline.now()
+        let now = context?.eventLoop.now ?? .now()
         deadline = now + timeout
         armTimer(now: now)
     }
@@ -72,7 +72,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
         if case .end = part {
             deadline = nil
         } else if deadline != nil {
-            deadline = NIODeadline.now() + responseTimeout
+            deadline = context.eventLoop.now + responseTimeout
         }
         if let delegate {
             delegate.upstreamReceived(part)
@@ -121,15 +121,15 @@ final class UpstreamHandler: ChannelDuplexHandler {
     private func timerFired() {
         timer = nil
         timerAt = nil
-        guard let deadline else { return }
-        let now = NIODeadline.now()
+        guard let deadline, let context else { return }
+        let now = context.eventLoop.now
         if now >= deadline {
             self.deadline = nil
             if let delegate {
                 self.delegate = nil
                 delegate.upstreamFailed(UpstreamError.timeout)
             }
-            context?.close(promise: nil)
+            context.close(promise: nil)
         } else {
             armTimer(now: now)
         }

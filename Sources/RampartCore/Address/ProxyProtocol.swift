@@ -34,6 +34,9 @@ public enum ProxyProtocol {
         let prefix = Array("PROXY ".utf8)
         let n = min(b.count, prefix.count)
         guard Array(b[0..<n]) == Array(prefix[0..<n]) else { return .invalid(reason: "proxy_protocol_missing") }
+        if let lf = b.firstIndex(of: 0x0A), lf < (b.firstIndex(of: 0x0D) ?? Int.max) {
+            return .invalid(reason: "proxy_v1_malformed")
+        }
         guard let cr = b.firstIndex(of: 0x0D) else {
             return b.count >= v1MaxLength ? .invalid(reason: "proxy_v1_too_long") : .needMoreData
         }

@@ -1,0 +1,102 @@
+import NIOCore
+import Testing
+
+@testable import RampartCore
+
+@Suite struct ConfigLoaderTests {
+    static let root = URLPath.packageRoot
+
+    @Test func exampleConfigLoads() throws {
+        let config = try ConfigLoader.load(path: Self.root + "/examples/rampart.yaml")
+        #expect(config.listeners.count == 1)
+        #expect(config.listeners[0].address == HostPort(host: "0.0.0.0", port: 8080))
+        #expect(config.listeners[0].limits.maxConnections == 20000)
+        #expect(config.sites.map(\.name) == ["www", "api"])
+        #expect(config.sites[0].origins.count == 2)
+        #expect(config.sites[0].origins[1].address.port == 9001)
+        #expect(config.sites[0].healthCheck.path == "/healthz")
+        #expect(config.sites[1].limits.maxBodyBytes == 1 << 20)
+        #expect(config.sites[1].limits.bodyMinRate == 2048)
+        // Site limits start from the top level, listener limits too.
+        #expect(config.sites[0].limits.maxBodyBytes == 10 << 20)
+        #expect(config.listeners[0].limits.maxBodyBytes == 10 << 20)
+        #expect(config.trustedProxies.contains(IPAddress("127.0.0.1")!))
+        #expect(config.adminAddress == HostPort(host: "127.0.0.1", port: 9090))
+    }
+
+    @Test func everyProblemIsReportedWithLineAndKey() throws {
+        let path = Self.root + "/Tests/RampartCoreTests/testdata/bad.yaml"
+        #expect(throws: ConfigError.self) { try ConfigLoader.load(path: path) }
+        do {
+            _ = try ConfigLoader.load(path: path)
+        } catch {
+            let text = error.description
+            let expected: [(Int, String)] = [
+                (2, "listeners[0].address"),
+                (4, "listeners[0].limits.max_body_bytes"),
+                (5, "listeners[1].address"),
+                (6, "trusted_proxies[0]"),
+                (7, "default_site"),
+                (9, "timeouts.header"),
+                (13, "sites[0].origins[0]"),
+                (14, "sites[0].balanse"),
+                (15, "sites[1].name"),
+                (16, "sites[1].hosts[1]"),
+                (17, "sites[1].origins"),
+            ]
+            for (line, key) in expected {
+                #expect(error.issues.contains { $0.line == line && $0.key == key }, "missing \(key) at line \(line) in:\n\(text)")
+            }
+            #expect(text.contains("bad.yaml:14:5: sites[0].balanse: unknown key (did you mean 'balance'?)"))
+        }
+    }
+
+    @Test func syntaxErrorsHaveALine() {
+        do {
+            _ = try ConfigLoader.load(yaml: "listeners:\n  - address: [unclosed\n", file: "x.yaml")
+            Issue.record("accepted broken YAML")
+        } catch {
+            #expect(error.issues.first?.line ?? 0 > 0)
+            #expect(error.description.hasPrefix("x.yaml:"))
+        }
+    }
+
+    @Test func emptyAndMissingSections() {
+        do {
+            _ = try ConfigLoader.load(yaml: "state: /tmp/x\n", file: "e.yaml")
+            Issue.record("accepted a config without listeners")
+        } catch {
+            #expect(error.issues.map(\.key).contains("listeners"))
+            #expect(error.issues.map(\.key).contains("sites"))
+        }
+    }
+
+    @Test func valueSyntax() {
+        #expect(ValueParsing.duration("250ms") == .milliseconds(250))
+        #expect(ValueParsing.duration("10s") == .seconds(10))
+        #expect(ValueParsing.duration("2m") == .minutes(2))
+        #expect(ValueParsing.duration("1.5s") == .milliseconds(1500))
+        #expect(ValueParsing.duration("7") == .seconds(7))
+        #expect(ValueParsing.duration("soon") == nil)
+        #expect(ValueParsing.bytes("16KiB") == 16384)
+        #expect(ValueParsing.bytes("10M") == 10 << 20)
+        #expect(ValueParsing.bytes("512") == 512)
+        #expect(ValueParsing.bytes("-1") == nil)
+    }
+
+    @Test func oneSiteDefaults() {
+        let c = GatewayConfig.oneSite(listen: HostPort(parsing: "127.0.0.1:8080")!, origins: [HostPort(parsing: "127.0.0.1:9000")!])
+        #expect(c.sites.count == 1)
+        #expect(SiteRouter(sites: c.sites, defaultSite: c.defaultSite).route(host: "anything.example") == 0)
+        #expect(c.listeners[0].limits.headerTimeout == .seconds(10))
+    }
+}
+
+/// Where the package is, from this file's path.
+enum URLPath {
+    static var packageRoot: String {
+        var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
+        parts.removeLast(3)  // Tests/RampartCoreTests/ConfigLoaderTests.swift
+        return parts.joined(separator: "/")
+    }
+}
