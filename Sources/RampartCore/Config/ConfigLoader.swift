@@ -287,7 +287,7 @@ final class ConfigReader {
         var bound: [HostPort: Int] = [:]
         let listenerNodes = listenersNode?.sequence.map(Array.init) ?? []
         for (i, l) in config.listeners.enumerated() {
-            if let prev = bound[l.address] {
+            if l.address.port != 0, let prev = bound[l.address] {
                 let node = i < listenerNodes.count ? listenerNodes[i] : listenersNode
                 report(node, "listeners[\(i)].address", "\(l.address) is already used by listeners[\(prev)]")
             } else {
@@ -401,14 +401,18 @@ final class ConfigReader {
     func origin(_ node: Node, _ path: String) -> OriginConfig? {
         // Short form: "- 127.0.0.1:9000".
         if node.scalar != nil {
-            return hostPort(node, path).map { OriginConfig(address: $0) }
+            guard let hp = hostPort(node, path) else { return nil }
+            if hp.port == 0 { report(node, path, "an origin needs a port other than 0") }
+            return OriginConfig(address: hp)
         }
         guard let f = fields(node, path, allowed: Self.originKeys) else { return nil }
         var address: HostPort? = nil
         var maxConnections = 128
         for (k, v) in f {
             switch k {
-            case "address": address = hostPort(v, "\(path).address")
+            case "address":
+                address = hostPort(v, "\(path).address")
+                if address?.port == 0 { report(v, "\(path).address", "an origin needs a port other than 0") }
             case "max_connections": maxConnections = int(v, "\(path).max_connections", min: 1, max: 100_000) ?? maxConnections
             default: break
             }

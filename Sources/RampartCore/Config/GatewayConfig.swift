@@ -13,7 +13,8 @@ public struct HostPort: Hashable, Sendable, CustomStringConvertible {
         self.port = port
     }
 
-    /// Parses `host:port` or `[v6]:port`; nil when the port is missing or out of range.
+    /// Parses `host:port` or `[v6]:port`; nil when the port is missing or out of range. Port 0
+    /// (any free port) is accepted here; origins refuse it during validation.
     public init?(parsing text: String) {
         let s = Substring(text)
         var host: Substring
@@ -29,7 +30,7 @@ public struct HostPort: Hashable, Sendable, CustomStringConvertible {
             host = s[..<colon]
             portText = s[s.index(after: colon)...]
         }
-        guard !host.isEmpty, let port = Int(portText), (1...65535).contains(port) else { return nil }
+        guard !host.isEmpty, let port = Int(portText), (0...65535).contains(port) else { return nil }
         self.host = String(host)
         self.port = port
     }

@@ -1,0 +1,228 @@
+import Foundation
+import RampartDemoOrigin
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The real `rampart` binary on loopback in front of the demo origin.
+@Suite(.serialized) struct GatewayBinaryTests {
+    static func yaml(origin: Int, listener: String = "", top: String = "", site: String = "") -> String {
+        """
+        listeners:
+          - address: 127.0.0.1:0
+        \(listener)
+        \(top)
+        sites:
+          - name: www
+            hosts: [example.org]
+            origins: [127.0.0.1:\(origin)]
+            health_check: { path: /healthz, interval: 1s }
+        \(site)
+        """
+    }
+
+    @Test func proxiesWithKeepAliveStreamingAndNeverForwardsUnknownHosts() async throws {
+        let origin = DemoOrigin()
+        let originPort = try await origin.start()
+        defer { Task { await origin.stop() } }
+        let gw = try GatewayProcess(yaml: Self.yaml(origin: originPort))
+        defer { gw.stop() }
+        let port = try gw.waitUntilListening()[0]
+
+        let c = try RawClient(port: port)
+        let first = try #require(c.request("GET", "/echo"))
+        #expect(first.status == 200)
+        #expect(first.echoed("x-forwarded-for") == "127.0.0.1")
+        #expect(first.echoed("x-forwarded-proto") == "http")
+        #expect(first.echoed("x-forwarded-host") == "example.org")
+        #expect(first.echoed("via") == "1.1 rampart")
+        #expect(first.echoed("x-request-id")?.count == 16)
+        #expect(first.header("connection") == nil)
+
+        // Same connection: hop-by-hop headers never reach the origin.
+        let second = try #require(c.request("GET", "/echo", headers: ["Connection: keep-alive, X-Secret", "X-Secret: 1", "Keep-Alive: timeout=5"]))
+        #expect(second.status == 200)
+        #expect(second.echoed("x-secret") == nil)
+        #expect(second.echoed("keep-alive") == nil)
+        #expect(second.echoed("connection") == nil)
+
+        // A streamed (chunked) response of 200 KiB arrives whole.
+        let stream = try #require(c.request("GET", "/stream?chunks=50&size=4096"))
+        #expect(stream.status == 200)
+        #expect(stream.body.count == 50 * 4096)
+
+        // Request bodies: fixed length, chunked, and Expect: 100-continue.
+        let body = String(repeating: "b", count: 100_000)
+        let upload = try #require(c.request("POST", "/upload", body: body))
+        #expect(upload.json["received"] as? Int == 100_000)
+        c.send("POST /upload HTTP/1.1\r\nHost: example.org\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n")
+        #expect(c.readResponse()?.json["received"] as? Int == 8)
+        c.send("PUT /upload HTTP/1.1\r\nHost: example.org\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+        let interim = try #require(c.readResponse())
+        #expect(interim.status == 100)
+        c.send("data")
+        let final = try #require(c.readResponse())
+        #expect(final.status == 200)
+        #expect(final.json["received"] as? Int == 4)
+
+        // Unknown host: 421, and the origin never sees it.
+        let before = origin.stats.requests
+        let misdirected = try #require(c.request("GET", "/echo", host: "attacker.example"))
+        #expect(misdirected.status == 421)
+        #expect(misdirected.text.contains("Request ID"))
+        #expect(!misdirected.text.contains("127.0.0.1"))
+        #expect(origin.stats.requests == before)
+
+        // HEAD gets headers only, and the connection stays usable.
+        let head = try #require(c.request("HEAD", "/"))
+        #expect(head.status == 200)
+        #expect(try #require(c.request("GET", "/healthz")).text == "ok\n")
+    }
+
+    @Test func slowlorisIsCutAtTheHeaderDeadlineWhileOthersAreServed() async throws {
+        let origin = DemoOrigin()
+        let originPort = try await origin.start()
+        defer { Task { await origin.stop() } }
+        let gw = try GatewayProcess(yaml: Self.yaml(origin: originPort, listener: "    timeouts: { header: 1s }"))
+        defer { gw.stop() }
+        let port = try gw.waitUntilListening()[0]
+
+        let slow = try RawClient(port: port, source: "127.0.0.5")
+        slow.send("GET / HTTP/1.1\r\nHost: example.org\r\n")
+        let started = Date()
+        var closed = false
+        for i in 0..<20 {
+            // A normal client is served while the slow one trickles headers.
+            let normal = try RawClient(port: port)
+            #expect(normal.request("GET", "/healthz")?.status == 200)
+            if !slow.send("X-Trickle-\(i): a\r\n") || slow.waitForClose(timeout: 0.25) {
+                closed = true
+                break
+            }
+        }
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(closed)
+        #expect(elapsed < 3.5, "slow client held the connection for \(elapsed) s")
+        #expect(elapsed > 0.8)
+    }
+
+    @Test func perAddressConnectionCapAndSmuggling() async throws {
+        let origin = DemoOrigin()
+        let originPort = try await origin.start()
+        defer { Task { await origin.stop() } }
+        let gw = try GatewayProcess(yaml: Self.yaml(origin: originPort, listener: "    limits: { max_connections_per_ip: 2 }"))
+        defer { gw.stop() }
+        let port = try gw.waitUntilListening()[0]
+
+        let a = try RawClient(port: port, source: "127.0.0.7")
+        let b = try RawClient(port: port, source: "127.0.0.7")
+        #expect(a.request("GET", "/healthz")?.status == 200)
+        #expect(b.request("GET", "/healthz")?.status == 200)
+        let third = try RawClient(port: port, source: "127.0.0.7")
+        third.send("GET /healthz HTTP/1.1\r\nHost: example.org\r\n\r\n")
+        #expect(third.readResponse() == nil, "a third connection from one address was served")
+        let other = try RawClient(port: port, source: "127.0.0.8")
+        #expect(other.request("GET", "/healthz")?.status == 200)
+
+        let smuggles = [
+            "POST /upload HTTP/1.1\r\nHost: example.org\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: example.org\r\n\r\n",
+            "POST /upload HTTP/1.1\r\nHost: example.org\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\nabcd",
+            "POST /upload HTTP/1.1\r\nHost: example.org\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: example.org\r\nX-Folded: a\r\n b\r\n\r\n",
+        ]
+        let before = origin.stats.requests
+        for (i, request) in smuggles.enumerated() {
+            let c = try RawClient(port: port, source: "127.0.1.\(i + 1)")
+            c.send(request)
+            let reply = c.readResponse()
+            #expect(reply?.status == 400, "case \(i)")
+            #expect(reply?.header("connection") == "close", "case \(i)")
+            #expect(c.waitForClose(timeout: 2), "case \(i) left the connection open")
+        }
+        #expect(origin.stats.requests == before, "a smuggling attempt reached the origin")
+    }
+
+    @Test func proxyProtocolAndTrustedForwardedFor() async throws {
+        let origin = DemoOrigin()
+        let originPort = try await origin.start()
+        defer { Task { await origin.stop() } }
+        let yaml = """
+            listeners:
+              - address: 127.0.0.1:0
+                proxy_protocol: true
+              - address: 127.0.0.1:0
+            trusted_proxies: [127.0.0.2/32]
+            sites:
+              - name: www
+                hosts: [example.org]
+                origins: [127.0.0.1:\(originPort)]
+            """
+        let gw = try GatewayProcess(yaml: yaml)
+        defer { gw.stop() }
+        let ports = try gw.waitUntilListening(count: 2)
+
+        let v1 = try RawClient(port: ports[0])
+        v1.send("PROXY TCP4 203.0.113.7 127.0.0.1 40000 80\r\n")
+        #expect(v1.request("GET", "/echo")?.echoed("x-forwarded-for") == "203.0.113.7")
+
+        var v2 = [UInt8](arrayLiteral: 0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A)
+        v2 += [0x21, 0x11, 0x00, 0x0C, 198, 51, 100, 9, 127, 0, 0, 1, 0x9C, 0x40, 0x00, 0x50]
+        let c2 = try RawClient(port: ports[0])
+        c2.send(v2)
+        #expect(c2.request("GET", "/echo")?.echoed("x-forwarded-for") == "198.51.100.9")
+
+        let missing = try RawClient(port: ports[0])
+        missing.send("GET /echo HTTP/1.1\r\nHost: example.org\r\n\r\n")
+        #expect(missing.readResponse() == nil)
+
+        let untrusted = try RawClient(port: ports[1], source: "127.0.0.1")
+        #expect(untrusted.request("GET", "/echo", headers: ["X-Forwarded-For: 6.6.6.6"])?.echoed("x-forwarded-for") == "127.0.0.1")
+        let trusted = try RawClient(port: ports[1], source: "127.0.0.2")
+        #expect(trusted.request("GET", "/echo", headers: ["X-Forwarded-For: 198.51.100.20"])?.echoed("x-forwarded-for") == "198.51.100.20, 127.0.0.2")
+    }
+
+    @Test func reloadKeepsServingOnABadFileAndDrainFinishesInFlightRequests() async throws {
+        let origin = DemoOrigin()
+        let originPort = try await origin.start()
+        defer { Task { await origin.stop() } }
+        let gw = try GatewayProcess(yaml: Self.yaml(origin: originPort))
+        defer { gw.stop() }
+        let port = try gw.waitUntilListening()[0]
+
+        #expect(try RawClient(port: port).request("GET", "/healthz", host: "new.example")?.status == 421)
+        let extended = Self.yaml(origin: originPort).replacingOccurrences(of: "hosts: [example.org]", with: "hosts: [example.org, new.example]")
+        try extended.write(to: gw.configURL, atomically: true, encoding: .utf8)
+        gw.signal(SIGHUP)
+        #expect(eventually { (try? RawClient(port: port).request("GET", "/healthz", host: "new.example")?.status) == 200 })
+
+        try "listeners: [oops\n".write(to: gw.configURL, atomically: true, encoding: .utf8)
+        gw.signal(SIGHUP)
+        #expect(eventually { gw.stderrText.contains("reload refused") })
+        #expect(try RawClient(port: port).request("GET", "/healthz", host: "new.example")?.status == 200)
+
+        // SIGTERM while a slow request is in flight: it completes, then the process exits 0.
+        let inFlight = try RawClient(port: port)
+        inFlight.send("GET /slow?ms=1500 HTTP/1.1\r\nHost: example.org\r\n\r\n")
+        usleep(300_000)
+        gw.signal(SIGTERM)
+        let reply = inFlight.readResponse()
+        #expect(reply?.status == 200)
+        #expect(reply?.text == "slow 1500ms\n")
+        #expect(gw.waitForExit() == 0)
+        #expect((try? RawClient(port: port)) == nil, "still accepting after drain")
+    }
+
+    @Test func checkReportsEveryProblemWithFileLineAndKey() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let bad = root.appendingPathComponent("Tests/RampartCoreTests/testdata/bad.yaml").path
+        let check = try GatewayProcess(arguments: ["check", "--config", bad])
+        #expect(check.waitForExit() == 1)
+        #expect(check.stderrText.contains("bad.yaml:14:5: sites[0].balanse: unknown key (did you mean 'balance'?)"))
+        #expect(check.stderrText.contains("bad.yaml:2:"))
+        #expect(check.stderrText.contains("11 problem(s)") || check.stderrText.contains("problem(s)"))
+        let good = try GatewayProcess(arguments: ["check", "--config", root.appendingPathComponent("examples/rampart.yaml").path])
+        #expect(good.waitForExit() == 0)
+    }
+}

@@ -1,0 +1,272 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The built `rampart` executable, next to the test bundle.
+enum Binary {
+    static var rampart: String {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        // Inside an .xctest bundle on some platforms the binary sits deeper.
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("rampart").path), dir.path != "/" {
+            dir = dir.deletingLastPathComponent()
+        }
+        return dir.appendingPathComponent("rampart").path
+    }
+}
+
+/// A `rampart` process started for one test, with its stdout lines and stderr captured.
+final class GatewayProcess: @unchecked Sendable {
+    let process = Process()
+    let directory: URL
+    private let lines = LineCollector()
+    private let errors = LineCollector()
+    /// Listener ports, in config order, as printed by the gateway.
+    private(set) var ports: [Int] = []
+
+    /// Starts `rampart run --config` with `yaml` written to a fresh temporary folder.
+    init(yaml: String, extraArguments: [String] = []) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-it-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try yaml.write(to: configURL, atomically: true, encoding: .utf8)
+        try launch(["run", "--config", configURL.path, "--state", directory.appendingPathComponent("state").path] + extraArguments)
+    }
+
+    /// Starts `rampart` with the given arguments.
+    init(arguments: [String]) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-it-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try launch(arguments)
+    }
+
+    var configURL: URL { directory.appendingPathComponent("rampart.yaml") }
+
+    private func launch(_ arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: Binary.rampart)
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        let lines = self.lines
+        let errors = self.errors
+        out.fileHandleForReading.readabilityHandler = { lines.append($0.availableData) }
+        err.fileHandleForReading.readabilityHandler = { errors.append($0.availableData) }
+        try process.run()
+    }
+
+    /// Waits until the gateway printed `count` listening lines; returns their ports.
+    @discardableResult
+    func waitUntilListening(count: Int = 1, timeout: Double = 20) throws -> [Int] {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let found = lines.all.compactMap { line -> Int? in
+                guard line.hasPrefix("Rampart listening on http://") else { return nil }
+                let trimmed = line.dropFirst("Rampart listening on http://".count).dropLast()
+                return trimmed.split(separator: ":").last.flatMap { Int($0) }
+            }
+            if found.count >= count {
+                ports = found
+                return found
+            }
+            if !process.isRunning { break }
+            usleep(20_000)
+        }
+        throw TestFailure("gateway did not start; stderr:\n\(errors.text)")
+    }
+
+    func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
+
+    /// Waits for exit; returns the status, or nil on timeout.
+    func waitForExit(timeout: Double = 20) -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning, Date() < deadline { usleep(20_000) }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+
+    var stderrText: String { errors.text }
+
+    func stop() {
+        if process.isRunning {
+            signal(SIGKILL)
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    deinit { stop() }
+}
+
+/// Collects text from a pipe, thread-safely.
+final class LineCollector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data = Data()
+
+    func append(_ chunk: Data) {
+        lock.lock()
+        data.append(chunk)
+        lock.unlock()
+    }
+
+    var text: String {
+        lock.lock()
+        defer { lock.unlock() }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    var all: [String] { text.split(separator: "\n").map(String.init) }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+/// A blocking TCP client on loopback that can choose its source address, for tests that need raw
+/// bytes (slow clients, smuggling, PROXY headers) and many source addresses.
+final class RawClient {
+    let fd: Int32
+
+    init(port: Int, source: String = "127.0.0.1", host: String = "127.0.0.1") throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestFailure("socket failed") }
+        var src = sockaddr_in()
+        src.sin_family = sa_family_t(AF_INET)
+        inet_pton(AF_INET, source, &src.sin_addr)
+        var dst = sockaddr_in()
+        dst.sin_family = sa_family_t(AF_INET)
+        dst.sin_port = in_port_t(UInt16(port).bigEndian)
+        inet_pton(AF_INET, host, &dst.sin_addr)
+        let bound = withUnsafePointer(to: &src) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard bound == 0 else { close(fd); throw TestFailure("bind \(source) failed") }
+        let connected = withUnsafePointer(to: &dst) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard connected == 0 else { close(fd); throw TestFailure("connect to \(port) failed: \(errno)") }
+        setTimeout(5)
+    }
+
+    deinit { close(fd) }
+
+    func setTimeout(_ seconds: Double) {
+        var tv = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - Double(Int(seconds))) * 1_000_000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    @discardableResult
+    func send(_ text: String) -> Bool { send(Array(text.utf8)) }
+
+    @discardableResult
+    func send(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == bytes.count
+    }
+
+    private var pending = [UInt8]()
+
+    /// Reads until the peer closes or the timeout passes. True when the connection was closed.
+    func waitForClose(timeout: Double) -> Bool {
+        setTimeout(timeout)
+        var buf = [UInt8](repeating: 0, count: 4096)
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let n = recv(fd, &buf, buf.count, 0)
+            if n == 0 { return true }
+            if n < 0 { return errno == ECONNRESET }
+            pending += buf[0..<n]
+        }
+        return false
+    }
+
+    private func fill() -> Bool {
+        var buf = [UInt8](repeating: 0, count: 65536)
+        let n = recv(fd, &buf, buf.count, 0)
+        guard n > 0 else { return false }
+        pending += buf[0..<n]
+        return true
+    }
+
+    private func readLine() -> String? {
+        while true {
+            if let i = pending.firstIndex(of: 0x0A) {
+                let line = String(decoding: pending[0..<i], as: UTF8.self).trimmingCharacters(in: .init(charactersIn: "\r"))
+                pending.removeFirst(i + 1)
+                return line
+            }
+            guard fill() else { return nil }
+        }
+    }
+
+    private func readBytes(_ n: Int) -> [UInt8]? {
+        while pending.count < n { guard fill() else { return nil } }
+        let out = Array(pending[0..<n])
+        pending.removeFirst(n)
+        return out
+    }
+
+    /// Reads one response (Content-Length, chunked, or until close). Nil when the connection
+    /// closed or timed out before a status line.
+    func readResponse(head: Bool = false) -> HTTPReply? {
+        guard let status = readLine(), status.hasPrefix("HTTP/1.") else { return nil }
+        let code = Int(status.split(separator: " ")[1]) ?? 0
+        var headers: [(String, String)] = []
+        while let line = readLine(), !line.isEmpty {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            headers.append((parts[0].lowercased(), parts.count > 1 ? parts[1].trimmingCharacters(in: .whitespaces) : ""))
+        }
+        var reply = HTTPReply(status: code, headers: headers, body: [])
+        if head || code == 204 || code == 304 || (100..<200).contains(code) { return reply }
+        if let cl = reply.header("content-length").flatMap(Int.init) {
+            reply.body = readBytes(cl) ?? []
+        } else if reply.header("transfer-encoding")?.lowercased() == "chunked" {
+            while let sizeLine = readLine(), let size = Int(sizeLine.split(separator: ";")[0], radix: 16) {
+                if size == 0 {
+                    while let l = readLine(), !l.isEmpty {}
+                    break
+                }
+                reply.body += readBytes(size) ?? []
+                _ = readLine()
+            }
+        } else {
+            while fill() {}
+            reply.body = pending
+            pending = []
+        }
+        return reply
+    }
+
+    /// Sends a request and reads its response.
+    func request(_ method: String = "GET", _ path: String, host: String = "example.org", headers: [String] = [], body: String = "") -> HTTPReply? {
+        var text = "\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\n"
+        for h in headers { text += h + "\r\n" }
+        if !body.isEmpty || method == "POST" { text += "Content-Length: \(body.utf8.count)\r\n" }
+        text += "\r\n" + body
+        guard send(text) else { return nil }
+        return readResponse(head: method == "HEAD")
+    }
+}
+
+struct HTTPReply {
+    var status: Int
+    var headers: [(String, String)]
+    var body: [UInt8]
+
+    func header(_ name: String) -> String? { headers.first { $0.0 == name }?.1 }
+    var text: String { String(decoding: body, as: UTF8.self) }
+
+    /// The body parsed as a JSON object.
+    var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] ?? [:] }
+
+    /// A request header as the demo origin's /echo saw it.
+    func echoed(_ name: String) -> String? { (json["headers"] as? [String: Any])?[name] as? String }
+}
+
+/// Polls `condition` every 50 ms until it holds or `timeout` passes.
+func eventually(timeout: Double = 10, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(50_000)
+    }
+    return condition()
+}
