@@ -13,11 +13,13 @@ CONNS=${2:-64}
 THREADS=2
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/rampart-bench.XXXXXX)
+chmod 755 "$WORK"  # nginx workers run as www-data
 OUT="$ROOT/bench/results"
 mkdir -p "$OUT"
 ORIGIN_PORT=18000
 PROXY_PORT=18080
 PIDS=()
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 
 cleanup() {
   for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done
@@ -165,7 +167,7 @@ kill "$(cat "$WORK/nginx-proxy.pid")"; rm -f "$WORK/nginx-proxy.pid"; sleep 0.5
 cat > "$WORK/haproxy.cfg" <<EOF
 global
   nbthread 2
-  maxconn 20000
+  maxconn 8000
 defaults
   mode http
   timeout connect 3s

@@ -1,3 +1,4 @@
+import Atomics
 import NIOCore
 import RampartCore
 
@@ -34,6 +35,8 @@ final class AcceptGate: ChannelInboundHandler {
     private var admission: ConnectionAdmission
     private let loop: LoopContext
     private let proxyProtocol: Bool
+    /// Set once the event loops are stopping: closing connections then no longer report back.
+    let stopping = ManagedAtomic(false)
 
     init(limits: Limits, proxyProtocol: Bool, loop: LoopContext) {
         self.admission = ConnectionAdmission(maxConnections: limits.maxConnections, maxPerAddress: limits.maxConnectionsPerIP)
@@ -69,10 +72,7 @@ final class AcceptGate: ChannelInboundHandler {
             return
         }
         loop.counters.connectionsAccepted += 1
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        child.closeFuture.whenComplete { _ in
-            bound.eventLoop.execute { bound.value.admission.release(ip) }
-        }
+        releaseOnClose(child, ip: ip)
         context.fireChannelRead(data)
     }
 
@@ -83,11 +83,18 @@ final class AcceptGate: ChannelInboundHandler {
             return reason
         }
         loop.counters.connectionsAccepted += 1
+        releaseOnClose(channel, ip: ip)
+        return nil
+    }
+
+    /// Gives the connection's slot back on this gate's loop when it closes.
+    private func releaseOnClose(_ channel: any Channel, ip: IPAddress) {
         let bound = NIOLoopBound(self, eventLoop: loop.eventLoop)
+        let stopping = self.stopping
         channel.closeFuture.whenComplete { _ in
+            guard !stopping.load(ordering: .relaxed) else { return }
             bound.eventLoop.execute { bound.value.admission.release(ip) }
         }
-        return nil
     }
 
     /// Open connections admitted by this gate.

@@ -5,8 +5,10 @@ import RampartCore
 /// Serves one client connection: runs the request-phase guards on each request head, picks an
 /// origin, and streams the request to it and the response back, with back-pressure both ways.
 ///
-/// Requests on one connection are sequential (`HTTPServerPipelineHandler` in front queues
-/// pipelined ones), so the per-request state lives in this handler's fields and a `Phase` enum.
+/// Requests on one connection are served one at a time, so the per-request state lives in this
+/// handler's fields and a `Phase` enum. Pipelined requests that arrive while a response is still
+/// going out are queued here (bounded; reads are held past the bound) rather than by
+/// `HTTPServerPipelineHandler`, which would stop and restart reading around every request.
 final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
@@ -30,7 +32,10 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
     private let listener: Int
     private let scheme: String
     /// The connection's client address (the TCP peer, or the PROXY protocol source).
-    var peer: IPAddress
+    var peer: IPAddress {
+        didSet { peerText = nil }
+    }
+    private var peerText: String?
     private var timeouts: ConnectionTimeouts
     private var context: ChannelHandlerContext?
     private var phase = Phase.idle
@@ -41,7 +46,7 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var clientVersion = HTTPVersion.http1_1
     private var clientIP: IPAddress
     private var requestID = ""
-    private var wantsJSON = false
+    private var requestHeaders = HTTPHeaders()
     private var keepAlive = true
     private var requestEnded = false
     private var responseStarted = false
@@ -57,9 +62,14 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// Body bytes buffered while connecting before client reads are held.
     private static let maxPendingBody = 64 * 1024
 
-    // Back-pressure towards the client: reads held while the origin cannot take more.
+    // Back-pressure towards the client: reads held while the origin cannot take more, or while too
+    // many pipelined request parts wait.
     private var upstreamBlocked = false
     private var readPending = false
+    private var queued = CircularBuffer<HTTPServerRequestPart>()
+    private var processingQueue = false
+    /// Pipelined request parts kept before client reads are held.
+    private static let maxQueuedParts = 64
 
     // One lazy timer for the connection's deadlines.
     private var timer: Scheduled<Void>?
@@ -98,13 +108,37 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        // A part of the next request while this one's response is still going out: queue it.
+        if !queued.isEmpty || (requestEnded && phase != .idle && phase != .closed) {
+            queued.append(part)
+            if queued.count >= Self.maxQueuedParts { setUpstreamBlocked(true) }
+            return
+        }
+        dispatch(part, context: context)
+    }
+
+    private func dispatch(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
         case .head(let head):
             receivedHead(head, context: context)
         case .body(let buffer):
             receivedBody(buffer, context: context)
         case .end(let trailers):
             receivedEnd(trailers, context: context)
+        }
+    }
+
+    /// Serves queued pipelined parts once the connection is idle again.
+    private func drainQueue() {
+        guard !processingQueue, let context else { return }
+        processingQueue = true
+        defer { processingQueue = false }
+        while phase == .idle || (phase != .closed && !requestEnded), let part = queued.popFirst() {
+            dispatch(part, context: context)
+        }
+        if queued.count < Self.maxQueuedParts, phase != .closed {
+            setUpstreamBlocked(upstream.map { !$0.channel.isWritable } ?? false)
         }
     }
 
@@ -140,11 +174,17 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
         pool = nil
         pendingBody.removeAll()
+        queued.removeAll()
         context.fireChannelInactive()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ChannelShouldQuiesceEvent { keepAlive = false }
+        if event is ChannelShouldQuiesceEvent {
+            // Drain: an idle connection closes now; a busy one after its current response.
+            keepAlive = false
+            if phase == .idle { closeNow() }
+            return
+        }
         context.fireUserInboundEventTriggered(event)
     }
 
@@ -187,7 +227,7 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         guard phase == .idle else {
-            // Cannot happen behind HTTPServerPipelineHandler; refuse rather than mix two requests.
+            // The decoder delivers one request at a time and pipelined ones are queued: refuse rather than mix two.
             closeNow()
             return
         }
@@ -197,7 +237,7 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
         let config = loop.config
         requestID = loop.nextRequestID()
         clientVersion = head.version
-        wantsJSON = ErrorPage.wantsJSON(head.headers)
+        requestHeaders = head.headers
         requestEnded = false
         responseStarted = false
         retried = false
@@ -241,10 +281,13 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
             return
         }
 
-        var forwarded = HTTPRequestHead(version: .http1_1, method: head.method, uri: accepted.target, headers: head.headers)
+        if peerText == nil { peerText = peer.description }
+        var forwarded = head
+        forwarded.version = .http1_1
+        if accepted.target != head.uri { forwarded.uri = accepted.target }
         ForwardingHeaders.prepareRequest(
             &forwarded.headers,
-            peer: peer,
+            peer: peerText!,
             peerIsTrusted: config.trusted.contains(peer),
             scheme: scheme,
             host: accepted.host,
@@ -372,6 +415,7 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
             phase = .idle
             timeouts.responseEnded(now: loop.eventLoop.now)
             armTimer(now: loop.eventLoop.now)
+            if !queued.isEmpty { drainQueue() }
         case .idle, .closed:
             break
         }
@@ -399,15 +443,16 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
                 pool?.health.requestSucceeded()
             }
             upstreamKeepAlive = head.isKeepAlive
-            var headers = head.headers
-            ForwardingHeaders.prepareResponse(&headers)
+            var response = head
+            response.version = clientVersion
+            ForwardingHeaders.prepareResponse(&response.headers)
             if !keepAlive || loop.draining {
                 keepAlive = false
-                headers.add(name: "Connection", value: "close")
+                response.headers.add(name: "Connection", value: "close")
             } else if clientVersion == .http1_0 {
-                headers.add(name: "Connection", value: "keep-alive")
+                response.headers.add(name: "Connection", value: "keep-alive")
             }
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: clientVersion, status: head.status, headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.head(response)), promise: nil)
         case .body(let buffer):
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end(let trailers):
@@ -467,6 +512,7 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
             if phase == .idle { timeouts.responseEnded(now: now) }
             forwardHead = nil
             armTimer(now: now)
+            if !queued.isEmpty { drainQueue() }
         } else {
             phase = .closed
             let promise = context.eventLoop.makePromise(of: Void.self)
@@ -490,7 +536,7 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
             status: reason.status,
             message: reason.explanation,
             requestID: requestID.isEmpty ? loop.nextRequestID() : requestID,
-            json: wantsJSON,
+            json: ErrorPage.wantsJSON(requestHeaders),
             close: !keepAlive,
             retryAfterSeconds: retryAfter,
             allocator: context.channel.allocator

@@ -140,7 +140,7 @@ public final class Gateway: Sendable {
         decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
         decoderLimits.maxHeaderFieldCount = limits.maxHeaderCount
         try sync.configureHTTPServerPipeline(
-            withPipeliningAssistance: true,
+            withPipeliningAssistance: false,
             withErrorHandling: false,
             withOutboundHeaderValidation: false,
             withEncoderConfiguration: .init(),
@@ -219,6 +219,10 @@ public final class Gateway: Sendable {
             try? await bound.eventLoop.submit {
                 for site in bound.value.pools { for pool in site { pool.closeIdle() } }
             }.get()
+        }
+        let gates = state.withLockedValue { $0.gates }
+        for gate in gates {
+            try? await gate.eventLoop.submit { gate.value.stopping.store(true, ordering: .relaxed) }.get()
         }
         if ownsGroup { try? await group.shutdownGracefully() }
     }

@@ -80,12 +80,19 @@ final class LoopContext {
         pools[s][o].health.setActiveUp(up)
     }
 
-    /// A fresh request id: 16 hex digits, unique per process run with overwhelming probability.
+    /// A fresh request id: 15 hex digits (a random per-loop prefix and a sequence number). Fifteen
+    /// ASCII bytes fit Swift's inline small-string form, so making one does not allocate.
     func nextRequestID() -> String {
         idSequence &+= 1
-        let value = UInt64(idPrefix) << 32 | UInt64(idSequence)
-        let hex = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - hex.count) + hex
+        let value = (UInt64(idPrefix) << 32 | UInt64(idSequence)) & 0x0FFF_FFFF_FFFF_FFFF
+        return String(unsafeUninitializedCapacity: 15) { buffer in
+            let digits: StaticString = "0123456789abcdef"
+            for i in 0..<15 {
+                let nibble = Int((value >> UInt64(4 * (14 - i))) & 0xF)
+                buffer[i] = digits.utf8Start[nibble]
+            }
+            return 15
+        }
     }
 
     /// Counts and logs (sampled) a refusal.

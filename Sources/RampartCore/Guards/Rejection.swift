@@ -136,19 +136,19 @@ public enum RequestChecks {
         var expectsContinue = false
         for (name, value) in head.headers {
             switch name.utf8.count {
-            case 4 where name.lowercased() == "host":
+            case 4 where name.equalsASCIICaseInsensitive("host"):
                 hostCount += 1
                 host = value
-            case 14 where name.lowercased() == "content-length":
+            case 14 where name.equalsASCIICaseInsensitive("content-length"):
                 // A repeated Content-Length is refused even with equal values: peers disagree on it.
                 guard !sawContentLength, let n = parseContentLength(value) else { return .failure(.init(.badContentLength)) }
                 sawContentLength = true
                 contentLength = n
-            case 17 where name.lowercased() == "transfer-encoding":
+            case 17 where name.equalsASCIICaseInsensitive("transfer-encoding"):
                 if transferEncoding != nil { return .failure(.init(.badTransferEncoding)) }
                 transferEncoding = value
-            case 6 where name.lowercased() == "expect":
-                if value.lowercased() == "100-continue" {
+            case 6 where name.equalsASCIICaseInsensitive("expect"):
+                if value.equalsASCIICaseInsensitive("100-continue") {
                     expectsContinue = true
                 } else {
                     return .failure(.init(.expectationFailed))
@@ -162,7 +162,7 @@ public enum RequestChecks {
         var chunked = false
         if let te = transferEncoding {
             // Only plain "chunked" is accepted: lists and unknown codings are how smuggling starts.
-            guard te.lowercased().trimmingCharacters() == "chunked", head.version == .http1_1 else {
+            guard Substring(te).trimmingASCIISpaces().equalsASCIICaseInsensitive("chunked"), head.version == .http1_1 else {
                 return .failure(.init(.badTransferEncoding))
             }
             chunked = true
