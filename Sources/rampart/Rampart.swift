@@ -27,6 +27,9 @@ struct LogOptions: ParsableArguments {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(name: .long, help: "Event loop threads (default: one per CPU core).")
+    var threads: Int?
+
     func makeLogger() throws -> Logger {
         guard let level = Logger.Level(rawValue: logLevel) else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
@@ -105,7 +108,7 @@ struct Run: AsyncParsableCommand {
             gatewayConfig.adminAddress = hp
         }
         if let state { gatewayConfig.statePath = state }
-        try await serve(gatewayConfig, source: source, logger: logger)
+        try await serve(gatewayConfig, source: source, logger: logger, threads: log.threads)
     }
 }
 
@@ -152,7 +155,7 @@ struct Demo: AsyncParsableCommand {
         let port = try await demoOrigin.start(host: o.host, port: o.port)
         logger.notice("demo origin listening", metadata: ["address": "\(o.host):\(port)"])
         let config = GatewayConfig.oneSite(listen: l, origins: [HostPort(host: o.host, port: port)])
-        try await serve(config, source: .flags, logger: logger) {
+        try await serve(config, source: .flags, logger: logger, threads: log.threads) {
             say("Rampart demo: open http://\(l)/ (the demo origin is at http://\(o.host):\(port)/)")
         }
         await demoOrigin.stop()
@@ -175,8 +178,9 @@ func say(_ text: String) {
 }
 
 /// Runs a gateway until SIGTERM/SIGINT (drain, then exit); SIGHUP reloads the config file.
-func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, started: () -> Void = {}) async throws {
-    let gateway = try Gateway(config: config, logger: logger)
+func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, threads: Int?, started: () -> Void = {}) async throws {
+    if let threads, threads < 1 || threads > 256 { throw ValidationError("--threads must be between 1 and 256") }
+    let gateway = try Gateway(config: config, logger: logger, threads: threads ?? System.coreCount)
     let addresses: [SocketAddress]
     do {
         addresses = try await gateway.start()
