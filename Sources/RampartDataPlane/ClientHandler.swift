@@ -9,7 +9,7 @@ import RampartCore
 /// handler's fields and a `Phase` enum. Pipelined requests that arrive while a response is still
 /// going out are queued here (bounded; reads are held past the bound) rather than by
 /// `HTTPServerPipelineHandler`, which would stop and restart reading around every request.
-final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
+final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamDelegate {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
@@ -24,6 +24,8 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
         case proxying
         /// Answered locally while the client is still sending a body, which is dropped.
         case discarding
+        /// Upgraded (WebSocket): bytes flow through glue handlers; this handler is leaving.
+        case tunnel
         /// The connection is closing or closed.
         case closed
     }
@@ -56,6 +58,10 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var pool: OriginPool?
     private var upstream: UpstreamConnection?
     private var upstreamKeepAlive = true
+    /// The current request asks for a protocol upgrade (`Upgrade` + `Connection: upgrade`).
+    private var upgrade: String?
+    /// The origin answered the upgrade with 101; the tunnel starts at the end of that response.
+    private var upgradeAccepted = false
     private var retried = false
     private var pendingBody = CircularBuffer<HTTPClientRequestPart>()
     private var pendingBodyBytes = 0
@@ -295,6 +301,12 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
             version: head.version
         )
         if accepted.expectsContinue { forwarded.headers.remove(name: "expect") }
+        upgrade = Self.upgradeRequested(head)
+        if let upgrade {
+            // Hop-by-hop rules removed these; an upgrade is the one case they must be passed on.
+            forwarded.headers.add(name: "Upgrade", value: upgrade)
+            forwarded.headers.add(name: "Connection", value: "Upgrade")
+        }
         if accepted.chunked {
             forwarded.headers.add(name: "Transfer-Encoding", value: "chunked")
         } else if accepted.contentLength == nil, head.method == .POST || head.method == .PUT || head.method == .PATCH {
@@ -395,7 +407,7 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
                 pendingBodyBytes += buffer.readableBytes
                 if pendingBodyBytes > Self.maxPendingBody { setUpstreamBlocked(true) }
             }
-        case .discarding, .idle, .closed:
+        case .discarding, .idle, .closed, .tunnel:
             break
         }
     }
@@ -416,7 +428,7 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
             timeouts.responseEnded(now: loop.eventLoop.now)
             armTimer(now: loop.eventLoop.now)
             if !queued.isEmpty { drainQueue() }
-        case .idle, .closed:
+        case .idle, .closed, .tunnel:
             break
         }
     }
@@ -443,6 +455,17 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
                 pool?.health.requestSucceeded()
             }
             upstreamKeepAlive = head.isKeepAlive
+            if let upgrade {
+                if head.status == .switchingProtocols {
+                    // The decoder still delivers this response's end; the switch happens there.
+                    upgradeAccepted = true
+                    sendSwitchingProtocols(context: context, response: head, protocolName: upgrade)
+                    return
+                }
+                // The origin declined the upgrade: the client's decoder has stopped at the upgrade
+                // request, so this connection ends with this response.
+                keepAlive = false
+            }
             var response = head
             response.version = clientVersion
             ForwardingHeaders.prepareResponse(&response.headers)
@@ -456,6 +479,10 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
         case .body(let buffer):
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end(let trailers):
+            if upgradeAccepted {
+                startTunnel(context: context)
+                return
+            }
             loop.counters.proxied += 1
             let reusable = upstreamKeepAlive && requestEnded
             if let upstream, let pool {
@@ -466,6 +493,59 @@ final class ClientHandler: ChannelDuplexHandler, UpstreamDelegate {
             if !requestEnded { keepAlive = false }
             finishResponse(context: context, trailers: trailers)
         }
+    }
+
+    /// The origin accepted a protocol upgrade: pass its 101 on to the client.
+    private func sendSwitchingProtocols(context: ChannelHandlerContext, response: HTTPResponseHead, protocolName: String) {
+        var head = response
+        head.version = clientVersion
+        let upgradeTo = head.headers.first(name: "upgrade") ?? protocolName
+        ForwardingHeaders.prepareResponse(&head.headers)
+        head.headers.add(name: "Upgrade", value: upgradeTo)
+        head.headers.add(name: "Connection", value: "Upgrade")
+        context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
+    }
+
+    /// After the 101: join the two connections byte for byte and step out of the way.
+    private func startTunnel(context: ChannelHandlerContext) {
+        guard let upstream, let pool else { return }
+        phase = .tunnel
+        cancelTimer()
+        loop.counters.proxied += 1
+        self.upstream = nil
+        self.pool = nil
+        pool.detach(upstream)
+        let (clientGlue, upstreamGlue) = GlueHandler.matchedPair()
+        do {
+            let up = upstream.channel.pipeline.syncOperations
+            try up.addHandler(upstreamGlue)
+            up.removeHandler(upstream.handler, promise: nil)
+            up.removeHandler(try up.handler(type: HTTPRequestEncoder.self), promise: nil)
+            // Removing the decoder hands any bytes it buffered after the 101 on to the glue.
+            up.removeHandler(try up.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self), promise: nil)
+            let down = context.pipeline.syncOperations
+            try down.addHandler(clientGlue)
+            down.removeHandler(try down.handler(type: HTTPResponseEncoder.self), promise: nil)
+            down.removeHandler(try down.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: nil)
+            down.removeHandler(try down.handler(type: ClientActivityHandler.self), promise: nil)
+            down.removeHandler(context: context, promise: nil)
+        } catch {
+            loop.reject(.originError, client: clientIP, detail: "upgrade failed: \(error)")
+            upstream.channel.close(promise: nil)
+            context.close(promise: nil)
+        }
+    }
+
+    /// The protocol a request asks to upgrade to, when it does so properly (GET, `Upgrade`, and
+    /// `upgrade` among the `Connection` tokens).
+    static func upgradeRequested(_ head: HTTPRequestHead) -> String? {
+        guard head.method == .GET, let proto = head.headers.first(name: "upgrade"), !proto.isEmpty else { return nil }
+        for value in head.headers["connection"] {
+            for token in value.split(separator: ",") where token.trimmingASCIISpaces().equalsASCIICaseInsensitive("upgrade") {
+                return proto
+            }
+        }
+        return nil
     }
 
     func upstreamReadComplete() {

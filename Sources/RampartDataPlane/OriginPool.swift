@@ -92,6 +92,13 @@ final class OriginPool {
         idle.append(conn)
     }
 
+    /// Takes a connection out of the pool for good (it became a WebSocket tunnel). It still counts
+    /// against the origin's connection cap until it closes.
+    func detach(_ conn: UpstreamConnection) {
+        inFlight -= 1
+        conn.handler.delegate = nil
+    }
+
     /// A request that was counted in flight ended without a connection (connect failed, queue timeout).
     func abandon() {
         inFlight -= 1

@@ -12,7 +12,7 @@ protocol UpstreamDelegate: AnyObject {
 /// The last handler of an origin connection's pipeline. It relays response parts to the current
 /// delegate (the client handler on the same event loop), holds reads while the client is not
 /// reading (back-pressure), and enforces the origin response timeout with one lazy timer.
-final class UpstreamHandler: ChannelDuplexHandler {
+final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart

@@ -2,6 +2,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOWebSocket
 import RampartCore
 
 /// A small origin with a fixed capacity: at most `concurrency` requests are served at once, each
@@ -10,7 +11,8 @@ import RampartCore
 ///
 /// Routes: `/` (HTML page), `/static/*` (cacheable assets), `/api/*` (JSON), `POST /login`,
 /// `/echo` (request as JSON), `/stream?chunks=N` (chunked body), `POST /upload` (counts body
-/// bytes), `/slow?ms=N`, `/healthz`, `/__origin/stats` (counters, never delayed).
+/// bytes), `/slow?ms=N`, `/healthz`, `/ws` (WebSocket echo), `/__origin/stats` (counters, never
+/// delayed).
 public final class DemoOrigin: Sendable {
     /// Capacity and behaviour.
     public struct Configuration: Sendable {
@@ -72,8 +74,27 @@ public final class DemoOrigin: Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(OriginHandler(origin: origin))
+                    let websocket = NIOWebSocketServerUpgrader(
+                        shouldUpgrade: { channel, head in
+                            channel.eventLoop.makeSucceededFuture(head.uri == "/ws" ? HTTPHeaders() : nil)
+                        },
+                        upgradePipelineHandler: { channel, _ in
+                            channel.eventLoop.makeCompletedFuture {
+                                try channel.pipeline.syncOperations.addHandler(WebSocketEchoHandler())
+                            }
+                        }
+                    )
+                    let handler = OriginHandler(origin: origin)
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withServerUpgrade: (
+                            upgraders: [websocket],
+                            completionHandler: { context in
+                                // After the upgrade the HTTP handler must not see WebSocket bytes.
+                                context.pipeline.syncOperations.removeHandler(name: "origin-http", promise: nil)
+                            }
+                        )
+                    )
+                    try channel.pipeline.syncOperations.addHandler(handler, name: "origin-http")
                 }
             }
             .bind(host: host, port: port).get()
@@ -144,7 +165,7 @@ public final class DemoOrigin: Sendable {
 }
 
 /// Serves one connection of the demo origin.
-final class OriginHandler: ChannelInboundHandler {
+final class OriginHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
@@ -283,6 +304,33 @@ final class OriginHandler: ChannelInboundHandler {
 
         """
 }
+
+/// Echoes WebSocket text and binary frames, answers pings, and closes on a close frame.
+final class WebSocketEchoHandler: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        var payload = frame.unmaskedData
+        switch frame.opcode {
+        case .text, .binary:
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: frame.opcode, data: payload)), promise: nil)
+        case .ping:
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: payload)), promise: nil)
+        case .connectionClose:
+            let code = payload.readSlice(length: min(2, payload.readableBytes)) ?? ByteBuffer()
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: code))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        default:
+            break
+        }
+    }
+}
+
+@available(*, unavailable)
+extension WebSocketEchoHandler: Sendable {}
 
 extension String {
     func replacingAll(_ target: String, with replacement: String) -> String {

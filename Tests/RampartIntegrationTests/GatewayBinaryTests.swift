@@ -81,6 +81,35 @@ import Glibc
         #expect(try #require(c.request("GET", "/healthz")).text == "ok\n")
     }
 
+    @Test func webSocketUpgradePassesThrough() async throws {
+        let origin = DemoOrigin()
+        let originPort = try await origin.start()
+        defer { Task { await origin.stop() } }
+        let gw = try GatewayProcess(yaml: Self.yaml(origin: originPort))
+        defer { gw.stop() }
+        let port = try gw.waitUntilListening()[0]
+
+        let c = try RawClient(port: port)
+        c.send(
+            "GET /ws HTTP/1.1\r\nHost: example.org\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"
+                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        let switched = try #require(c.readResponse())
+        #expect(switched.status == 101)
+        #expect(switched.header("upgrade")?.lowercased() == "websocket")
+        #expect(switched.header("sec-websocket-accept") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        // A masked text frame "hello" comes back unmasked from the echo origin, twice in a row.
+        let mask: [UInt8] = [0x37, 0xFA, 0x21, 0x3D]
+        let payload = Array("hello".utf8).enumerated().map { $0.element ^ mask[$0.offset % 4] }
+        for _ in 0..<2 {
+            c.send([0x81, 0x85] + mask + payload)
+            #expect(c.readRaw(count: 7) == [0x81, 0x05] + Array("hello".utf8))
+        }
+        // Without an upgrade the same route is a plain request.
+        let plain = try RawClient(port: port)
+        #expect(plain.request("GET", "/ws")?.status == 200)
+    }
+
     @Test func slowlorisIsCutAtTheHeaderDeadlineWhileOthersAreServed() async throws {
         let origin = DemoOrigin()
         let originPort = try await origin.start()

@@ -235,6 +235,9 @@ final class RawClient {
         return reply
     }
 
+    /// Reads exactly `count` raw bytes (nil on close or timeout).
+    func readRaw(count: Int) -> [UInt8]? { readBytes(count) }
+
     /// Sends a request and reads its response.
     func request(_ method: String = "GET", _ path: String, host: String = "example.org", headers: [String] = [], body: String = "") -> HTTPReply? {
         var text = "\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\n"
