@@ -63,6 +63,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
     /// The origin answered the upgrade with 101; the tunnel starts at the end of that response.
     private var upgradeAccepted = false
     private var retried = false
+    private var siteIndex = 0
     private var pendingBody = CircularBuffer<HTTPClientRequestPart>()
     private var pendingBodyBytes = 0
     /// Body bytes buffered while connecting before client reads are held.
@@ -278,6 +279,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             return
         }
         let site = config.sites[siteIndex]
+        self.siteIndex = siteIndex
         siteLimits = site.limits
         timeouts.limits = Self.merged(listener: listenerLimits, site: site.limits)
         armTimer(now: now)
@@ -358,10 +360,18 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             self.pool = nil
             if case PoolError.queueTimeout = error {
                 respondLocally(.originQueueFull, retryAfter: 5)
-            } else {
-                pool.health.requestFailed(now: loop.eventLoop.now)
-                respondLocally(.originUnavailable, retryAfter: 5, detail: "\(pool.address): \(error)")
+                return
             }
+            let now = loop.eventLoop.now
+            pool.health.requestFailed(now: now)
+            loop.rejectionLog.log(reason: .originUnavailable, client: clientIP, detail: "\(pool.address): \(error)")
+            // Nothing was sent yet: another origin of the site may take the request.
+            if !retried, let other = loop.pickPool(site: siteIndex, now: now, excluding: pool) {
+                retried = true
+                acquire(from: other, now: now)
+                return
+            }
+            respondLocally(.originUnavailable, retryAfter: 5, detail: "\(pool.address): \(error)")
         }
     }
 

@@ -61,12 +61,14 @@ final class LoopContext {
         balancers = config.sites.map { OriginBalancer(strategy: $0.balance) }
     }
 
-    /// Chooses an available origin pool of `site`, or nil when every origin is down or ejected.
-    func pickPool(site: Int, now: NIODeadline) -> OriginPool? {
+    /// Chooses an available origin pool of `site` (other than `excluding`), or nil when every
+    /// origin is down or ejected.
+    func pickPool(site: Int, now: NIODeadline, excluding: OriginPool? = nil) -> OriginPool? {
+        guard site < pools.count else { return nil }
         let sitePools = pools[site]
         let index = balancers[site].pick(
             count: sitePools.count,
-            available: { sitePools[$0].health.isAvailable(now: now) },
+            available: { sitePools[$0] !== excluding && sitePools[$0].health.isAvailable(now: now) },
             inFlight: { sitePools[$0].inFlight }
         )
         return index.map { sitePools[$0] }

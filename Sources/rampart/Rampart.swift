@@ -180,6 +180,17 @@ func say(_ text: String) {
 /// Runs a gateway until SIGTERM/SIGINT (drain, then exit); SIGHUP reloads the config file.
 func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, threads: Int?, started: () -> Void = {}) async throws {
     if let threads, threads < 1 || threads > 256 { throw ValidationError("--threads must be between 1 and 256") }
+    // The state folder holds bans, incidents and the generated admin token: make sure it is usable
+    // before taking traffic rather than failing later.
+    do {
+        try FileManager.default.createDirectory(atPath: config.statePath, withIntermediateDirectories: true)
+        guard FileManager.default.isWritableFile(atPath: config.statePath) else {
+            throw CocoaError(.fileWriteNoPermission)
+        }
+    } catch {
+        logger.critical("state folder is not usable", metadata: ["path": "\(config.statePath)", "error": "\(error)"])
+        throw ExitCode(1)
+    }
     let gateway = try Gateway(config: config, logger: logger, threads: threads ?? System.coreCount)
     let addresses: [SocketAddress]
     do {

@@ -1,4 +1,5 @@
 import Foundation
+import RampartCore
 import RampartDemoOrigin
 import Testing
 
@@ -79,6 +80,45 @@ import Glibc
         let head = try #require(c.request("HEAD", "/"))
         #expect(head.status == 200)
         #expect(try #require(c.request("GET", "/healthz")).text == "ok\n")
+    }
+
+    @Test func spreadsOverOriginsAndRoutesAroundDeadOnes() async throws {
+        var counted = DemoOrigin.Configuration()
+        counted.countedRanges = [CIDR("127.0.0.0/8")!]  // requests through the gateway carry X-Forwarded-For
+        let a = DemoOrigin(configuration: counted)
+        let b = DemoOrigin(configuration: counted)
+        let pa = try await a.start()
+        let pb = try await b.start()
+        defer { Task { await a.stop() } }
+        let yaml = """
+            listeners:
+              - address: 127.0.0.1:0
+            sites:
+              - name: www
+                hosts: [example.org]
+                balance: round_robin
+                origins: [127.0.0.1:\(pa), 127.0.0.1:\(pb)]
+                health_check: { path: /healthz, interval: 200ms, unhealthy_after: 2 }
+            """
+        let gw = try GatewayProcess(yaml: yaml)
+        defer { gw.stop() }
+        let port = try gw.waitUntilListening()[0]
+
+        for _ in 0..<20 { #expect(try RawClient(port: port).request("GET", "/echo")?.status == 200) }
+        #expect(a.stats.perRange[0] >= 5)
+        #expect(b.stats.perRange[0] >= 5)
+
+        // One origin dies: every request still succeeds (the failed connect moves on to the other).
+        await b.stop()
+        for _ in 0..<20 { #expect(try RawClient(port: port).request("GET", "/echo")?.status == 200) }
+        #expect(eventually { gw.stderrText.contains("origin is down") })
+
+        // Both down: a clear 503 with Retry-After, never a hang.
+        await a.stop()
+        let reply = try #require(try RawClient(port: port).request("GET", "/echo", headers: ["Accept: application/json"]))
+        #expect(reply.status == 503)
+        #expect(reply.header("retry-after") == "5")
+        #expect(reply.json["request_id"] is String)
     }
 
     @Test func webSocketUpgradePassesThrough() async throws {
