@@ -16,6 +16,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "rampart", targets: ["rampart"]),
+        .executable(name: "rampart-drill", targets: ["rampart-drill"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -78,6 +79,29 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The attack simulator: loopback-only load with simulated users and attackers.
+        .target(
+            name: "RampartDrill",
+            dependencies: [
+                "RampartCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "rampart-drill",
+            dependencies: [
+                "RampartCore",
+                "RampartDrill",
+                "RampartDemoOrigin",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "RampartCoreTests",
             dependencies: ["RampartCore"],
@@ -99,6 +123,8 @@ let package = Package(
             name: "RampartIntegrationTests",
             dependencies: [
                 "rampart",
+                "rampart-drill",
+                "RampartDrill",
                 "RampartCore",
                 "RampartDemoOrigin",
                 .product(name: "NIOCore", package: "swift-nio"),

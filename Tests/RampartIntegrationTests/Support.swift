@@ -7,14 +7,16 @@ import Glibc
 
 /// The built `rampart` executable, next to the test bundle.
 enum Binary {
-    static var rampart: String {
+    static var rampart: String { path("rampart") }
+
+    static func path(_ name: String) -> String {
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
         // Inside an .xctest bundle on some platforms the binary sits deeper.
-        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("rampart").path), dir.path != "/" {
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent(name).path), dir.path != "/" {
             dir = dir.deletingLastPathComponent()
         }
-        return dir.appendingPathComponent("rampart").path
+        return dir.appendingPathComponent(name).path
     }
 }
 
@@ -35,17 +37,17 @@ final class GatewayProcess: @unchecked Sendable {
         try launch(["run", "--config", configURL.path, "--state", directory.appendingPathComponent("state").path] + extraArguments)
     }
 
-    /// Starts `rampart` with the given arguments.
-    init(arguments: [String]) throws {
+    /// Starts `rampart` (or another of the package's executables) with the given arguments.
+    init(arguments: [String], executable: String = "rampart") throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-it-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try launch(arguments)
+        try launch(arguments, executable: executable)
     }
 
     var configURL: URL { directory.appendingPathComponent("rampart.yaml") }
 
-    private func launch(_ arguments: [String]) throws {
-        process.executableURL = URL(fileURLWithPath: Binary.rampart)
+    private func launch(_ arguments: [String], executable: String = "rampart") throws {
+        process.executableURL = URL(fileURLWithPath: Binary.path(executable))
         process.arguments = arguments
         let out = Pipe()
         let err = Pipe()

@@ -1,0 +1,263 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import RampartCore
+
+/// Refuses anything but loopback. Every address the drill sends to or from goes through here.
+public enum DrillSafety {
+    /// Source addresses of simulated legitimate users.
+    public static let legitRange = CIDR("127.1.0.0/16")!
+    /// Source addresses of simulated attackers (8 million addresses, for rotation).
+    public static let attackRange = CIDR("127.128.0.0/9")!
+
+    /// Parses `host:port` and refuses it unless the host is a loopback literal (127.0.0.0/8, ::1)
+    /// or `localhost`. Names are not resolved: a name could point anywhere.
+    public static func loopbackTarget(_ text: String) throws(DrillError) -> SocketAddress {
+        guard let hp = HostPort(parsing: text), hp.port > 0 else {
+            throw DrillError("target '\(text)' is not host:port")
+        }
+        let host = hp.host == "localhost" ? "127.0.0.1" : hp.host
+        guard let ip = IPAddress(host) else {
+            throw DrillError("refusing target '\(text)': only loopback IP literals (127.0.0.0/8, ::1) or localhost are allowed")
+        }
+        guard ip.isLoopback else {
+            throw DrillError("refusing target '\(text)': \(ip) is not a loopback address; the drill only targets 127.0.0.0/8 and ::1")
+        }
+        do {
+            return try SocketAddress(ipAddress: host, port: hp.port)
+        } catch {
+            throw DrillError("target '\(text)': \(error)")
+        }
+    }
+}
+
+/// A drill refusal or failure, with a message for the operator.
+public struct DrillError: Error, CustomStringConvertible, Sendable {
+    /// What went wrong.
+    public let description: String
+    /// Wraps a message.
+    public init(_ message: String) { description = message }
+}
+
+/// The attack scenarios of the product brief.
+public enum ScenarioKind: String, CaseIterable, Sendable, Codable {
+    case s1 = "S1", s2 = "S2", s3 = "S3", s4 = "S4", s5 = "S5", s7 = "S7", s8 = "S8"
+
+    /// One line on what the scenario does.
+    public var summary: String {
+        switch self {
+        case .s1: return "a few sources flooding GET / as fast as they can"
+        case .s2: return "thousands of sources, each below per-IP limits, random query strings"
+        case .s3: return "slowloris and slow POST from hundreds of sources"
+        case .s4: return "POST /login flood from many sources"
+        case .s5: return "every request from a fresh source address (proxy rotation)"
+        case .s7: return "S1+S2+S3 at once, then the flood shifts to another path"
+        case .s8: return "legitimate surge (10x users), no attack"
+        }
+    }
+}
+
+/// What to run, bounded in time and in requests.
+public struct DrillPlan: Sendable {
+    /// The gateway (or peer proxy) under test; loopback only.
+    public var target: SocketAddress
+    /// Where the origin's counters are read (`GET /__origin/stats`); loopback only.
+    public var originStats: SocketAddress
+    /// Host header sent by every client.
+    public var host = "example.org"
+    public var scenario: ScenarioKind
+    /// Legit-only seconds before the attack.
+    public var warmup: Double = 5
+    /// Attack seconds.
+    public var attack: Double = 20
+    /// Legit-only seconds after the attack.
+    public var cooldown: Double = 5
+    /// The origin's capacity in requests per second (intensity is a multiple of it).
+    public var originCapacity: Double = 200
+    /// Attack rate as a multiple of the origin's capacity (paced scenarios).
+    public var intensity: Double = 10
+    /// Simulated browser users (each loads a page and two assets about once a second).
+    public var legitUsers = 30
+    /// Hard cap on requests the drill sends in total.
+    public var maxRequests = 2_000_000
+    /// Per-request timeout.
+    public var requestTimeout: TimeAmount = .seconds(5)
+    /// Process id of the gateway, to sample its CPU and memory (optional).
+    public var gatewayPID: Int32?
+
+    /// A plan with the defaults above.
+    public init(target: SocketAddress, originStats: SocketAddress, scenario: ScenarioKind) {
+        self.target = target
+        self.originStats = originStats
+        self.scenario = scenario
+    }
+
+    var total: Double { warmup + attack + cooldown }
+}
+
+/// One second of the drill.
+public struct DrillSecond: Sendable, Codable {
+    public var second: Int
+    public var phase: String
+    public var legitOK = 0
+    public var legitFailed = 0
+    public var attackSent = 0
+    public var attackBlocked = 0
+    public var originLegit = 0
+    public var originAttack = 0
+    public var gatewayCPUPercent: Double = 0
+    public var gatewayRSSMB: Double = 0
+}
+
+/// The drill's result for one scenario.
+public struct DrillReport: Sendable, Codable {
+    public struct Phase: Sendable, Codable {
+        public var legitPageViews = 0
+        public var legitSucceeded = 0
+        public var successPercent: Double = 100
+        public var p50ms: Double = 0
+        public var p95ms: Double = 0
+        public var p99ms: Double = 0
+    }
+
+    public var scenario: String
+    public var summary: String
+    public var target: String
+    public var startedAt: String
+    public var warmup: Phase
+    public var attackWindow: Phase
+    public var cooldown: Phase
+    public var attackSent = 0
+    public var attackReachedOrigin = 0
+    /// Attack requests that reached the origin after the first 5 s of the attack, as a share of those sent then.
+    public var leakageAfter5sPercent: Double = 0
+    /// Seconds from attack start until the attack share reaching the origin first fell below 10%; nil if never.
+    public var engagedAfterSeconds: Int?
+    public var gatewayPeakCPUPercent: Double = 0
+    public var gatewayPeakRSSMB: Double = 0
+    public var timeline: [DrillSecond] = []
+}
+
+/// Thread-safe collection of results while the drill runs.
+final class Recorder: Sendable {
+    struct State {
+        var seconds: [DrillSecond]
+        var latencies: [[Double]] = [[], [], []]  // by phase
+        var pageViews = [0, 0, 0]
+        var pageOK = [0, 0, 0]
+        var sent = 0
+    }
+
+    private let state: NIOLockedValueBox<State>
+    let start: NIODeadline
+    let plan: DrillPlan
+
+    init(plan: DrillPlan, start: NIODeadline) {
+        self.plan = plan
+        self.start = start
+        let n = Int(plan.total.rounded(.up)) + 1
+        var seconds: [DrillSecond] = []
+        for i in 0..<n { seconds.append(DrillSecond(second: i, phase: Recorder.phaseName(Double(i), plan))) }
+        state = NIOLockedValueBox(State(seconds: seconds))
+    }
+
+    static func phaseName(_ t: Double, _ plan: DrillPlan) -> String {
+        t < plan.warmup ? "warmup" : t < plan.warmup + plan.attack ? "attack" : "cooldown"
+    }
+
+    static func phaseIndex(_ t: Double, _ plan: DrillPlan) -> Int {
+        t < plan.warmup ? 0 : t < plan.warmup + plan.attack ? 1 : 2
+    }
+
+    var elapsed: Double { Double((NIODeadline.now() - start).nanoseconds) / 1e9 }
+
+    /// Reserves a request against the global cap; false when the cap is reached.
+    func reserve() -> Bool {
+        state.withLockedValue { s in
+            guard s.sent < plan.maxRequests else { return false }
+            s.sent += 1
+            return true
+        }
+    }
+
+    func pageView(ok: Bool, seconds latency: Double, at t: Double) {
+        let phase = Self.phaseIndex(t, plan)
+        state.withLockedValue { s in
+            let i = min(Int(t), s.seconds.count - 1)
+            if ok { s.seconds[i].legitOK += 1 } else { s.seconds[i].legitFailed += 1 }
+            s.pageViews[phase] += 1
+            if ok {
+                s.pageOK[phase] += 1
+                s.latencies[phase].append(latency)
+            }
+        }
+    }
+
+    func attack(status: Int, at t: Double) {
+        state.withLockedValue { s in
+            let i = min(Int(t), s.seconds.count - 1)
+            s.seconds[i].attackSent += 1
+            // Anything but the origin's page counts as stopped at the gateway (429, 403, 503, reset).
+            if status != 200 { s.seconds[i].attackBlocked += 1 }
+        }
+    }
+
+    func origin(second: Int, legit: Int, attack: Int, cpu: Double, rss: Double) {
+        state.withLockedValue { s in
+            guard second < s.seconds.count else { return }
+            s.seconds[second].originLegit = legit
+            s.seconds[second].originAttack = attack
+            s.seconds[second].gatewayCPUPercent = cpu
+            s.seconds[second].gatewayRSSMB = rss
+        }
+    }
+
+    func report(target: String, startedAt: String) -> DrillReport {
+        let s = state.withLockedValue { $0 }
+        func phase(_ i: Int) -> DrillReport.Phase {
+            var p = DrillReport.Phase()
+            p.legitPageViews = s.pageViews[i]
+            p.legitSucceeded = s.pageOK[i]
+            p.successPercent = s.pageViews[i] == 0 ? 100 : 100 * Double(s.pageOK[i]) / Double(s.pageViews[i])
+            let sorted = s.latencies[i].sorted()
+            func q(_ f: Double) -> Double { sorted.isEmpty ? 0 : 1000 * sorted[min(sorted.count - 1, Int(Double(sorted.count) * f))] }
+            p.p50ms = q(0.50)
+            p.p95ms = q(0.95)
+            p.p99ms = q(0.99)
+            return p
+        }
+        var r = DrillReport(
+            scenario: plan.scenario.rawValue,
+            summary: plan.scenario.summary,
+            target: target,
+            startedAt: startedAt,
+            warmup: phase(0),
+            attackWindow: phase(1),
+            cooldown: phase(2)
+        )
+        let attackStart = Int(plan.warmup)
+        let attackEnd = Int(plan.warmup + plan.attack)
+        var sentAfter5 = 0
+        var reachedAfter5 = 0
+        for sec in s.seconds {
+            r.attackSent += sec.attackSent
+            r.attackReachedOrigin += sec.originAttack
+            if sec.second >= attackStart + 5, sec.second < attackEnd + 1 {
+                sentAfter5 += sec.attackSent
+                reachedAfter5 += sec.originAttack
+            }
+            if r.engagedAfterSeconds == nil, sec.second >= attackStart, sec.second < attackEnd, sec.attackSent > 0,
+                Double(sec.originAttack) < 0.1 * Double(sec.attackSent)
+            {
+                r.engagedAfterSeconds = sec.second - attackStart
+            }
+            r.gatewayPeakCPUPercent = max(r.gatewayPeakCPUPercent, sec.gatewayCPUPercent)
+            r.gatewayPeakRSSMB = max(r.gatewayPeakRSSMB, sec.gatewayRSSMB)
+        }
+        r.leakageAfter5sPercent = sentAfter5 == 0 ? 0 : 100 * Double(reachedAfter5) / Double(sentAfter5)
+        r.timeline = s.seconds
+        return r
+    }
+}

@@ -1,0 +1,137 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import RampartCore
+
+/// What one request of the drill got back.
+public struct DrillResponse: Sendable {
+    /// HTTP status, or 0 when the request failed before a status (refused, reset, timed out).
+    public var status: Int
+    /// Response headers (empty on failure).
+    public var headers: HTTPHeaders
+    /// Response body size in bytes.
+    public var bodyBytes: Int
+    /// Body text when it was small (challenge pages are parsed from it), else empty.
+    public var smallBody: String
+    /// Seconds from send to the end of the response.
+    public var seconds: Double
+}
+
+/// An HTTP/1.1 keep-alive connection from a chosen loopback source address, one request at a
+/// time. The drill's simulated users and attackers are made of these.
+final class DrillConnection: Sendable {
+    let channel: any Channel
+
+    private init(channel: any Channel) { self.channel = channel }
+
+    /// Opens a connection from `source` to `target`. Both must be loopback.
+    static func connect(
+        group: any EventLoopGroup,
+        source: IPAddress,
+        target: SocketAddress,
+        timeout: TimeAmount
+    ) async throws -> DrillConnection {
+        let local = try SocketAddress(ipAddress: source.description, port: 0)
+        let channel = try await ClientBootstrap(group: group)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(timeout)
+            .bind(to: local)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(DrillResponseHandler())
+                }
+            }
+            .connect(to: target).get()
+        return DrillConnection(channel: channel)
+    }
+
+    /// Sends one request and waits for its whole response (at most `timeout`).
+    func send(_ head: HTTPRequestHead, body: String? = nil, timeout: TimeAmount) async -> DrillResponse {
+        let started = NIODeadline.now()
+        let promise = channel.eventLoop.makePromise(of: DrillResponse.self)
+        let channel = self.channel
+        channel.eventLoop.execute {
+            guard let handler = try? channel.pipeline.syncOperations.handler(type: DrillResponseHandler.self) else {
+                promise.succeed(DrillResponse(status: 0, headers: [:], bodyBytes: 0, smallBody: "", seconds: 0))
+                return
+            }
+            handler.start(promise: promise, started: started)
+            var head = head
+            if let body { head.headers.replaceOrAdd(name: "Content-Length", value: String(body.utf8.count)) }
+            channel.write(HTTPClientRequestPart.head(head), promise: nil)
+            if let body { channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(string: body))), promise: nil) }
+            channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        }
+        let timer = channel.eventLoop.scheduleTask(in: timeout) {
+            promise.succeed(DrillResponse(status: 0, headers: [:], bodyBytes: 0, smallBody: "", seconds: Double((NIODeadline.now() - started).nanoseconds) / 1e9))
+            channel.close(promise: nil)
+        }
+        let response = (try? await promise.futureResult.get()) ?? DrillResponse(status: 0, headers: [:], bodyBytes: 0, smallBody: "", seconds: 0)
+        timer.cancel()
+        return response
+    }
+
+    var isActive: Bool { channel.isActive }
+
+    func close() {
+        channel.close(promise: nil)
+    }
+}
+
+/// Collects one response at a time for ``DrillConnection``.
+final class DrillResponseHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPClientResponsePart
+
+    private var promise: EventLoopPromise<DrillResponse>?
+    private var started = NIODeadline.now()
+    private var status = 0
+    private var headers = HTTPHeaders()
+    private var bytes = 0
+    private var body = ""
+    static let smallBodyLimit = 16 * 1024
+
+    func start(promise: EventLoopPromise<DrillResponse>, started: NIODeadline) {
+        self.promise = promise
+        self.started = started
+        status = 0
+        headers = [:]
+        bytes = 0
+        body = ""
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            status = Int(head.status.code)
+            headers = head.headers
+        case .body(let buffer):
+            bytes += buffer.readableBytes
+            if bytes <= Self.smallBodyLimit { body += String(buffer: buffer) }
+        case .end:
+            let seconds = Double((NIODeadline.now() - started).nanoseconds) / 1e9
+            promise?.succeed(DrillResponse(status: status, headers: headers, bodyBytes: bytes, smallBody: body, seconds: seconds))
+            promise = nil
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        fail(context: context)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        fail(context: context)
+        context.close(promise: nil)
+    }
+
+    private func fail(context: ChannelHandlerContext) {
+        let seconds = Double((NIODeadline.now() - started).nanoseconds) / 1e9
+        promise?.succeed(DrillResponse(status: 0, headers: [:], bodyBytes: 0, smallBody: "", seconds: seconds))
+        promise = nil
+    }
+}
+
+@available(*, unavailable)
+extension DrillResponseHandler: Sendable {}

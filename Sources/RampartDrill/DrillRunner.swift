@@ -1,0 +1,332 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import RampartCore
+
+/// Runs one scenario: simulated users throughout, the attack in its window, the origin's counters
+/// and the gateway's CPU and memory sampled every second. Every loop checks the clock and the
+/// request cap, so a run always ends.
+public final class DrillRunner: Sendable {
+    let plan: DrillPlan
+    let group: MultiThreadedEventLoopGroup
+
+    /// Prepares a run; `threads` event loops generate the load.
+    public init(plan: DrillPlan, threads: Int = 1) {
+        self.plan = plan
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+    }
+
+    /// Runs the plan to its end and returns the report.
+    public func run() async -> DrillReport {
+        let startedAt = ISO8601DateFormatter().string(from: Date())
+        let recorder = Recorder(plan: plan, start: .now())
+        await withTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { await self.sampleEverySecond(recorder) }
+            let users = plan.legitUsers
+            for i in 0..<users {
+                tasks.addTask { await self.legitUser(i, recorder: recorder, from: 0, until: self.plan.total) }
+            }
+            if plan.scenario == .s8 {
+                // A legitimate surge: ten times the users during the "attack" window.
+                for i in users..<(users * 10) {
+                    tasks.addTask {
+                        await self.legitUser(i, recorder: recorder, from: self.plan.warmup, until: self.plan.warmup + self.plan.attack)
+                    }
+                }
+            }
+            for attacker in attackers() {
+                tasks.addTask { await attacker(recorder) }
+            }
+        }
+        try? await group.shutdownGracefully()
+        return recorder.report(target: "\(plan.target)", startedAt: startedAt)
+    }
+
+    // MARK: - Legitimate users
+
+    private func legitUser(_ index: Int, recorder: Recorder, from: Double, until: Double) async {
+        let source = IPAddress(v4: DrillSafety.legitRange.network.v4Value! &+ UInt32(index + 1))
+        var connection: DrillConnection?
+        var cookies: [String: String] = [:]
+        await sleep(until: from + Double.random(in: 0..<1), recorder: recorder)
+        while recorder.elapsed < until {
+            let t = recorder.elapsed
+            let began = NIODeadline.now()
+            var ok = true
+            var path = "/"
+            // The page, following up to three redirects with the cookies they set, then two assets.
+            var redirects = 0
+            while true {
+                guard recorder.reserve() else { return }
+                let r = await request(&connection, source: source, method: .GET, path: path, cookies: &cookies, extra: [])
+                if (r.status == 301 || r.status == 302 || r.status == 303 || r.status == 307), redirects < 3,
+                    let location = r.headers.first(name: "location"), location.hasPrefix("/")
+                {
+                    redirects += 1
+                    path = location
+                    continue
+                }
+                ok = r.status == 200
+                break
+            }
+            if ok {
+                for asset in ["/static/site.css", "/static/app.js"] {
+                    guard recorder.reserve() else { return }
+                    let r = await request(&connection, source: source, method: .GET, path: asset, cookies: &cookies, extra: [])
+                    if r.status != 200 { ok = false }
+                }
+            }
+            let seconds = Double((NIODeadline.now() - began).nanoseconds) / 1e9
+            recorder.pageView(ok: ok, seconds: seconds, at: t)
+            await sleep(until: t + 1.0 + Double.random(in: -0.1...0.1), recorder: recorder)
+        }
+        connection?.close()
+    }
+
+    private func request(
+        _ connection: inout DrillConnection?,
+        source: IPAddress,
+        method: HTTPMethod,
+        path: String,
+        cookies: inout [String: String],
+        extra: [(String, String)],
+        body: String? = nil
+    ) async -> DrillResponse {
+        if connection == nil || !(connection!.isActive) {
+            connection = try? await DrillConnection.connect(group: group, source: source, target: plan.target, timeout: .seconds(2))
+        }
+        guard let conn = connection else { return DrillResponse(status: 0, headers: [:], bodyBytes: 0, smallBody: "", seconds: 0) }
+        var headers = HTTPHeaders([("Host", plan.host), ("User-Agent", "Mozilla/5.0 (rampart-drill legit)"), ("Accept", "text/html,*/*")])
+        if !cookies.isEmpty { headers.add(name: "Cookie", value: cookies.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: "; ")) }
+        for (k, v) in extra { headers.add(name: k, value: v) }
+        let r = await conn.send(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers), body: body, timeout: plan.requestTimeout)
+        for value in r.headers["set-cookie"] {
+            let pair = value.split(separator: ";")[0].split(separator: "=", maxSplits: 1)
+            if pair.count == 2 { cookies[String(pair[0]).trimmingCharacters(in: .whitespaces)] = String(pair[1]) }
+        }
+        if r.status == 0 || r.headers.first(name: "connection")?.lowercased() == "close" {
+            conn.close()
+            connection = nil
+        }
+        return r
+    }
+
+    // MARK: - Attackers
+
+    typealias Attacker = @Sendable (Recorder) async -> Void
+
+    private func attackers() -> [Attacker] {
+        let start = plan.warmup
+        let end = plan.warmup + plan.attack
+        let rate = plan.intensity * plan.originCapacity
+        switch plan.scenario {
+        case .s1:
+            return flood(sources: 4, connectionsPerSource: 16, start: start, end: end)
+        case .s2:
+            return paced(sources: 2000, rate: rate, start: start, end: end, method: .GET) { _ in "/?r=\(UInt32.random(in: 0...UInt32.max))" }
+        case .s3:
+            return slow(sources: 300, start: start, end: end)
+        case .s4:
+            return paced(sources: 1000, rate: rate, start: start, end: end, method: .POST) { _ in "/login" }
+        case .s5:
+            return paced(sources: 0, rate: rate, start: start, end: end, method: .GET) { _ in "/?r=\(UInt32.random(in: 0...UInt32.max))" }
+        case .s7:
+            let mid = start + plan.attack / 2
+            return flood(sources: 4, connectionsPerSource: 8, start: start, end: end)
+                + paced(sources: 2000, rate: rate / 2, start: start, end: end, method: .GET) { t in
+                    t < mid ? "/?r=\(UInt32.random(in: 0...UInt32.max))" : "/search?q=\(UInt32.random(in: 0...UInt32.max))"
+                }
+                + slow(sources: 100, start: start, end: end)
+        case .s8:
+            return []
+        }
+    }
+
+    private func attackSource(_ n: Int) -> IPAddress {
+        IPAddress(v4: DrillSafety.attackRange.network.v4Value! &+ UInt32(n % 8_000_000 + 1))
+    }
+
+    /// Closed-loop flood: every connection sends its next request as soon as the last one ended.
+    private func flood(sources: Int, connectionsPerSource: Int, start: Double, end: Double) -> [Attacker] {
+        var out: [Attacker] = []
+        for s in 0..<sources {
+            for _ in 0..<connectionsPerSource {
+                let source = attackSource(s)
+                out.append { recorder in
+                    await self.sleep(until: start, recorder: recorder)
+                    var conn: DrillConnection?
+                    var jar: [String: String] = [:]
+                    while recorder.elapsed < end, recorder.reserve() {
+                        let t = recorder.elapsed
+                        let r = await self.attackRequest(&conn, source: source, method: .GET, path: "/", jar: &jar)
+                        recorder.attack(status: r.status, at: t)
+                        if r.status == 0 { await self.pause(0.05) }
+                    }
+                    conn?.close()
+                }
+            }
+        }
+        return out
+    }
+
+    /// Paced attack: `rate` requests per second in total from `sources` addresses (0: a fresh
+    /// address and connection for every request), spread over 64 workers.
+    private func paced(
+        sources: Int,
+        rate: Double,
+        start: Double,
+        end: Double,
+        method: HTTPMethod,
+        path: @escaping @Sendable (Double) -> String
+    ) -> [Attacker] {
+        let workers = 64
+        let interval = Double(workers) / max(rate, 1)
+        return (0..<workers).map { w in
+            { recorder in
+                await self.sleep(until: start + interval * Double(w) / Double(workers), recorder: recorder)
+                var connections: [Int: DrillConnection] = [:]
+                var jar: [String: String] = [:]
+                var next = recorder.elapsed
+                var n = w
+                while recorder.elapsed < end, recorder.reserve() {
+                    let t = recorder.elapsed
+                    let sourceIndex = sources == 0 ? Int.random(in: 0..<8_000_000) : n % sources
+                    n += workers
+                    var conn = sources == 0 ? nil : connections[sourceIndex]
+                    let body = method == .POST ? "username=user\(sourceIndex)&password=guess" : nil
+                    let r = await self.attackRequest(&conn, source: self.attackSource(sourceIndex), method: method, path: path(t), jar: &jar, body: body, close: sources == 0)
+                    recorder.attack(status: r.status, at: t)
+                    if sources == 0 { conn?.close() } else { connections[sourceIndex] = conn }
+                    next += interval
+                    if next > recorder.elapsed { await self.sleep(until: next, recorder: recorder) } else { next = recorder.elapsed }
+                }
+                for c in connections.values { c.close() }
+            }
+        }
+    }
+
+    /// Slowloris (headers trickled) and slow POST (body trickled) connections, reopened when cut.
+    private func slow(sources: Int, start: Double, end: Double) -> [Attacker] {
+        (0..<sources).map { s in
+            { recorder in
+                await self.sleep(until: start + Double(s % 20) * 0.05, recorder: recorder)
+                let source = self.attackSource(100_000 + s)
+                let slowPost = s % 3 == 2
+                while recorder.elapsed < end, recorder.reserve() {
+                    let t = recorder.elapsed
+                    guard let channel = try? await ClientBootstrap(group: self.group)
+                        .connectTimeout(.seconds(2))
+                        .bind(to: SocketAddress(ipAddress: source.description, port: 0))
+                        .connect(to: self.plan.target).get()
+                    else {
+                        recorder.attack(status: 0, at: t)
+                        await self.pause(0.5)
+                        continue
+                    }
+                    let opening = slowPost
+                        ? "POST /login HTTP/1.1\r\nHost: \(self.plan.host)\r\nContent-Length: 100000\r\n\r\n"
+                        : "GET / HTTP/1.1\r\nHost: \(self.plan.host)\r\n"
+                    _ = try? await channel.writeAndFlush(ByteBuffer(string: opening)).get()
+                    var i = 0
+                    while channel.isActive, recorder.elapsed < end {
+                        await self.pause(1.0)
+                        i += 1
+                        let trickle = slowPost ? "a" : "X-Slow-\(i): \(i)\r\n"
+                        _ = try? await channel.writeAndFlush(ByteBuffer(string: trickle)).get()
+                    }
+                    // A connection the gateway cut counts as stopped there.
+                    recorder.attack(status: channel.isActive ? 200 : 0, at: t)
+                    try? await channel.close().get()
+                }
+            }
+        }
+    }
+
+    private func attackRequest(
+        _ connection: inout DrillConnection?,
+        source: IPAddress,
+        method: HTTPMethod,
+        path: String,
+        jar: inout [String: String],
+        body: String? = nil,
+        close: Bool = false
+    ) async -> DrillResponse {
+        if connection == nil || !(connection!.isActive) {
+            connection = try? await DrillConnection.connect(group: group, source: source, target: plan.target, timeout: .seconds(2))
+        }
+        guard let conn = connection else { return DrillResponse(status: 0, headers: [:], bodyBytes: 0, smallBody: "", seconds: 0) }
+        var headers = HTTPHeaders([("Host", plan.host), ("User-Agent", "Mozilla/5.0 (flood)")])
+        if close { headers.add(name: "Connection", value: "close") }
+        if method == .POST { headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded") }
+        let r = await conn.send(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers), body: body, timeout: plan.requestTimeout)
+        if r.status == 0 || close || r.headers.first(name: "connection")?.lowercased() == "close" {
+            conn.close()
+            connection = nil
+        }
+        return r
+    }
+
+    // MARK: - Sampling
+
+    private func sampleEverySecond(_ recorder: Recorder) async {
+        var previous: [Int]? = nil
+        var previousCPU: Double? = nil
+        var second = 0
+        var statsConnection: DrillConnection?
+        while recorder.elapsed < plan.total + 0.5 {
+            await sleep(until: Double(second) + 1, recorder: recorder)
+            let counts = await originCounts(&statsConnection)
+            let cpu = Self.cpuSeconds(plan.gatewayPID)
+            let rss = Self.rssMB(plan.gatewayPID)
+            if let counts, let prev = previous, counts.count >= 2, prev.count >= 2 {
+                let cpuPercent = (cpu.flatMap { c in previousCPU.map { 100 * (c - $0) } }) ?? 0
+                recorder.origin(second: second, legit: counts[0] - prev[0], attack: counts[1] - prev[1], cpu: cpuPercent, rss: rss ?? 0)
+            }
+            if let counts { previous = counts }
+            previousCPU = cpu
+            second += 1
+        }
+        statsConnection?.close()
+    }
+
+    private func originCounts(_ connection: inout DrillConnection?) async -> [Int]? {
+        if connection == nil || !(connection!.isActive) {
+            connection = try? await DrillConnection.connect(group: group, source: IPAddress(v4: 0x7F00_0001), target: plan.originStats, timeout: .seconds(1))
+        }
+        guard let conn = connection else { return nil }
+        let r = await conn.send(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/__origin/stats", headers: ["Host": "origin"]), timeout: .seconds(1))
+        guard r.status == 200,
+            let json = try? JSONSerialization.jsonObject(with: Data(r.smallBody.utf8)) as? [String: Any],
+            let perRange = json["per_range"] as? [Int]
+        else { return nil }
+        return perRange
+    }
+
+    static func cpuSeconds(_ pid: Int32?) -> Double? {
+        guard let pid, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let u = Double(fields[11]), let s = Double(fields[12]) else { return nil }
+        return (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    static func rssMB(_ pid: Int32?) -> Double? {
+        guard let pid, let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            let kb = line.split(separator: " ").dropFirst().first.flatMap { Double($0) } ?? 0
+            return kb / 1024
+        }
+        return nil
+    }
+
+    private func sleep(until t: Double, recorder: Recorder) async {
+        let wait = t - recorder.elapsed
+        if wait > 0 { await pause(wait) }
+    }
+
+    private func pause(_ seconds: Double) async {
+        try? await Task.sleep(nanoseconds: UInt64(max(0, seconds) * 1e9))
+    }
+}

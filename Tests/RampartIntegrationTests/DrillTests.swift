@@ -1,0 +1,89 @@
+import Foundation
+import NIOCore
+import RampartCore
+import RampartDemoOrigin
+import RampartDrill
+import Testing
+
+@Suite struct DrillSafetyTests {
+    @Test(arguments: ["10.0.0.1:80", "192.168.1.10:8080", "8.8.8.8:53", "example.com:80", "[2001:db8::1]:80", "0.0.0.0:80", "127.0.0.1"])
+    func refusesAnythingButLoopback(_ target: String) {
+        #expect(throws: DrillError.self) { try DrillSafety.loopbackTarget(target) }
+    }
+
+    @Test(arguments: ["127.0.0.1:8080", "127.42.0.9:80", "[::1]:8080", "localhost:8080"])
+    func acceptsLoopback(_ target: String) throws {
+        #expect(try DrillSafety.loopbackTarget(target).port != nil)
+    }
+
+    @Test func theBinaryExitsNonZeroForOtherTargets() throws {
+        for target in ["10.1.2.3:80", "example.org:443"] {
+            let drill = try GatewayProcess(arguments: ["run", "--target", target, "--origin", "127.0.0.1:9000"], executable: "rampart-drill")
+            let status = drill.waitForExit()
+            #expect(status != nil && status != 0, "drill accepted \(target)")
+            #expect(drill.stderrText.contains("refusing target"))
+        }
+    }
+}
+
+@Suite(.serialized) struct DrillRunTests {
+    static func originConfig() -> DemoOrigin.Configuration {
+        var c = DemoOrigin.Configuration()
+        c.concurrency = 8
+        c.serviceTime = .milliseconds(5)
+        c.countedRanges = [DrillSafety.legitRange, DrillSafety.attackRange]
+        return c
+    }
+
+    @Test func originCountsLegitAndAttackRequestsExactlyThroughTheGateway() async throws {
+        let origin = DemoOrigin(configuration: Self.originConfig())
+        let originPort = try await origin.start()
+        defer { Task { await origin.stop() } }
+        let gw = try GatewayProcess(yaml: GatewayBinaryTests.yaml(origin: originPort))
+        defer { gw.stop() }
+        let port = try gw.waitUntilListening()[0]
+
+        let legit = try RawClient(port: port, source: "127.1.0.5")
+        for _ in 0..<7 { #expect(legit.request("GET", "/")?.status == 200) }
+        for i in 0..<11 {
+            let attacker = try RawClient(port: port, source: "127.128.3.\(i + 1)")
+            #expect(attacker.request("GET", "/?r=\(i)")?.status == 200)
+        }
+        #expect(origin.stats.perRange == [7, 11])
+    }
+
+    @Test func aShortS1RunEndToEnd() async throws {
+        let origin = DemoOrigin(configuration: Self.originConfig())
+        let originPort = try await origin.start()
+        defer { Task { await origin.stop() } }
+        let gw = try GatewayProcess(yaml: GatewayBinaryTests.yaml(origin: originPort))
+        defer { gw.stop() }
+        let port = try gw.waitUntilListening()[0]
+
+        var plan = DrillPlan(
+            target: try DrillSafety.loopbackTarget("127.0.0.1:\(port)"),
+            originStats: try DrillSafety.loopbackTarget("127.0.0.1:\(originPort)"),
+            scenario: .s1
+        )
+        plan.warmup = 1
+        plan.attack = 2
+        plan.cooldown = 1
+        plan.legitUsers = 4
+        plan.gatewayPID = gw.process.processIdentifier
+        plan.maxRequests = 20_000
+        let report = await DrillRunner(plan: plan).run()
+        #expect(report.scenario == "S1")
+        #expect(report.warmup.legitPageViews > 0)
+        #expect(report.attackWindow.legitPageViews > 0)
+        #expect(report.attackSent > 0)
+        #expect(report.attackReachedOrigin <= report.attackSent)
+        #expect(report.timeline.count >= 4)
+        #expect(report.timeline.contains { $0.gatewayRSSMB > 0 })
+        // The origin's own count of attack requests matches the drill's per-second samples.
+        #expect(report.attackReachedOrigin <= origin.stats.perRange[1])
+        let table = DrillOutput.table([report])
+        #expect(table.contains("| S1 |"))
+        #expect(DrillOutput.html([report], title: "t").contains("<svg"))
+        #expect(DrillOutput.json([report]).contains("\"attackSent\""))
+    }
+}
