@@ -122,8 +122,17 @@ measure() {  # name, pids...
 }
 
 # --- Rampart --------------------------------------------------------------------------------------
-"$RAMPART" run --listen 127.0.0.1:$PROXY_PORT --origin 127.0.0.1:$ORIGIN_PORT --log-level warning \
-  > "$WORK/rampart.log" 2>&1 &
+# Rate limits off: one wrk source address would otherwise be limited, and the peers run without any.
+cat > "$WORK/rampart.yaml" <<EOF
+listeners: [{address: 127.0.0.1:$PROXY_PORT}]
+state: $WORK/rampart-state
+sites:
+  - name: bench
+    hosts: ["*"]
+    origins: [127.0.0.1:$ORIGIN_PORT]
+    rate_limits: []
+EOF
+"$RAMPART" run --config "$WORK/rampart.yaml" --log-level warning > "$WORK/rampart.log" 2>&1 &
 RAMPART_PID=$!
 PIDS+=("$RAMPART_PID")
 wait_port $PROXY_PORT

@@ -26,6 +26,8 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         case discarding
         /// Upgraded (WebSocket): bytes flow through glue handlers; this handler is leaving.
         case tunnel
+        /// Rate-limited and tarpitted: the answer is held back for a while.
+        case held
         /// The connection is closing or closed.
         case closed
     }
@@ -288,6 +290,16 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             respondLocally(reason)
             return
         }
+        switch loop.limiters[siteIndex].check(client: clientIP, method: head.method, target: accepted.target, now: Int64(now.uptimeNanoseconds)) {
+        case .allowed(let shadowHits):
+            for rule in shadowHits {
+                loop.counters.shadowLimited += 1
+                loop.rejectionLog.log(reason: .rateLimited, client: clientIP, detail: "shadow rule \(rule) would have refused")
+            }
+        case .limited(let rule, let action, let retryAfter):
+            rateLimited(rule: rule, action: action, retryAfter: retryAfter, context: context)
+            return
+        }
 
         if peerText == nil { peerText = peer.description }
         var forwarded = head
@@ -325,6 +337,29 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
         acquire(from: pool, now: now)
+    }
+
+    /// Longest a tarpitted request is held before its 429.
+    static let maxTarpit: TimeAmount = .seconds(5)
+
+    private func rateLimited(rule: String, action: RateLimitAction, retryAfter: Int, context: ChannelHandlerContext) {
+        switch action {
+        case .reject:
+            respondLocally(.rateLimited, retryAfter: retryAfter, detail: rule)
+        case .close:
+            loop.reject(.rateLimited, client: clientIP, detail: "\(rule): connection closed")
+            closeNow()
+        case .tarpit:
+            // Hold the answer: the client's connection (and its patience) pays, not the origin.
+            keepAlive = false
+            phase = .held
+            let generation = requestsOnConnection
+            let delay = min(Self.maxTarpit, .seconds(Int64(retryAfter)))
+            context.eventLoop.assumeIsolated().scheduleTask(in: delay) {
+                guard self.requestsOnConnection == generation, self.phase == .held else { return }
+                self.respondLocally(.rateLimited, retryAfter: retryAfter, detail: "\(rule): tarpit")
+            }
+        }
     }
 
     private func acquire(from pool: OriginPool, now: NIODeadline) {
@@ -417,7 +452,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
                 pendingBodyBytes += buffer.readableBytes
                 if pendingBodyBytes > Self.maxPendingBody { setUpstreamBlocked(true) }
             }
-        case .discarding, .idle, .closed, .tunnel:
+        case .discarding, .idle, .closed, .tunnel, .held:
             break
         }
     }
@@ -438,7 +473,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             timeouts.responseEnded(now: loop.eventLoop.now)
             armTimer(now: loop.eventLoop.now)
             if !queued.isEmpty { drainQueue() }
-        case .idle, .closed, .tunnel:
+        case .idle, .closed, .tunnel, .held:
             break
         }
     }

@@ -193,6 +193,7 @@ public final class Gateway: Sendable {
             connectionsAccepted: total.connectionsAccepted,
             requests: total.requests,
             proxied: total.proxied,
+            shadowLimited: total.shadowLimited,
             rejections: rejections
         )
     }

@@ -13,6 +13,8 @@ final class LoopContext {
     /// Pools per site, per origin (same order as the config).
     private(set) var pools: [[OriginPool]] = []
     private var balancers: [OriginBalancer] = []
+    /// Rate limit tables per site (same order as the config).
+    var limiters: [SiteRateLimiter] = []
     var counters = LoopCounters()
     private let idPrefix: UInt32
     private var idSequence: UInt32 = 0
@@ -28,6 +30,7 @@ final class LoopContext {
         self.idPrefix = UInt32.random(in: 0...UInt32.max)
         self.rejectionLog = SampledLog(logger: logger, perSecond: 20)
         rebuildPools(previous: [:])
+        limiters = config.sites.map { SiteRateLimiter(rules: $0.rateLimits, loops: loopCount) }
     }
 
     /// Installs a new config: new requests use it; requests in flight keep the connection they have.
@@ -37,8 +40,17 @@ final class LoopContext {
         for (s, site) in config.sites.enumerated() {
             for (o, origin) in site.origins.enumerated() { previous["\(site.name)|\(origin.address)"] = pools[s][o] }
         }
+        let oldSites = config.sites
         config = newConfig
         rebuildPools(previous: previous)
+        // Keep the buckets of sites whose rules did not change, so a reload is no amnesty.
+        let oldLimiters = limiters
+        limiters = newConfig.sites.map { site in
+            if let i = oldSites.firstIndex(where: { $0.name == site.name }), oldSites[i].rateLimits == site.rateLimits, i < oldLimiters.count {
+                return oldLimiters[i]
+            }
+            return SiteRateLimiter(rules: site.rateLimits, loops: loopCount)
+        }
     }
 
     private func rebuildPools(previous: [String: OriginPool]) {

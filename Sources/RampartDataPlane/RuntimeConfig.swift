@@ -30,6 +30,8 @@ struct LoopCounters: Sendable {
     var connectionsAccepted = 0
     var requests = 0
     var proxied = 0
+    /// Requests a shadow-mode rule would have refused (counted, not enforced).
+    var shadowLimited = 0
     var rejections = [Int](repeating: 0, count: RejectReason.allCases.count)
 
     static let reasonIndex: [RejectReason: Int] = Dictionary(
@@ -44,6 +46,7 @@ struct LoopCounters: Sendable {
         connectionsAccepted += other.connectionsAccepted
         requests += other.requests
         proxied += other.proxied
+        shadowLimited += other.shadowLimited
         for i in rejections.indices { rejections[i] += other.rejections[i] }
     }
 }
@@ -56,6 +59,8 @@ public struct GatewayStats: Sendable, Equatable {
     public var requests: Int
     /// Requests answered by an origin.
     public var proxied: Int
+    /// Requests a shadow-mode rate limit would have refused.
+    public var shadowLimited: Int
     /// Refusals by reason (only reasons seen at least once).
     public var rejections: [RejectReason: Int]
 }

@@ -46,7 +46,8 @@ public final class DrillRunner: Sendable {
     // MARK: - Legitimate users
 
     private func legitUser(_ index: Int, recorder: Recorder, from: Double, until: Double) async {
-        let source = IPAddress(v4: DrillSafety.legitRange.network.v4Value! &+ UInt32(index + 1))
+        // Users come from different /24s, as real visitors do (256 of them in the legit range).
+        let source = IPAddress(v4: DrillSafety.legitRange.network.v4Value! &+ UInt32((index % 256) * 256 + index / 256 + 1))
         var connection: DrillConnection?
         var cookies: [String: String] = [:]
         await sleep(until: from + Double.random(in: 0..<1), recorder: recorder)
@@ -143,8 +144,11 @@ public final class DrillRunner: Sendable {
         }
     }
 
+    /// Attack source number `n`: consecutive numbers fall in different /24s (32,768 of them), as a
+    /// botnet's members do, so subnet limits get no free help from the simulation.
     private func attackSource(_ n: Int) -> IPAddress {
-        IPAddress(v4: DrillSafety.attackRange.network.v4Value! &+ UInt32(n % 8_000_000 + 1))
+        let m = n % (32_768 * 254)
+        return IPAddress(v4: DrillSafety.attackRange.network.v4Value! &+ UInt32((m % 32_768) * 256 + m / 32_768 + 1))
     }
 
     /// Closed-loop flood: every connection sends its next request as soon as the last one ended.

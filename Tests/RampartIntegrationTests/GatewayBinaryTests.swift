@@ -121,6 +121,40 @@ import Glibc
         #expect(reply.json["request_id"] is String)
     }
 
+    @Test func floodingSourceIsRateLimitedWhileOthersPass() async throws {
+        let origin = DemoOrigin()
+        let originPort = try await origin.start()
+        defer { Task { await origin.stop() } }
+        let site = """
+                rate_limits:
+                  - {name: per-ip, rate: 5/s, burst: 10}
+                  - {name: login, rate: 1/m, burst: 1, methods: [POST], path: /login, action: close}
+            """
+        let gw = try GatewayProcess(yaml: Self.yaml(origin: originPort, site: site))
+        defer { gw.stop() }
+        let port = try gw.waitUntilListening()[0]
+
+        let flooder = try RawClient(port: port, source: "127.0.0.20")
+        var statuses: [Int] = []
+        var retryAfter: String?
+        for _ in 0..<40 {
+            guard let r = flooder.request("GET", "/") else { break }
+            statuses.append(r.status)
+            if r.status == 429 { retryAfter = r.header("retry-after") }
+        }
+        #expect(statuses.count == 40, "the connection was dropped")
+        #expect(statuses.filter { $0 == 200 }.count <= 12)
+        #expect(statuses.filter { $0 == 429 }.count >= 25)
+        #expect(retryAfter.flatMap(Int.init).map { $0 >= 1 } == true)
+        // Someone else is not affected.
+        let other = try RawClient(port: port, source: "127.0.0.21")
+        for _ in 0..<5 { #expect(other.request("GET", "/")?.status == 200) }
+        // The login rule closes the connection on its second POST.
+        let guesser = try RawClient(port: port, source: "127.0.0.22")
+        #expect(guesser.request("POST", "/login", body: "u=a&p=b")?.status == 200)
+        #expect(guesser.request("POST", "/login", body: "u=a&p=c") == nil)
+    }
+
     @Test func webSocketUpgradePassesThrough() async throws {
         let origin = DemoOrigin()
         let originPort = try await origin.start()

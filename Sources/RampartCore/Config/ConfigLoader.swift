@@ -1,4 +1,5 @@
 import NIOCore
+import NIOHTTP1
 import Yams
 
 /// One problem found in a config file, with where it is.
@@ -179,7 +180,8 @@ final class ConfigReader {
 
     static let rootKeys = ["listeners", "sites", "trusted_proxies", "default_site", "admin", "state", "limits", "timeouts"]
     static let listenerKeys = ["address", "proxy_protocol", "limits", "timeouts"]
-    static let siteKeys = ["name", "hosts", "origins", "balance", "health_check", "passive_health", "limits", "timeouts"]
+    static let siteKeys = ["name", "hosts", "origins", "balance", "health_check", "passive_health", "limits", "timeouts", "rate_limits"]
+    static let rateLimitKeys = ["name", "key", "rate", "burst", "methods", "path", "action", "shadow", "subnet_v4", "subnet_v6", "table_size"]
     static let originKeys = ["address", "max_connections"]
     static let healthKeys = ["enabled", "path", "interval", "timeout", "unhealthy_after", "healthy_after"]
     static let passiveKeys = ["max_fails", "eject_for"]
@@ -330,6 +332,7 @@ final class ConfigReader {
         var balance = BalanceStrategy.leastConnections
         var health = HealthCheckConfig()
         var passive = PassiveHealthConfig()
+        var rateLimits = RateLimitRule.defaults
         var sawHosts = false
         var sawOrigins = false
         for (k, v) in f {
@@ -384,6 +387,14 @@ final class ConfigReader {
             case "timeouts":
                 var unused = TimeAmount.zero
                 decodeTimeouts(v, p, into: &limits, scope: .site, drain: &unused)
+            case "rate_limits":
+                if let items = list(v, p) {
+                    rateLimits = items.enumerated().compactMap { i, item in rateLimit(item, "\(p)[\(i)]") }
+                    var seen = Set<String>()
+                    for (i, r) in rateLimits.enumerated() where !seen.insert(r.name).inserted {
+                        report(items[min(i, items.count - 1)], "\(p)[\(i)].name", "rule name '\(r.name)' is used twice")
+                    }
+                }
             default: break
             }
         }
@@ -395,7 +406,66 @@ final class ConfigReader {
         s.balance = balance
         s.healthCheck = health
         s.passive = passive
+        s.rateLimits = rateLimits
         return s
+    }
+
+    func rateLimit(_ node: Node, _ path: String) -> RateLimitRule? {
+        guard let f = fields(node, path, allowed: Self.rateLimitKeys) else { return nil }
+        var rule = RateLimitRule(name: "", ratePerSecond: 0, burst: 0)
+        var sawRate = false
+        var sawBurst = false
+        for (k, v) in f {
+            let p = "\(path).\(k)"
+            switch k {
+            case "name": rule.name = string(v, p) ?? ""
+            case "key":
+                if let s = string(v, p) {
+                    if let key = RateLimitKey(rawValue: s) { rule.key = key } else { report(v, p, "expected ip or subnet") }
+                }
+            case "rate":
+                sawRate = true
+                if let s = v.scalar?.string, let r = ValueParsing.rate(s) {
+                    rule.ratePerSecond = r
+                } else {
+                    report(v, p, "expected a rate such as 20/s, 300/m or 1000/h")
+                }
+            case "burst":
+                sawBurst = true
+                rule.burst = Double(int(v, p, min: 1, max: 10_000_000) ?? 1)
+            case "methods":
+                if let items = list(v, p) {
+                    for (i, item) in items.enumerated() {
+                        guard let m = item.scalar?.string.uppercased(), !m.isEmpty else {
+                            report(item, "\(p)[\(i)]", "expected an HTTP method such as GET or POST")
+                            continue
+                        }
+                        rule.methods.append(m)
+                    }
+                }
+            case "path":
+                if let s = string(v, p) {
+                    if s.hasPrefix("/") { rule.pathPrefix = s } else { report(v, p, "must start with '/'") }
+                }
+            case "action":
+                if let s = string(v, p) {
+                    if let a = RateLimitAction(rawValue: s) {
+                        rule.action = a
+                    } else {
+                        report(v, p, "expected one of \(RateLimitAction.allCases.map(\.rawValue).joined(separator: ", "))")
+                    }
+                }
+            case "shadow": rule.shadow = bool(v, p) ?? false
+            case "subnet_v4": rule.subnetV4 = int(v, p, min: 8, max: 32) ?? rule.subnetV4
+            case "subnet_v6": rule.subnetV6 = int(v, p, min: 16, max: 128) ?? rule.subnetV6
+            case "table_size": rule.tableCapacity = int(v, p, min: 64, max: 16_777_216) ?? rule.tableCapacity
+            default: break
+            }
+        }
+        if rule.name.isEmpty, f.first(where: { $0.0 == "name" }) == nil { report(node, "\(path).name", "a rate limit needs a name") }
+        if !sawRate { report(node, "\(path).rate", "a rate limit needs a rate, such as 20/s") }
+        if !sawBurst { rule.burst = max(1, (rule.ratePerSecond).rounded(.up)) }
+        return rule.name.isEmpty ? nil : rule
     }
 
     func origin(_ node: Node, _ path: String) -> OriginConfig? {
@@ -545,6 +615,19 @@ public enum ValueParsing {
         }
         if let v = Int64(s), v >= 0, v <= Int64.max / 1_000_000_000 { return .seconds(v) }
         return nil
+    }
+
+    /// `20/s`, `300/m`, `300/min`, `1000/h`, or a bare number per second; returns requests per second.
+    public static func rate(_ text: String) -> Double? {
+        let parts = text.trimmingCharacters().split(separator: "/")
+        guard let first = parts.first, let n = Double(first.trimmingASCIISpaces()), n >= 0, n.isFinite, parts.count <= 2 else { return nil }
+        guard parts.count == 2 else { return n }
+        switch parts[1].trimmingASCIISpaces() {
+        case "s", "sec", "second": return n
+        case "m", "min", "minute": return n / 60
+        case "h", "hour": return n / 3600
+        default: return nil
+        }
     }
 
     /// `512`, `16k`, `16KiB`, `16KB`, `10M`, `10MiB`, `1GiB` (all binary multiples).

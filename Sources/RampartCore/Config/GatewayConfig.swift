@@ -146,6 +146,8 @@ public struct SiteConfig: Hashable, Sendable {
     public var passive = PassiveHealthConfig()
     /// Request-phase limits (body, URI, origin timeouts).
     public var limits: Limits
+    /// Rate limits, all applied to every request they match; ``RateLimitRule/defaults`` unless configured.
+    public var rateLimits: [RateLimitRule] = RateLimitRule.defaults
 
     /// A site with default settings.
     public init(name: String, hosts: [String], origins: [OriginConfig], limits: Limits = Limits()) {

@@ -29,6 +29,8 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
     case badTarget = "bad_target"
     case methodNotAllowed = "method_not_allowed"
     case expectationFailed = "expectation_failed"
+    // Rate limits.
+    case rateLimited = "rate_limited"
     // Routing and origin.
     case unknownHost = "unknown_host"
     case originUnavailable = "origin_unavailable"
@@ -47,6 +49,7 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
         case .uriTooLong: return .uriTooLong
         case .bodyTooLarge: return .payloadTooLarge
         case .methodNotAllowed: return .methodNotAllowed
+        case .rateLimited: return .tooManyRequests
         case .expectationFailed: return .expectationFailed
         case .unknownHost: return .misdirectedRequest
         case .originUnavailable, .originQueueFull: return .serviceUnavailable
@@ -63,7 +66,7 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
     public var closesConnection: Bool {
         switch self {
         case .unknownHost, .originUnavailable, .originTimeout, .originQueueFull, .originError, .methodNotAllowed,
-            .uriTooLong:
+            .uriTooLong, .rateLimited:
             return false
         default:
             return true
@@ -82,6 +85,7 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
         case .headerTooLarge: return "The request headers are too large."
         case .headerTimeout, .bodyTimeout, .bodyTooSlow: return "The request was not received in time."
         case .methodNotAllowed: return "This method is not accepted here."
+        case .rateLimited: return "Too many requests from your network. Please wait a moment and try again."
         case .expectationFailed: return "The Expect header is not supported."
         default: return "The request could not be understood."
         }

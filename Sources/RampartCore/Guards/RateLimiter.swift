@@ -1,0 +1,212 @@
+import NIOCore
+import NIOHTTP1
+
+/// Token buckets keyed by client address (or subnet) in a fixed-size table: memory never grows with
+/// the number of distinct clients.
+///
+/// The table is set-associative: a key hashes (with a per-process random seed, so an attacker
+/// cannot aim at one set) to a set of four slots. A key not present takes the slot in its set whose
+/// bucket is fullest after refill, the one under the least pressure; heavy sources keep drained
+/// buckets and so keep their slots, while a flood of one-off addresses only evicts other one-offs.
+/// Time is passed in (nanoseconds of a monotonic clock), so it is tested by stepping numbers.
+public struct TokenBucketTable: Sendable {
+    struct Slot {
+        var high: UInt64 = 0
+        var low: UInt64 = 0
+        var tokens: Double = 0
+        var stamp: Int64 = 0
+        var used = false
+    }
+
+    /// What the table decided for one request.
+    public enum Decision: Equatable, Sendable {
+        /// Within the limit.
+        case allowed
+        /// Over the limit; a token is expected after this many seconds.
+        case limited(retryAfterSeconds: Int)
+    }
+
+    static let ways = 4
+    private var slots: [Slot]
+    private let setMask: Int
+    private let seed: UInt64
+    /// Tokens added per nanosecond.
+    public let ratePerNanosecond: Double
+    /// Bucket size (the burst allowed on top of the rate).
+    public let burst: Double
+
+    /// A table of at least `capacity` slots (rounded up to a power of two), refilling `ratePerSecond`
+    /// tokens a second up to `burst`.
+    public init(capacity: Int, ratePerSecond: Double, burst: Double, seed: UInt64 = UInt64.random(in: 0...UInt64.max)) {
+        var sets = 1
+        while sets * Self.ways < max(capacity, Self.ways) { sets <<= 1 }
+        self.slots = [Slot](repeating: Slot(), count: sets * Self.ways)
+        self.setMask = sets - 1
+        self.seed = seed | 1
+        self.ratePerNanosecond = max(ratePerSecond, 0) / 1e9
+        self.burst = max(burst, 1)
+    }
+
+    /// Number of slots (the most keys tracked at once).
+    public var capacity: Int { slots.count }
+
+    /// Takes one token for `key` at `now` (nanoseconds).
+    public mutating func take(_ key: IPAddress, now: Int64) -> Decision {
+        var h = (key.high &* 0x9E37_79B9_7F4A_7C15) ^ key.low ^ seed
+        h = (h ^ (h >> 31)) &* 0xBF58_476D_1CE4_E5B9
+        h ^= h >> 29
+        let base = Int(truncatingIfNeeded: h) & setMask &* Self.ways
+        var victim = base
+        var victimTokens = -Double.infinity
+        for i in base..<(base + Self.ways) {
+            if slots[i].used, slots[i].high == key.high, slots[i].low == key.low {
+                return consume(at: i, now: now)
+            }
+            let refilled = slots[i].used ? refill(slots[i], now: now) : Double.infinity
+            if refilled > victimTokens {
+                victimTokens = refilled
+                victim = i
+            }
+        }
+        slots[victim] = Slot(high: key.high, low: key.low, tokens: burst, stamp: now, used: true)
+        return consume(at: victim, now: now)
+    }
+
+    private func refill(_ slot: Slot, now: Int64) -> Double {
+        let elapsed = Double(max(0, now - slot.stamp))
+        return min(burst, slot.tokens + elapsed * ratePerNanosecond)
+    }
+
+    private mutating func consume(at i: Int, now: Int64) -> Decision {
+        var tokens = refill(slots[i], now: now)
+        slots[i].stamp = now
+        if tokens >= 1 {
+            tokens -= 1
+            slots[i].tokens = tokens
+            return .allowed
+        }
+        slots[i].tokens = tokens
+        guard ratePerNanosecond > 0 else { return .limited(retryAfterSeconds: 60) }
+        let wait = (1 - tokens) / ratePerNanosecond / 1e9
+        return .limited(retryAfterSeconds: max(1, Int(wait.rounded(.up))))
+    }
+
+    /// Slots in use (never above ``capacity``).
+    public var trackedKeys: Int { slots.reduce(0) { $0 + ($1.used ? 1 : 0) } }
+}
+
+/// What a rate limit keys on.
+public enum RateLimitKey: String, Sendable, Hashable, CaseIterable {
+    /// The client address.
+    case ip
+    /// The client's subnet (IPv4 /24 and IPv6 /64 unless configured otherwise).
+    case subnet
+}
+
+/// What happens to a request over a limit.
+public enum RateLimitAction: String, Sendable, Hashable, CaseIterable {
+    /// 429 Too Many Requests with Retry-After.
+    case reject
+    /// Hold the request for a while, then 429: slows a client down at little cost to us.
+    case tarpit
+    /// Close the connection without an answer (for the worst offenders).
+    case close
+}
+
+/// One configured rate limit.
+public struct RateLimitRule: Sendable, Hashable {
+    /// Name for logs and counters.
+    public var name: String
+    /// What the buckets are keyed on.
+    public var key: RateLimitKey = .ip
+    /// Sustained requests per second.
+    public var ratePerSecond: Double
+    /// Requests allowed in a burst above the rate.
+    public var burst: Double
+    /// Methods the rule applies to (upper case, e.g. `POST`); empty means all.
+    public var methods: [String] = []
+    /// Path prefix the rule applies to; nil means all paths.
+    public var pathPrefix: String? = nil
+    /// What to do over the limit.
+    public var action: RateLimitAction = .reject
+    /// Count and log, but do not enforce.
+    public var shadow = false
+    /// IPv4 prefix length for `subnet` keys.
+    public var subnetV4 = 24
+    /// IPv6 prefix length for `subnet` keys.
+    public var subnetV6 = 64
+    /// Keys tracked per event loop.
+    public var tableCapacity = 65_536
+
+    /// A rule with the given name, rate and burst, defaults elsewhere.
+    public init(name: String, ratePerSecond: Double, burst: Double) {
+        self.name = name
+        self.ratePerSecond = ratePerSecond
+        self.burst = burst
+    }
+
+    /// The rules a site gets when it configures none: per address and per subnet.
+    public static let defaults: [RateLimitRule] = {
+        let ip = RateLimitRule(name: "per-ip", ratePerSecond: 20, burst: 100)
+        var subnet = RateLimitRule(name: "per-subnet", ratePerSecond: 200, burst: 1000)
+        subnet.key = .subnet
+        return [ip, subnet]
+    }()
+
+    /// True when the rule covers a request with this method and target.
+    public func matches(method: HTTPMethod, target: String) -> Bool {
+        if !methods.isEmpty, !methods.contains(method.rawValue) { return false }
+        if let prefix = pathPrefix, !target.hasPrefix(prefix) { return false }
+        return true
+    }
+
+    /// The bucket key for a client.
+    public func bucketKey(for client: IPAddress) -> IPAddress {
+        switch key {
+        case .ip: return client
+        case .subnet: return client.masked(prefix: client.isIPv4 ? subnetV4 : subnetV6)
+        }
+    }
+}
+
+/// The rate limits of one site on one event loop: each rule's table, with the rule's rate split
+/// evenly over the event loops (connections spread over loops, so a source's total stays at the
+/// configured rate).
+public struct SiteRateLimiter: Sendable {
+    /// The verdict for one request.
+    public enum Verdict: Equatable, Sendable {
+        /// Every matching rule allowed it (shadow rules may have counted an overrun).
+        case allowed(shadowHits: [String])
+        /// A rule refused it.
+        case limited(rule: String, action: RateLimitAction, retryAfterSeconds: Int)
+    }
+
+    /// The rules, in order.
+    public let rules: [RateLimitRule]
+    private var tables: [TokenBucketTable]
+
+    /// Tables for `rules`, each sized and paced for one of `loops` event loops.
+    public init(rules: [RateLimitRule], loops: Int) {
+        self.rules = rules
+        let n = Double(max(1, loops))
+        self.tables = rules.map {
+            TokenBucketTable(capacity: $0.tableCapacity, ratePerSecond: $0.ratePerSecond / n, burst: max(1, ($0.burst / n).rounded(.up)))
+        }
+    }
+
+    /// Applies every matching rule to one request at `now` (nanoseconds).
+    public mutating func check(client: IPAddress, method: HTTPMethod, target: String, now: Int64) -> Verdict {
+        var shadowHits: [String] = []
+        for i in rules.indices where rules[i].matches(method: method, target: target) {
+            let rule = rules[i]
+            if case .limited(let retry) = tables[i].take(rule.bucketKey(for: client), now: now) {
+                if rule.shadow {
+                    shadowHits.append(rule.name)
+                } else {
+                    return .limited(rule: rule.name, action: rule.action, retryAfterSeconds: retry)
+                }
+            }
+        }
+        return .allowed(shadowHits: shadowHits)
+    }
+}
