@@ -28,6 +28,8 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         case tunnel
         /// Rate-limited and tarpitted: the answer is held back for a while.
         case held
+        /// Waiting for another request's fetch of the same cache key.
+        case coalescing
         /// The connection is closing or closed.
         case closed
     }
@@ -64,6 +66,15 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
     private var upgrade: String?
     /// The origin answered the upgrade with 101; the tunnel starts at the end of that response.
     private var upgradeAccepted = false
+    private var requestMethod = HTTPMethod.GET
+    private var expectsContinue = false
+    // The micro-cache: the key this request is fetching for the cache, what it captured so far,
+    // and a stale copy to fall back on if the origin fails.
+    private var fillKey: String?
+    private var fillHead: HTTPResponseHead?
+    private var fillTTL: TimeAmount = .zero
+    private var fillBody: ByteBuffer?
+    private var staleEntry: CachedResponse?
     private var retried = false
     private var siteIndex = 0
     private var pendingBody = CircularBuffer<HTTPClientRequestPart>()
@@ -176,6 +187,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
     func channelInactive(context: ChannelHandlerContext) {
         phase = .closed
         cancelTimer()
+        endFill()
         if let upstream, let pool {
             // The response did not finish: the origin connection is mid-message and cannot be reused.
             self.upstream = nil
@@ -327,16 +339,100 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             forwarded.headers.add(name: "Content-Length", value: "0")
         }
         forwardHead = forwarded
+        requestMethod = head.method
+        expectsContinue = accepted.expectsContinue
 
+        // The micro-cache: a fresh copy answers at once; a fetch already under way is waited for
+        // (coalescing); a stale copy is kept in hand in case the origin fails.
+        staleEntry = nil
+        if upgrade == nil,
+            let key = CachePolicy.key(method: head.method, target: accepted.target, host: accepted.host ?? "", headers: head.headers, config: site.cache)
+        {
+            if let (entry, fresh) = loop.caches[siteIndex].lookup(key, now: now) {
+                if fresh {
+                    serveFromCache(entry, label: "HIT", now: now)
+                    return
+                }
+                if loop.isFilling(key) {
+                    // stale-while-revalidate: someone is already refreshing it.
+                    serveFromCache(entry, label: "STALE", now: now)
+                    return
+                }
+                staleEntry = entry
+            } else if loop.isFilling(key) {
+                let generation = requestsOnConnection
+                let waiting = loop.waitForFill(key) { [self] in
+                    guard self.phase == .coalescing, self.requestsOnConnection == generation else { return }
+                    self.coalescedFillEnded(key: key)
+                }
+                if waiting {
+                    phase = .coalescing
+                    return
+                }
+            }
+            if !loop.isFilling(key) {
+                loop.startFill(key)
+                fillKey = key
+            }
+        }
+        proceedToOrigin(now: now)
+    }
+
+    /// Sends the current request on to an origin of its site.
+    private func proceedToOrigin(now: NIODeadline) {
+        guard let context else { return }
         guard let pool = loop.pickPool(site: siteIndex, now: now) else {
             respondLocally(.originUnavailable, retryAfter: 5)
             return
         }
-        if accepted.expectsContinue {
+        if expectsContinue {
             // The request passed every check: ask the client for its body (the origin never sees Expect).
-            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: clientVersion, status: .continue))), promise: nil)
         }
         acquire(from: pool, now: now)
+    }
+
+    /// The fetch this request waited for has ended: answer from the cache if it stored something,
+    /// else go to the origin like any other request.
+    private func coalescedFillEnded(key: String) {
+        let now = loop.eventLoop.now
+        if let (entry, fresh) = loop.caches[siteIndex].lookup(key, now: now) {
+            serveFromCache(entry, label: fresh ? "HIT" : "STALE", now: now)
+            return
+        }
+        phase = .idle
+        proceedToOrigin(now: now)
+    }
+
+    /// Answers the current request with a cached response.
+    private func serveFromCache(_ entry: CachedResponse, label: String, now: NIODeadline) {
+        guard let context else { return }
+        if label == "STALE" { loop.counters.cacheStale += 1 } else { loop.counters.cacheHits += 1 }
+        var head = HTTPResponseHead(version: clientVersion, status: entry.status, headers: entry.headers)
+        let age = max(0, (now - entry.storedAt).nanoseconds / 1_000_000_000)
+        head.headers.add(name: "Age", value: String(age))
+        head.headers.add(name: "X-Cache", value: label)
+        if !keepAlive || loop.draining {
+            keepAlive = false
+            head.headers.add(name: "Connection", value: "close")
+        } else if clientVersion == .http1_0 {
+            head.headers.add(name: "Connection", value: "keep-alive")
+        }
+        responseStarted = true
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if requestMethod != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(entry.body))), promise: nil) }
+        if !requestEnded { phase = .discarding }
+        finishResponse(context: context, trailers: nil)
+    }
+
+    /// Ends this request's cache fetch (stored or not) so waiting requests move on.
+    private func endFill() {
+        if let key = fillKey {
+            fillKey = nil
+            fillHead = nil
+            fillBody = nil
+            loop.finishFill(key)
+        }
     }
 
     /// Longest a tarpitted request is held before its 429.
@@ -452,7 +548,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
                 pendingBodyBytes += buffer.readableBytes
                 if pendingBodyBytes > Self.maxPendingBody { setUpstreamBlocked(true) }
             }
-        case .discarding, .idle, .closed, .tunnel, .held:
+        case .discarding, .idle, .closed, .tunnel, .held, .coalescing:
             break
         }
     }
@@ -473,7 +569,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             timeouts.responseEnded(now: loop.eventLoop.now)
             armTimer(now: loop.eventLoop.now)
             if !queued.isEmpty { drainQueue() }
-        case .idle, .closed, .tunnel, .held:
+        case .idle, .closed, .tunnel, .held, .coalescing:
             break
         }
     }
@@ -514,6 +610,15 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             var response = head
             response.version = clientVersion
             ForwardingHeaders.prepareResponse(&response.headers)
+            if fillKey != nil {
+                if let ttl = CachePolicy.ttl(status: head.status, headers: response.headers, method: requestMethod, config: loop.config.sites[siteIndex].cache) {
+                    fillHead = response
+                    fillTTL = ttl
+                    fillBody = context.channel.allocator.buffer(capacity: 0)
+                } else {
+                    endFill()
+                }
+            }
             if !keepAlive || loop.draining {
                 keepAlive = false
                 response.headers.add(name: "Connection", value: "close")
@@ -522,8 +627,32 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             }
             context.write(wrapOutboundOut(.head(response)), promise: nil)
         case .body(let buffer):
+            if fillBody != nil {
+                if fillBody!.readableBytes + buffer.readableBytes > loop.config.sites[siteIndex].cache.maxObjectBytes {
+                    endFill()
+                } else {
+                    fillBody!.writeImmutableBuffer(buffer)
+                }
+            }
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end(let trailers):
+            if let key = fillKey, var head = fillHead, let body = fillBody {
+                let now = loop.eventLoop.now
+                head.headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
+                let config = loop.config.sites[siteIndex].cache
+                loop.caches[siteIndex].store(
+                    key,
+                    CachedResponse(
+                        status: head.status,
+                        headers: head.headers,
+                        body: body,
+                        storedAt: now,
+                        freshUntil: now + fillTTL,
+                        staleUntil: now + fillTTL + config.staleFor
+                    )
+                )
+            }
+            endFill()
             if upgradeAccepted {
                 startTunnel(context: context)
                 return
@@ -609,6 +738,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         if case UpstreamError.timeout = error { timedOut = true } else { timedOut = false }
         if responseStarted {
             // Part of the response is already with the client: all we can do is cut it short.
+            endFill()
             pool.health.requestFailed(now: loop.eventLoop.now)
             loop.reject(timedOut ? .originTimeout : .originError, client: clientIP, detail: "\(pool.address) failed mid-response")
             closeNow()
@@ -646,9 +776,22 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         }
     }
 
-    /// Answers the current request with a gateway page for `reason`, counted and logged.
+    /// Answers the current request with a gateway page for `reason`, counted and logged; when the
+    /// origin failed and a stale copy is at hand, that copy is served instead (stale-if-error).
     private func respondLocally(_ reason: RejectReason, retryAfter: Int? = nil, detail: String? = nil) {
         guard let context, phase != .closed else { return }
+        endFill()
+        switch reason {
+        case .originUnavailable, .originTimeout, .originError, .originQueueFull:
+            if let stale = staleEntry, !responseStarted {
+                staleEntry = nil
+                loop.rejectionLog.log(reason: reason, client: clientIP, detail: "served stale: \(detail ?? "")")
+                serveFromCache(stale, label: "STALE", now: loop.eventLoop.now)
+                return
+            }
+        default:
+            break
+        }
         loop.reject(reason, client: clientIP, detail: detail)
         if responseStarted {
             closeNow()

@@ -194,6 +194,8 @@ public final class Gateway: Sendable {
             requests: total.requests,
             proxied: total.proxied,
             shadowLimited: total.shadowLimited,
+            cacheHits: total.cacheHits,
+            cacheStale: total.cacheStale,
             rejections: rejections
         )
     }

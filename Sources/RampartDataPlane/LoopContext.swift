@@ -15,6 +15,12 @@ final class LoopContext {
     private var balancers: [OriginBalancer] = []
     /// Rate limit tables per site (same order as the config).
     var limiters: [SiteRateLimiter] = []
+    /// Micro-cache stores per site (same order as the config).
+    var caches: [MicroCacheStore] = []
+    /// Cache keys being fetched from an origin right now, with the requests waiting for them.
+    private var filling: [String: [() -> Void]] = [:]
+    /// Most requests that wait for one key's fetch; more go to the origin themselves.
+    static let maxCoalesced = 1000
     var counters = LoopCounters()
     private let idPrefix: UInt32
     private var idSequence: UInt32 = 0
@@ -31,6 +37,7 @@ final class LoopContext {
         self.rejectionLog = SampledLog(logger: logger, perSecond: 20)
         rebuildPools(previous: [:])
         limiters = config.sites.map { SiteRateLimiter(rules: $0.rateLimits, loops: loopCount) }
+        caches = config.sites.map { MicroCacheStore(maxBytes: max(65536, $0.cache.maxBytes / loopCount)) }
     }
 
     /// Installs a new config: new requests use it; requests in flight keep the connection they have.
@@ -51,6 +58,33 @@ final class LoopContext {
             }
             return SiteRateLimiter(rules: site.rateLimits, loops: loopCount)
         }
+        let oldCaches = caches
+        caches = newConfig.sites.map { site in
+            if let i = oldSites.firstIndex(where: { $0.name == site.name }), oldSites[i].cache == site.cache, i < oldCaches.count {
+                return oldCaches[i]
+            }
+            return MicroCacheStore(maxBytes: max(65536, site.cache.maxBytes / loopCount))
+        }
+    }
+
+    /// True when some request is fetching `key` from an origin.
+    func isFilling(_ key: String) -> Bool { filling[key] != nil }
+
+    /// Marks `key` as being fetched by the caller.
+    func startFill(_ key: String) { filling[key] = filling[key] ?? [] }
+
+    /// Waits for the fetch of `key`; false when too many already wait (go to the origin instead).
+    func waitForFill(_ key: String, _ wake: @escaping () -> Void) -> Bool {
+        guard var waiters = filling[key], waiters.count < Self.maxCoalesced else { return false }
+        waiters.append(wake)
+        filling[key] = waiters
+        return true
+    }
+
+    /// The fetch of `key` ended (stored or not): wake everyone who waited for it.
+    func finishFill(_ key: String) {
+        guard let waiters = filling.removeValue(forKey: key) else { return }
+        for wake in waiters { wake() }
     }
 
     private func rebuildPools(previous: [String: OriginPool]) {

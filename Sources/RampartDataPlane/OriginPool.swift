@@ -81,6 +81,9 @@ final class OriginPool {
     func release(_ conn: UpstreamConnection, reusable: Bool) {
         inFlight -= 1
         conn.handler.delegate = nil
+        // The last client may have left it paused (it was not reading fast enough): a pooled
+        // connection always starts its next exchange reading.
+        conn.handler.resumeReads()
         guard reusable, conn.channel.isActive else {
             conn.channel.close(promise: nil)
             return

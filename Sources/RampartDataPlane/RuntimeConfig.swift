@@ -32,6 +32,10 @@ struct LoopCounters: Sendable {
     var proxied = 0
     /// Requests a shadow-mode rule would have refused (counted, not enforced).
     var shadowLimited = 0
+    /// Requests answered from the micro-cache (fresh).
+    var cacheHits = 0
+    /// Requests answered with a stale copy (origin down, busy, or being refreshed).
+    var cacheStale = 0
     var rejections = [Int](repeating: 0, count: RejectReason.allCases.count)
 
     static let reasonIndex: [RejectReason: Int] = Dictionary(
@@ -47,6 +51,8 @@ struct LoopCounters: Sendable {
         requests += other.requests
         proxied += other.proxied
         shadowLimited += other.shadowLimited
+        cacheHits += other.cacheHits
+        cacheStale += other.cacheStale
         for i in rejections.indices { rejections[i] += other.rejections[i] }
     }
 }
@@ -61,6 +67,10 @@ public struct GatewayStats: Sendable, Equatable {
     public var proxied: Int
     /// Requests a shadow-mode rate limit would have refused.
     public var shadowLimited: Int
+    /// Requests answered from the micro-cache while fresh.
+    public var cacheHits: Int
+    /// Requests answered with a stale copy.
+    public var cacheStale: Int
     /// Refusals by reason (only reasons seen at least once).
     public var rejections: [RejectReason: Int]
 }

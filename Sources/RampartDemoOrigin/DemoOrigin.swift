@@ -236,7 +236,7 @@ final class OriginHandler: ChannelInboundHandler, RemovableChannelHandler {
             let chunks = min(Int(query["chunks"] ?? "") ?? 10, 10_000)
             let size = min(Int(query["size"] ?? "") ?? 1024, 1 << 20)
             var headers = HTTPHeaders()
-            headers.add(name: "Content-Type", value: "application/octet-stream")
+            headers.add(name: "Content-Type", value: query["type"] == "html" ? "text/html" : "application/octet-stream")
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
             let chunk = context.channel.allocator.buffer(repeating: UInt8(ascii: "x"), count: size)
             for _ in 0..<chunks { context.write(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil) }
@@ -246,7 +246,7 @@ final class OriginHandler: ChannelInboundHandler, RemovableChannelHandler {
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             context.eventLoop.scheduleTask(in: .milliseconds(ms)) {
                 let (handler, context) = bound.value
-                handler.respond(context: context, head: head, status: .ok, type: "text/plain", body: "slow \(ms)ms\n")
+                handler.respond(context: context, head: head, status: .ok, type: query["type"] == "html" ? "text/html" : "text/plain", body: "slow \(ms)ms\n")
             }
         case (.GET, _) where path.hasPrefix("/static/"):
             let type = path.hasSuffix(".css") ? "text/css" : path.hasSuffix(".js") ? "application/javascript" : "application/octet-stream"

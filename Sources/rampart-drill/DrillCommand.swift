@@ -76,9 +76,8 @@ struct RunScenario: AsyncParsableCommand {
             FileHandle.standardError.write(Data("rampart-drill: \(kind.rawValue) (\(kind.summary)) for \(Int(plan.warmup + plan.attack + plan.cooldown)) s\n".utf8))
             let report = await DrillRunner(plan: plan).run()
             reports.append(report)
-            print(DrillOutput.table([report], label: label).split(separator: "\n").last!)
+            FileHandle.standardError.write(Data((DrillOutput.table([report], label: label).split(separator: "\n").last! + "\n").utf8))
         }
-        print("")
         print(DrillOutput.table(reports, label: label))
         if let json { try DrillOutput.json(reports).write(toFile: json, atomically: true, encoding: .utf8) }
         if let html {

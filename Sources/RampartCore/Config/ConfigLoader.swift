@@ -180,7 +180,8 @@ final class ConfigReader {
 
     static let rootKeys = ["listeners", "sites", "trusted_proxies", "default_site", "admin", "state", "limits", "timeouts"]
     static let listenerKeys = ["address", "proxy_protocol", "limits", "timeouts"]
-    static let siteKeys = ["name", "hosts", "origins", "balance", "health_check", "passive_health", "limits", "timeouts", "rate_limits"]
+    static let siteKeys = ["name", "hosts", "origins", "balance", "health_check", "passive_health", "limits", "timeouts", "rate_limits", "cache"]
+    static let cacheKeys = ["enabled", "micro_ttl", "stale_for", "max_bytes", "max_object_bytes", "drop_query", "with_cookies"]
     static let rateLimitKeys = ["name", "key", "rate", "burst", "methods", "path", "action", "shadow", "subnet_v4", "subnet_v6", "table_size"]
     static let originKeys = ["address", "max_connections"]
     static let healthKeys = ["enabled", "path", "interval", "timeout", "unhealthy_after", "healthy_after"]
@@ -333,6 +334,7 @@ final class ConfigReader {
         var health = HealthCheckConfig()
         var passive = PassiveHealthConfig()
         var rateLimits = RateLimitRule.defaults
+        var cache = CacheConfig()
         var sawHosts = false
         var sawOrigins = false
         for (k, v) in f {
@@ -387,6 +389,7 @@ final class ConfigReader {
             case "timeouts":
                 var unused = TimeAmount.zero
                 decodeTimeouts(v, p, into: &limits, scope: .site, drain: &unused)
+            case "cache": cache = cacheConfig(v, p)
             case "rate_limits":
                 if let items = list(v, p) {
                     rateLimits = items.enumerated().compactMap { i, item in rateLimit(item, "\(p)[\(i)]") }
@@ -407,7 +410,34 @@ final class ConfigReader {
         s.healthCheck = health
         s.passive = passive
         s.rateLimits = rateLimits
+        s.cache = cache
         return s
+    }
+
+    func cacheConfig(_ node: Node, _ path: String) -> CacheConfig {
+        var c = CacheConfig()
+        guard let f = fields(node, path, allowed: Self.cacheKeys) else { return c }
+        for (k, v) in f {
+            let p = "\(path).\(k)"
+            switch k {
+            case "enabled": c.enabled = bool(v, p) ?? c.enabled
+            case "micro_ttl": c.microTTL = duration(v, p, allowZero: true) ?? c.microTTL
+            case "stale_for": c.staleFor = duration(v, p, allowZero: true) ?? c.staleFor
+            case "max_bytes": c.maxBytes = bytes(v, p, min: 65536) ?? c.maxBytes
+            case "max_object_bytes": c.maxObjectBytes = bytes(v, p, min: 1) ?? c.maxObjectBytes
+            case "with_cookies": c.withCookies = bool(v, p) ?? c.withCookies
+            case "drop_query":
+                if let items = list(v, p) {
+                    c.dropQuery = []
+                    for (i, item) in items.enumerated() {
+                        guard let s = string(item, "\(p)[\(i)]") else { continue }
+                        if s.hasPrefix("/") { c.dropQuery.append(s) } else { report(item, "\(p)[\(i)]", "must start with '/'") }
+                    }
+                }
+            default: break
+            }
+        }
+        return c
     }
 
     func rateLimit(_ node: Node, _ path: String) -> RateLimitRule? {

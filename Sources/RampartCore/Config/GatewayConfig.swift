@@ -148,6 +148,8 @@ public struct SiteConfig: Hashable, Sendable {
     public var limits: Limits
     /// Rate limits, all applied to every request they match; ``RateLimitRule/defaults`` unless configured.
     public var rateLimits: [RateLimitRule] = RateLimitRule.defaults
+    /// The micro-cache.
+    public var cache = CacheConfig()
 
     /// A site with default settings.
     public init(name: String, hosts: [String], origins: [OriginConfig], limits: Limits = Limits()) {

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# The drill's attack scenarios against Rampart, a hardened nginx and a hardened HAProxy, one after
+# another, on the same capacity-limited origin, on loopback only. Prints one side-by-side table;
+# writes JSON and HTML reports to bench/results/.
+#
+#   bench/compare.sh [SCENARIO ...]          default: S1 S2 S3 S4 S5 S8
+#   WARMUP=3 ATTACK=15 COOLDOWN=3 INTENSITY=10 USERS=30 PEERS="rampart nginx haproxy" bench/compare.sh S1 S2
+set -euo pipefail
+
+SCENARIOS=("$@")
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(S1 S2 S3 S4 S5 S8)
+WARMUP=${WARMUP:-3}
+ATTACK=${ATTACK:-15}
+COOLDOWN=${COOLDOWN:-3}
+INTENSITY=${INTENSITY:-10}
+USERS=${USERS:-30}
+PEERS=${PEERS:-"rampart nginx haproxy"}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT="$ROOT/bench/results"
+WORK=$(mktemp -d /tmp/rampart-compare.XXXXXX)
+chmod 755 "$WORK"
+mkdir -p "$OUT" "$WORK/tmp"
+ORIGIN_PORT=19000
+PROXY_PORT=19080
+CONCURRENCY=4
+SERVICE_MS=20
+CAPACITY=$((CONCURRENCY * 1000 / SERVICE_MS))
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
+
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+need=()
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v haproxy >/dev/null || need+=(haproxy)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+systemctl stop nginx haproxy 2>/dev/null || true
+
+echo "building (release)" >&2
+(cd "$ROOT" && swift build -c release --product rampart >/dev/null && swift build -c release --product rampart-drill >/dev/null)
+BIN="$ROOT/.build/release"
+
+"$BIN/rampart-drill" origin --listen 127.0.0.1:$ORIGIN_PORT --concurrency $CONCURRENCY --service-ms $SERVICE_MS > "$WORK/origin.log" 2>&1 &
+PIDS+=($!)
+
+wait_port() {
+  for _ in $(seq 1 100); do
+    if (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "port $1 did not come up" >&2
+  return 1
+}
+wait_port $ORIGIN_PORT
+
+start_rampart() {
+  cat > "$WORK/rampart.yaml" <<EOF
+listeners: [{address: 127.0.0.1:$PROXY_PORT}]
+state: $WORK/rampart-state
+sites:
+  - name: www
+    hosts: ["*"]
+    origins:
+      - {address: 127.0.0.1:$ORIGIN_PORT, max_connections: $((CONCURRENCY * 2))}
+EOF
+  "$BIN/rampart" run --config "$WORK/rampart.yaml" --log-level warning > "$WORK/rampart.log" 2>&1 &
+  echo $!
+}
+
+start_nginx() {
+  # Hardened per nginx's documentation: per-address limit_req with burst, limit_conn, short
+  # header/body/send timeouts, a 1 s micro-cache keyed without the query string, cache lock and
+  # serve-stale.
+  cat > "$WORK/nginx.conf" <<EOF
+worker_processes auto;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log error;
+daemon on;
+events { worker_connections 16384; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tmp; fastcgi_temp_path $WORK/tmp;
+  uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
+  client_header_timeout 10s; client_body_timeout 10s; send_timeout 10s; keepalive_timeout 60s;
+  limit_req_zone \$binary_remote_addr zone=perip:10m rate=20r/s;
+  limit_conn_zone \$binary_remote_addr zone=perconn:10m;
+  proxy_cache_path $WORK/cache levels=1:2 keys_zone=micro:10m max_size=100m inactive=60s use_temp_path=off;
+  upstream origin { server 127.0.0.1:$ORIGIN_PORT; keepalive 64; }
+  server {
+    listen 127.0.0.1:$PROXY_PORT;
+    limit_conn perconn 64;
+    location / {
+      limit_req zone=perip burst=100 nodelay;
+      limit_req_status 429;
+      proxy_cache micro;
+      proxy_cache_key \$scheme\$host\$uri;
+      proxy_cache_valid 200 1s;
+      proxy_cache_lock on;
+      proxy_cache_use_stale error timeout updating http_500 http_502 http_503 http_504;
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$remote_addr;
+    }
+  }
+}
+EOF
+  nginx -c "$WORK/nginx.conf"
+  sleep 0.3
+  cat "$WORK/nginx.pid"
+}
+
+start_haproxy() {
+  # Hardened per HAProxy's documentation: stick table with per-source request rate and connection
+  # count, deny over the rate, server maxconn with a queue, timeout http-request.
+  cat > "$WORK/haproxy.cfg" <<EOF
+global
+  maxconn 9000
+  nbthread 2
+defaults
+  mode http
+  timeout connect 3s
+  timeout client 30s
+  timeout server 30s
+  timeout queue 10s
+  timeout http-request 10s
+  timeout http-keep-alive 60s
+  option forwardfor
+frontend fe
+  bind 127.0.0.1:$PROXY_PORT
+  stick-table type ip size 1m expire 60s store http_req_rate(10s),conn_cur
+  tcp-request connection track-sc0 src
+  tcp-request connection reject if { sc_conn_cur(0) gt 64 }
+  http-request deny deny_status 429 if { sc_http_req_rate(0) gt 200 }
+  default_backend be
+backend be
+  server origin 127.0.0.1:$ORIGIN_PORT maxconn $CONCURRENCY
+EOF
+  haproxy -f "$WORK/haproxy.cfg" > "$WORK/haproxy.log" 2>&1 &
+  echo $!
+}
+
+TABLE=()
+for peer in $PEERS; do
+  pid=$("start_$peer")
+  wait_port $PROXY_PORT
+  echo "== $peer (pid $pid): ${SCENARIOS[*]}" >&2
+  "$BIN/rampart-drill" run --target 127.0.0.1:$PROXY_PORT --origin 127.0.0.1:$ORIGIN_PORT \
+    --scenario "${SCENARIOS[@]}" --warmup "$WARMUP" --attack "$ATTACK" --cooldown "$COOLDOWN" \
+    --capacity "$CAPACITY" --intensity "$INTENSITY" --users "$USERS" --gateway-pid "$pid" --label "$peer" \
+    --json "$OUT/drill-$peer.json" --html "$OUT/drill-$peer.html" > "$WORK/$peer.txt"
+  TABLE+=("$(grep "^| $peer |" "$WORK/$peer.txt")")
+  kill "$pid" 2>/dev/null || true
+  [ "$peer" = nginx ] && { kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true; rm -f "$WORK/nginx.pid"; }
+  sleep 1
+done
+
+{
+  echo "Drill: ${SCENARIOS[*]}, warm-up ${WARMUP}s, attack ${ATTACK}s, cool-down ${COOLDOWN}s, intensity ${INTENSITY}x of a ${CAPACITY} req/s origin, $USERS users; $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores"
+  echo
+  echo "| gateway | scenario | legit ok % (warm-up) | legit ok % (attack) | p95 ms (attack) | p99 ms (attack) | attack sent | reached origin | leakage after 5 s | engaged after | peak CPU % | peak RSS MB |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  for row in "${TABLE[@]}"; do printf '%s\n' "$row"; done | sort -t'|' -k3,3 -s
+} | tee "$OUT/compare.md"
