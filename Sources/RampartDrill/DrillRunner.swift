@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -174,8 +175,9 @@ public final class DrillRunner: Sendable {
         return out
     }
 
-    /// Paced attack: `rate` requests per second in total from `sources` addresses (0: a fresh
-    /// address and connection for every request), spread over 64 workers.
+    /// Paced, open-loop attack: `rate` requests per second in total from `sources` addresses (0: a
+    /// fresh address and connection for every request), from 64 workers that do not wait for
+    /// answers before sending on (each keeps at most 32 requests in flight), as real floods do.
     private func paced(
         sources: Int,
         rate: Double,
@@ -185,27 +187,42 @@ public final class DrillRunner: Sendable {
         path: @escaping @Sendable (Double) -> String
     ) -> [Attacker] {
         let workers = 64
+        let maxInFlight = 32
         let interval = Double(workers) / max(rate, 1)
         return (0..<workers).map { w in
             { recorder in
                 await self.sleep(until: start + interval * Double(w) / Double(workers), recorder: recorder)
-                var connections: [Int: DrillConnection] = [:]
-                var jar: [String: String] = [:]
-                var next = recorder.elapsed
-                var n = w
-                while recorder.elapsed < end, recorder.reserve() {
-                    let t = recorder.elapsed
-                    let sourceIndex = sources == 0 ? Int.random(in: 0..<8_000_000) : n % sources
-                    n += workers
-                    var conn = sources == 0 ? nil : connections[sourceIndex]
-                    let body = method == .POST ? "username=user\(sourceIndex)&password=guess" : nil
-                    let r = await self.attackRequest(&conn, source: self.attackSource(sourceIndex), method: method, path: path(t), jar: &jar, body: body, close: sources == 0)
-                    recorder.attack(status: r.status, at: t)
-                    if sources == 0 { conn?.close() } else { connections[sourceIndex] = conn }
-                    next += interval
-                    if next > recorder.elapsed { await self.sleep(until: next, recorder: recorder) } else { next = recorder.elapsed }
+                let idle = IdleConnections()
+                await withTaskGroup(of: Void.self) { inFlight in
+                    var running = 0
+                    var next = recorder.elapsed
+                    var n = w
+                    while recorder.elapsed < end, recorder.reserve() {
+                        if running >= maxInFlight {
+                            await inFlight.next()
+                            running -= 1
+                        }
+                        let sourceIndex = sources == 0 ? Int.random(in: 0..<8_000_000) : n % sources
+                        n += workers
+                        let t = recorder.elapsed
+                        let target = path(t)
+                        running += 1
+                        inFlight.addTask {
+                            var conn = sources == 0 ? nil : idle.take(sourceIndex)
+                            let body = method == .POST ? "username=user\(sourceIndex)&password=guess" : nil
+                            var jar: [String: String] = [:]
+                            let r = await self.attackRequest(
+                                &conn, source: self.attackSource(sourceIndex), method: method, path: target, jar: &jar, body: body,
+                                close: sources == 0
+                            )
+                            recorder.attack(status: r.status, at: t)
+                            if let conn { idle.put(sourceIndex, conn) }
+                        }
+                        next += interval
+                        if next > recorder.elapsed { await self.sleep(until: next, recorder: recorder) } else { next = recorder.elapsed }
+                    }
                 }
-                for c in connections.values { c.close() }
+                idle.closeAll()
             }
         }
     }
@@ -307,8 +324,33 @@ public final class DrillRunner: Sendable {
         return perRange
     }
 
+    /// The process and its direct children (nginx's workers under its master, for example).
+    static func family(_ pid: Int32) -> [Int32] {
+        let children = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+        return [pid] + children.split(separator: " ").compactMap { Int32($0) }
+    }
+
     static func cpuSeconds(_ pid: Int32?) -> Double? {
-        guard let pid, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        guard let pid else { return nil }
+        var total = 0.0
+        var any = false
+        for p in family(pid) {
+            if let c = cpuSecondsOne(p) {
+                total += c
+                any = true
+            }
+        }
+        return any ? total : nil
+    }
+
+    static func rssMB(_ pid: Int32?) -> Double? {
+        guard let pid else { return nil }
+        let values = family(pid).compactMap { rssMBOne($0) }
+        return values.isEmpty ? nil : values.reduce(0, +)
+    }
+
+    static func cpuSecondsOne(_ pid: Int32) -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
             let close = stat.lastIndex(of: ")")
         else { return nil }
         let fields = stat[stat.index(after: close)...].split(separator: " ")
@@ -316,8 +358,8 @@ public final class DrillRunner: Sendable {
         return (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
-    static func rssMB(_ pid: Int32?) -> Double? {
-        guard let pid, let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+    static func rssMBOne(_ pid: Int32) -> Double? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
         for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
             let kb = line.split(separator: " ").dropFirst().first.flatMap { Double($0) } ?? 0
             return kb / 1024
@@ -325,12 +367,36 @@ public final class DrillRunner: Sendable {
         return nil
     }
 
-    private func sleep(until t: Double, recorder: Recorder) async {
+    fileprivate func sleep(until t: Double, recorder: Recorder) async {
         let wait = t - recorder.elapsed
         if wait > 0 { await pause(wait) }
     }
 
     private func pause(_ seconds: Double) async {
         try? await Task.sleep(nanoseconds: UInt64(max(0, seconds) * 1e9))
+    }
+}
+
+/// Idle keep-alive connections of one paced worker, by source number.
+final class IdleConnections: Sendable {
+    private let box = NIOLockedValueBox<[Int: DrillConnection]>([:])
+
+    func take(_ source: Int) -> DrillConnection? {
+        box.withLockedValue { $0.removeValue(forKey: source) }
+    }
+
+    func put(_ source: Int, _ conn: DrillConnection) {
+        let extra = box.withLockedValue { idle -> DrillConnection? in
+            if idle[source] == nil {
+                idle[source] = conn
+                return nil
+            }
+            return conn
+        }
+        extra?.close()
+    }
+
+    func closeAll() {
+        for c in box.withLockedValue({ $0.values }) { c.close() }
     }
 }
