@@ -800,17 +800,13 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         pendingBody.removeAll()
         pendingBodyBytes = 0
         if reason.closesConnection || (!requestEnded && hasBody) { keepAlive = false }
-        let (head, body) = ErrorPage.render(
-            status: reason.status,
-            message: reason.explanation,
+        let (h, body) = loop.pageTemplate(reason, json: ErrorPage.wantsJSON(requestHeaders)).render(
             requestID: requestID.isEmpty ? loop.nextRequestID() : requestID,
-            json: ErrorPage.wantsJSON(requestHeaders),
             close: !keepAlive,
             retryAfterSeconds: retryAfter,
+            version: clientVersion,
             allocator: context.channel.allocator
         )
-        var h = head
-        h.version = clientVersion
         responseStarted = true
         context.write(wrapOutboundOut(.head(h)), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)

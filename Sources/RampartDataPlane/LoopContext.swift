@@ -27,6 +27,16 @@ final class LoopContext {
     let rejectionLog: SampledLog
     /// True once shutdown started: responses say `Connection: close`.
     var draining = false
+    private var pageTemplates: [Int: ErrorPage.Template] = [:]
+
+    /// The error page template for a refusal, rendered once per loop.
+    func pageTemplate(_ reason: RejectReason, json: Bool) -> ErrorPage.Template {
+        let key = LoopCounters.reasonIndex[reason]! * 2 + (json ? 1 : 0)
+        if let t = pageTemplates[key] { return t }
+        let t = ErrorPage.template(status: reason.status, message: reason.explanation, json: json)
+        pageTemplates[key] = t
+        return t
+    }
 
     init(eventLoop: any EventLoop, loopCount: Int, config: RuntimeConfig, logger: Logger) {
         self.eventLoop = eventLoop
