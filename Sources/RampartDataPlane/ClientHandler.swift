@@ -309,6 +309,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
                 loop.rejectionLog.log(reason: .rateLimited, client: clientIP, detail: "shadow rule \(rule) would have refused")
             }
         case .limited(let rule, let action, let retryAfter):
+            loop.knownGood.forget(clientIP)
             rateLimited(rule: rule, action: action, retryAfter: retryAfter, context: context)
             return
         }
@@ -462,7 +463,8 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         self.pool = pool
         phase = .connecting
         let generation = requestsOnConnection
-        let result = pool.acquire(now: now) { [self] result in
+        let priority = loop.hasPriority(clientIP, now: now)
+        let result = pool.acquire(now: now, priority: priority) { [self] result in
             self.connectionArrived(result, pool: pool, generation: generation)
         }
         switch result {
@@ -489,9 +491,12 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             pool.abandon()
             guard stillWanted else { return }
             self.pool = nil
-            if case PoolError.queueTimeout = error {
+            switch error {
+            case PoolError.queueTimeout, PoolError.shed:
                 respondLocally(.originQueueFull, retryAfter: 5)
                 return
+            default:
+                break
             }
             let now = loop.eventLoop.now
             pool.health.requestFailed(now: now)
@@ -594,6 +599,10 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
                 pool?.health.requestFailed(now: loop.eventLoop.now)
             } else {
                 pool?.health.requestSucceeded()
+            }
+            if code < 400 {
+                // The origin vouches for this client: it goes first when the origin is saturated.
+                loop.knownGood.recordSuccess(clientIP, now: Int64(loop.eventLoop.now.uptimeNanoseconds))
             }
             upstreamKeepAlive = head.isKeepAlive
             if let upgrade {

@@ -15,6 +15,19 @@ final class LoopContext {
     private var balancers: [OriginBalancer] = []
     /// Rate limit tables per site (same order as the config).
     var limiters: [SiteRateLimiter] = []
+    /// Clients the origins answered with success: they go first in origin queues.
+    var knownGood = KnownGoodTable()
+
+    /// True when `client` goes first in origin queues: allow-listed, or vouched for by the origin.
+    func hasPriority(_ client: IPAddress, now: NIODeadline) -> Bool {
+        let allow = config.source.knownGood.allow
+        if !allow.isEmpty, allow.contains(client) { return true }
+        return knownGood.contains(client, now: Int64(now.uptimeNanoseconds))
+    }
+
+    private static func knownGoodTable(_ c: KnownGoodConfig) -> KnownGoodTable {
+        KnownGoodTable(threshold: c.successes, minimumAge: c.minimumAge, lifetime: c.lifetime)
+    }
     /// Micro-cache stores per site (same order as the config).
     var caches: [MicroCacheStore] = []
     /// Cache keys being fetched from an origin right now, with the requests waiting for them.
@@ -46,6 +59,7 @@ final class LoopContext {
         self.idPrefix = UInt32.random(in: 0...UInt32.max)
         self.rejectionLog = SampledLog(logger: logger, perSecond: 20)
         rebuildPools(previous: [:])
+        knownGood = Self.knownGoodTable(config.source.knownGood)
         limiters = config.sites.map { SiteRateLimiter(rules: $0.rateLimits, loops: loopCount) }
         caches = config.sites.map { MicroCacheStore(maxBytes: max(65536, $0.cache.maxBytes / loopCount)) }
     }
@@ -58,6 +72,7 @@ final class LoopContext {
             for (o, origin) in site.origins.enumerated() { previous["\(site.name)|\(origin.address)"] = pools[s][o] }
         }
         let oldSites = config.sites
+        if config.source.knownGood != newConfig.source.knownGood { knownGood = Self.knownGoodTable(newConfig.source.knownGood) }
         config = newConfig
         rebuildPools(previous: previous)
         // Keep the buckets of sites whose rules did not change, so a reload is no amnesty.

@@ -18,6 +18,8 @@ final class OriginPool {
     private(set) var open = 0
     /// Requests using (or waiting for) a connection of this pool right now.
     private(set) var inFlight = 0
+    /// Requests waiting for a connection: known-good clients first, then everyone else.
+    private var priorityWaiters = CircularBuffer<Waiter>()
     private var waiters = CircularBuffer<Waiter>()
     /// Most requests that may wait for a connection on this loop.
     static let maxWaiters = 1024
@@ -56,7 +58,7 @@ final class OriginPool {
     /// A connection for one request: an idle pooled one, a new one, or a place in the queue.
     /// Every acquisition other than `.unavailable` must end in ``release(_:reusable:)`` (when a
     /// connection was handed over) or ``abandon()`` (when the callback carried an error).
-    func acquire(now: NIODeadline, _ callback: @escaping Callback) -> Acquisition {
+    func acquire(now: NIODeadline, priority: Bool = false, _ callback: @escaping Callback) -> Acquisition {
         while let conn = idle.popLast() {
             if conn.channel.isActive {
                 inFlight += 1
@@ -69,8 +71,16 @@ final class OriginPool {
             connect(callback)
             return .pending
         }
-        guard waiters.count < Self.maxWaiters else { return .unavailable(.originQueueFull) }
-        waiters.append(Waiter(enqueued: now, callback: callback))
+        if priorityWaiters.count + waiters.count >= Self.maxWaiters {
+            // Full: a known-good client takes the place of the newest unknown one, which is shed.
+            guard priority, let shed = waiters.popLast() else { return .unavailable(.originQueueFull) }
+            shed.callback(.failure(PoolError.shed))  // its request calls abandon()
+        }
+        if priority {
+            priorityWaiters.append(Waiter(enqueued: now, callback: callback))
+        } else {
+            waiters.append(Waiter(enqueued: now, callback: callback))
+        }
         inFlight += 1
         scheduleWaiterExpiry()
         return .pending
@@ -88,7 +98,7 @@ final class OriginPool {
             conn.channel.close(promise: nil)
             return
         }
-        if let waiter = waiters.popFirst() {
+        if let waiter = nextWaiter() {
             waiter.callback(.success(conn))
             return
         }
@@ -111,11 +121,19 @@ final class OriginPool {
     private func connectionClosed(_ conn: UpstreamConnection) {
         open -= 1
         if let i = idle.firstIndex(where: { $0 === conn }) { idle.remove(at: i) }
-        if open < maxConnections, let waiter = waiters.popFirst() {
+        if open < maxConnections, let waiter = nextWaiter() {
             open += 1
             connect(waiter.callback)
         }
     }
+
+    /// The next waiting request: known-good clients first.
+    private func nextWaiter() -> Waiter? {
+        priorityWaiters.popFirst() ?? waiters.popFirst()
+    }
+
+    /// Requests waiting now.
+    var queued: Int { priorityWaiters.count + waiters.count }
 
     /// Closes idle connections (config reload removed the origin, or shutdown).
     func closeIdle() {
@@ -127,11 +145,16 @@ final class OriginPool {
     private var expiryScheduled = false
 
     private func scheduleWaiterExpiry() {
-        guard !expiryScheduled, let first = waiters.first else { return }
+        let oldest = [priorityWaiters.first?.enqueued, waiters.first?.enqueued].compactMap { $0 }.min()
+        guard !expiryScheduled, let oldest else { return }
         expiryScheduled = true
-        eventLoop.assumeIsolated().scheduleTask(deadline: first.enqueued + Self.maxWait) {
+        eventLoop.assumeIsolated().scheduleTask(deadline: oldest + Self.maxWait) {
             self.expiryScheduled = false
             let now = self.eventLoop.now
+            while let w = self.priorityWaiters.first, now - w.enqueued >= Self.maxWait {
+                self.priorityWaiters.removeFirst()
+                w.callback(.failure(PoolError.queueTimeout))
+            }
             while let w = self.waiters.first, now - w.enqueued >= Self.maxWait {
                 self.waiters.removeFirst()
                 w.callback(.failure(PoolError.queueTimeout))
@@ -179,7 +202,7 @@ final class OriginPool {
             case .failure(let error):
                 self.open -= 1
                 // The slot is free again: let one waiter try a connection of its own.
-                if self.open < self.maxConnections, let waiter = self.waiters.popFirst() {
+                if self.open < self.maxConnections, let waiter = self.nextWaiter() {
                     self.open += 1
                     self.connect(waiter.callback)
                 }
@@ -194,6 +217,8 @@ enum PoolError: Error {
     case queueTimeout
     /// The event loop cannot make sockets (an embedded loop in tests).
     case unsupportedEventLoop
+    /// A known-good client needed the place in a full queue.
+    case shed
 }
 
 /// One keep-alive connection to an origin.

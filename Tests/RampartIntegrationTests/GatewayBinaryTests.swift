@@ -195,6 +195,44 @@ import Glibc
         #expect(stale.text.contains("It works"))
     }
 
+    @Test func knownGoodClientIsServedBeforeQueuedUnknownOnes() async throws {
+        var config = DemoOrigin.Configuration()
+        config.concurrency = 1
+        config.serviceTime = .milliseconds(250)
+        let origin = DemoOrigin(configuration: config)
+        let originPort = try await origin.start()
+        defer { Task { await origin.stop() } }
+        let yaml = """
+            listeners:
+              - address: 127.0.0.1:0
+            known_good: {successes: 2, min_age: 0s}
+            sites:
+              - name: www
+                hosts: [example.org]
+                origins: [{address: 127.0.0.1:\(originPort), max_connections: 1}]
+                health_check: {enabled: false}
+            """
+        let gw = try GatewayProcess(yaml: yaml, extraArguments: ["--threads", "1"])
+        defer { gw.stop() }
+        let port = try gw.waitUntilListening()[0]
+
+        // A regular visitor: two successful answers from the origin.
+        let regular = try RawClient(port: port, source: "127.0.0.40")
+        for _ in 0..<2 { #expect(regular.request("GET", "/api/me")?.status == 200) }
+
+        // Eight unknown clients fill the queue (one served at a time, 250 ms each)...
+        let strangers = try (0..<8).map { try RawClient(port: port, source: "127.0.0.\(50 + $0)") }
+        for c in strangers { c.send("GET /api/x HTTP/1.1\r\nHost: example.org\r\n\r\n") }
+        usleep(100_000)
+        // ...then the regular visitor asks: it goes to the head of the queue.
+        let started = Date()
+        let reply = regular.request("GET", "/api/me")
+        let waited = Date().timeIntervalSince(started)
+        #expect(reply?.status == 200)
+        #expect(waited < 0.9, "known-good client waited \(waited) s behind unknown ones")
+        for c in strangers { #expect(c.readResponse()?.status == 200) }
+    }
+
     @Test func webSocketUpgradePassesThrough() async throws {
         let origin = DemoOrigin()
         let originPort = try await origin.start()

@@ -178,7 +178,8 @@ final class ConfigReader {
 
     // MARK: - Sections
 
-    static let rootKeys = ["listeners", "sites", "trusted_proxies", "default_site", "admin", "state", "limits", "timeouts"]
+    static let rootKeys = ["listeners", "sites", "trusted_proxies", "default_site", "admin", "state", "limits", "timeouts", "known_good"]
+    static let knownGoodKeys = ["successes", "min_age", "lifetime", "allow"]
     static let listenerKeys = ["address", "proxy_protocol", "limits", "timeouts"]
     static let siteKeys = ["name", "hosts", "origins", "balance", "health_check", "passive_health", "limits", "timeouts", "rate_limits", "cache"]
     static let cacheKeys = ["enabled", "micro_ttl", "stale_for", "max_bytes", "max_object_bytes", "drop_query", "with_cookies"]
@@ -248,6 +249,28 @@ final class ConfigReader {
                 }
             case "state":
                 if let s = string(v, k) { config.statePath = s }
+            case "known_good":
+                if let f = fields(v, k, allowed: Self.knownGoodKeys) {
+                    for (gk, gv) in f {
+                        let p = "known_good.\(gk)"
+                        switch gk {
+                        case "successes": config.knownGood.successes = int(gv, p, min: 1, max: 1000) ?? config.knownGood.successes
+                        case "min_age": config.knownGood.minimumAge = duration(gv, p, allowZero: true) ?? config.knownGood.minimumAge
+                        case "lifetime": config.knownGood.lifetime = duration(gv, p) ?? config.knownGood.lifetime
+                        case "allow":
+                            if let items = list(gv, p) {
+                                for (i, item) in items.enumerated() {
+                                    guard let s = item.scalar?.string, let cidr = CIDR(s) else {
+                                        report(item, "\(p)[\(i)]", "expected an address block such as 192.0.2.0/24")
+                                        continue
+                                    }
+                                    config.knownGood.allow.blocks.append(cidr)
+                                }
+                            }
+                        default: break
+                        }
+                    }
+                }
             default:
                 break
             }

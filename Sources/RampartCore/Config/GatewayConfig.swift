@@ -119,6 +119,22 @@ public struct PassiveHealthConfig: Hashable, Sendable {
     public init() {}
 }
 
+/// How clients earn priority in origin queues.
+public struct KnownGoodConfig: Hashable, Sendable {
+    /// Successful origin answers needed.
+    public var successes = 3
+    /// How long a client must have been seen before it counts (sources that come with an attack
+    /// do not jump the queue within this time).
+    public var minimumAge: TimeAmount = .seconds(30)
+    /// How long priority lasts without a new success.
+    public var lifetime: TimeAmount = .hours(1)
+    /// Address blocks that always have priority (monitoring, partners, the agency's own network).
+    public var allow = CIDRSet()
+
+    /// The documented defaults.
+    public init() {}
+}
+
 /// One origin server of a site.
 public struct OriginConfig: Hashable, Sendable {
     /// Where the origin listens.
@@ -194,6 +210,8 @@ public struct GatewayConfig: Hashable, Sendable {
     public var drainTimeout: TimeAmount = .seconds(30)
     /// Top-level limits: the defaults every listener and site starts from.
     public var limits = Limits()
+    /// How clients earn priority in origin queues.
+    public var knownGood = KnownGoodConfig()
 
     /// A config with the given listeners and sites and default everything else.
     public init(listeners: [ListenerConfig], sites: [SiteConfig]) {

@@ -1,0 +1,38 @@
+import NIOCore
+import Testing
+
+@testable import RampartCore
+
+@Suite struct KnownGoodTableTests {
+    let s: Int64 = 1_000_000_000
+
+    @Test func earnedBySuccessesOverTimeAndLostOnAViolation() {
+        var t = KnownGoodTable(capacity: 64, threshold: 3, minimumAge: .seconds(30), lifetime: .seconds(3600), seed: 3)
+        let a = IPAddress("192.0.2.7")!
+        t.recordSuccess(a, now: 0)
+        t.recordSuccess(a, now: 1 * s)
+        t.recordSuccess(a, now: 2 * s)
+        #expect(!t.contains(a, now: 2 * s), "new sources must not jump the queue at once")
+        #expect(t.contains(a, now: 31 * s))
+        t.forget(a)
+        #expect(!t.contains(a, now: 31 * s))
+        #expect(!t.contains(IPAddress("192.0.2.8")!, now: 31 * s))
+    }
+
+    @Test func priorityExpires() {
+        var t = KnownGoodTable(capacity: 64, threshold: 1, minimumAge: .zero, lifetime: .seconds(10), seed: 3)
+        let a = IPAddress("192.0.2.7")!
+        t.recordSuccess(a, now: 0)
+        #expect(t.contains(a, now: 9 * s))
+        #expect(!t.contains(a, now: 10 * s))
+    }
+
+    @Test func aFloodOfNewAddressesDoesNotEvictEstablishedClients() {
+        var t = KnownGoodTable(capacity: 1024, threshold: 3, minimumAge: .zero, lifetime: .seconds(3600), seed: 9)
+        let regulars = (0..<100).map { IPAddress(v4: 0xC000_0200 | UInt32($0)) }
+        for r in regulars { for i in 0..<5 { t.recordSuccess(r, now: Int64(i) * s) } }
+        for i in 0..<100_000 { t.recordSuccess(IPAddress(v4: 0x7F80_0000 | UInt32(i)), now: 10 * s) }
+        let kept = regulars.filter { t.contains($0, now: 10 * s) }.count
+        #expect(kept >= 95, "only \(kept) of 100 regular clients kept priority")
+    }
+}
