@@ -17,6 +17,8 @@ let package = Package(
     products: [
         .executable(name: "rampart", targets: ["rampart"]),
         .executable(name: "rampart-drill", targets: ["rampart-drill"]),
+        // For the micro-benchmark package in Benchmarks/.
+        .library(name: "RampartCore", targets: ["RampartCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
