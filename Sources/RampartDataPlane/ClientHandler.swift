@@ -67,6 +67,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
     /// The origin answered the upgrade with 101; the tunnel starts at the end of that response.
     private var upgradeAccepted = false
     private var requestMethod = HTTPMethod.GET
+    private var apiKey: PresentedAPIKey?
     private var expectsContinue = false
     // The micro-cache: the key this request is fetching for the cache, what it captured so far,
     // and a stale copy to fall back on if the origin fails.
@@ -302,7 +303,8 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             respondLocally(reason)
             return
         }
-        switch loop.limiters[siteIndex].check(client: clientIP, method: head.method, target: accepted.target, now: Int64(now.uptimeNanoseconds)) {
+        apiKey = PresentedAPIKey.find(in: head.headers, configured: site.apiKeys)
+        switch loop.limiters[siteIndex].check(client: clientIP, method: head.method, target: accepted.target, apiKey: apiKey, now: Int64(now.uptimeNanoseconds)) {
         case .allowed(let shadowHits):
             for rule in shadowHits {
                 loop.counters.shadowLimited += 1
@@ -463,7 +465,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         self.pool = pool
         phase = .connecting
         let generation = requestsOnConnection
-        let priority = loop.hasPriority(clientIP, now: now)
+        let priority = apiKey?.configured == true || loop.hasPriority(clientIP, now: now)
         let result = pool.acquire(now: now, priority: priority) { [self] result in
             self.connectionArrived(result, pool: pool, generation: generation)
         }

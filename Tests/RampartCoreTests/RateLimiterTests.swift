@@ -76,6 +76,26 @@ import Testing
         #expect(limiter.check(client: a, method: .GET, target: "/", now: 0) == .allowed(shadowHits: ["watch"]))
     }
 
+    @Test func apiKeysAreLimitedPerKeyNotPerAddress() {
+        let perIP = RateLimitRule(name: "ip", ratePerSecond: 0, burst: 2)
+        var perKey = RateLimitRule(name: "key", ratePerSecond: 0, burst: 3)
+        perKey.key = .apiKey
+        var limiter = SiteRateLimiter(rules: [perIP, perKey], loops: 1)
+        let office = IPAddress("198.51.100.4")!
+        let known = PresentedAPIKey.find(in: ["Authorization": "Bearer tax-software-key-0001"], configured: ["tax-software-key-0001"])
+        #expect(known == PresentedAPIKey(value: "tax-software-key-0001", configured: true))
+        // A configured key skips the per-address rule: three requests pass, the fourth hits its own bucket.
+        for _ in 0..<3 { #expect(limiter.check(client: office, method: .GET, target: "/api/", apiKey: known, now: 0) == .allowed(shadowHits: [])) }
+        #expect(limiter.check(client: office, method: .GET, target: "/api/", apiKey: known, now: 0) == .limited(rule: "key", action: .reject, retryAfterSeconds: 60))
+        // A made-up key earns nothing: the address rule applies (and the key's own bucket too).
+        let forged = PresentedAPIKey.find(in: ["X-API-Key": "guess"], configured: ["tax-software-key-0001"])
+        #expect(forged?.configured == false)
+        #expect(limiter.check(client: office, method: .GET, target: "/", apiKey: forged, now: 0) == .allowed(shadowHits: []))
+        #expect(limiter.check(client: office, method: .GET, target: "/", apiKey: forged, now: 0) == .allowed(shadowHits: []))
+        #expect(limiter.check(client: office, method: .GET, target: "/", apiKey: forged, now: 0) == .limited(rule: "ip", action: .reject, retryAfterSeconds: 60))
+        #expect(PresentedAPIKey.find(in: ["Authorization": "Basic abc"], configured: []) == nil)
+    }
+
     @Test func ratesAreSplitOverEventLoops() {
         let rule = RateLimitRule(name: "r", ratePerSecond: 10, burst: 10)
         var limiter = SiteRateLimiter(rules: [rule], loops: 2)

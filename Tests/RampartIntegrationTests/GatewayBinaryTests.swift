@@ -233,6 +233,33 @@ import Glibc
         for c in strangers { #expect(c.readResponse()?.status == 200) }
     }
 
+    @Test func theOriginNeverSeesMoreThanItsCap() async throws {
+        var config = DemoOrigin.Configuration()
+        config.concurrency = 100
+        let origin = DemoOrigin(configuration: config)
+        let originPort = try await origin.start()
+        defer { Task { await origin.stop() } }
+        let yaml = """
+            listeners:
+              - address: 127.0.0.1:0
+            sites:
+              - name: www
+                hosts: [example.org]
+                origins: [{address: 127.0.0.1:\(originPort), max_connections: 3}]
+                health_check: {enabled: false}
+                rate_limits: []
+            """
+        let gw = try GatewayProcess(yaml: yaml, extraArguments: ["--threads", "1"])
+        defer { gw.stop() }
+        let port = try gw.waitUntilListening()[0]
+
+        let clients = try (0..<20).map { try RawClient(port: port, source: "127.0.2.\($0 + 1)") }
+        for c in clients { c.send("GET /slow?ms=200 HTTP/1.1\r\nHost: example.org\r\n\r\n") }
+        for c in clients { #expect(c.readResponse()?.status == 200) }
+        #expect(origin.stats.requests == 20)
+        #expect(origin.stats.peakConcurrent <= 3, "the origin saw \(origin.stats.peakConcurrent) requests at once")
+    }
+
     @Test func webSocketUpgradePassesThrough() async throws {
         let origin = DemoOrigin()
         let originPort = try await origin.start()

@@ -181,7 +181,7 @@ final class ConfigReader {
     static let rootKeys = ["listeners", "sites", "trusted_proxies", "default_site", "admin", "state", "limits", "timeouts", "known_good"]
     static let knownGoodKeys = ["successes", "min_age", "lifetime", "allow"]
     static let listenerKeys = ["address", "proxy_protocol", "limits", "timeouts"]
-    static let siteKeys = ["name", "hosts", "origins", "balance", "health_check", "passive_health", "limits", "timeouts", "rate_limits", "cache"]
+    static let siteKeys = ["name", "hosts", "origins", "balance", "health_check", "passive_health", "limits", "timeouts", "rate_limits", "cache", "api_keys"]
     static let cacheKeys = ["enabled", "micro_ttl", "stale_for", "max_bytes", "max_object_bytes", "drop_query", "with_cookies"]
     static let rateLimitKeys = ["name", "key", "rate", "burst", "methods", "path", "action", "shadow", "subnet_v4", "subnet_v6", "table_size"]
     static let originKeys = ["address", "max_connections"]
@@ -358,6 +358,7 @@ final class ConfigReader {
         var passive = PassiveHealthConfig()
         var rateLimits = RateLimitRule.defaults
         var cache = CacheConfig()
+        var apiKeys: Set<String> = []
         var sawHosts = false
         var sawOrigins = false
         for (k, v) in f {
@@ -413,6 +414,17 @@ final class ConfigReader {
                 var unused = TimeAmount.zero
                 decodeTimeouts(v, p, into: &limits, scope: .site, drain: &unused)
             case "cache": cache = cacheConfig(v, p)
+            case "api_keys":
+                if let items = list(v, p) {
+                    for (i, item) in items.enumerated() {
+                        guard let key = string(item, "\(p)[\(i)]") else { continue }
+                        if key.utf8.count < 16 || key.contains(" ") {
+                            report(item, "\(p)[\(i)]", "an API key needs at least 16 characters and no spaces")
+                            continue
+                        }
+                        apiKeys.insert(key)
+                    }
+                }
             case "rate_limits":
                 if let items = list(v, p) {
                     rateLimits = items.enumerated().compactMap { i, item in rateLimit(item, "\(p)[\(i)]") }
@@ -434,6 +446,7 @@ final class ConfigReader {
         s.passive = passive
         s.rateLimits = rateLimits
         s.cache = cache
+        s.apiKeys = apiKeys
         return s
     }
 
@@ -474,7 +487,7 @@ final class ConfigReader {
             case "name": rule.name = string(v, p) ?? ""
             case "key":
                 if let s = string(v, p) {
-                    if let key = RateLimitKey(rawValue: s) { rule.key = key } else { report(v, p, "expected ip or subnet") }
+                    if let key = RateLimitKey(rawValue: s) { rule.key = key } else { report(v, p, "expected ip, subnet or api_key") }
                 }
             case "rate":
                 sawRate = true

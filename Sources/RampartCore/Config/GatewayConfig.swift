@@ -166,6 +166,9 @@ public struct SiteConfig: Hashable, Sendable {
     public var rateLimits: [RateLimitRule] = RateLimitRule.defaults
     /// The micro-cache.
     public var cache = CacheConfig()
+    /// API keys of known clients (tax-filing software, partners): requests that carry one go first
+    /// in origin queues and are limited per key (rules with `key: api_key`) instead of per address.
+    public var apiKeys: Set<String> = []
 
     /// A site with default settings.
     public init(name: String, hosts: [String], origins: [OriginConfig], limits: Limits = Limits()) {

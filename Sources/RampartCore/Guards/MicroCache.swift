@@ -72,7 +72,19 @@ public enum CachePolicy {
         if !query.isEmpty, dropsQuery(path: path, patterns: config.dropQuery) { query = "" }
         // HEAD and GET share an entry: a HEAD is answered from a stored GET and vice versa is not
         // stored (HEAD responses have no body), see ``ttl(status:headers:method:config:)``.
-        return "\(host.lowercased())\(path)\(query)"
+        // Responses may vary on Accept-Encoding: clients that accept different codings get
+        // different entries, so nobody is sent a coding they did not ask for.
+        return "\(host.lowercased())\(path)\(query)|\(encodingClass(headers))"
+    }
+
+    /// A coarse class of the codings a client accepts ("bgd" letters for br, gzip, deflate).
+    static func encodingClass(_ headers: HTTPHeaders) -> String {
+        guard let accept = headers.first(name: "accept-encoding")?.lowercased(), !accept.isEmpty else { return "" }
+        var c = ""
+        if accept.contains("br") { c += "b" }
+        if accept.contains("gzip") { c += "g" }
+        if accept.contains("deflate") { c += "d" }
+        return c
     }
 
     static func dropsQuery(path: Substring, patterns: [String]) -> Bool {

@@ -101,6 +101,40 @@ public enum RateLimitKey: String, Sendable, Hashable, CaseIterable {
     case ip
     /// The client's subnet (IPv4 /24 and IPv6 /64 unless configured otherwise).
     case subnet
+    /// The API key the request carries (`Authorization: Bearer KEY` or `X-API-Key: KEY`); requests
+    /// without one are not covered by the rule.
+    case apiKey = "api_key"
+}
+
+/// The API key a request carries, and whether the site knows it.
+public struct PresentedAPIKey: Sendable, Equatable {
+    /// The key as sent.
+    public var value: String
+    /// True when the key is one of the site's configured `api_keys`.
+    public var configured: Bool
+
+    /// Finds a key in `Authorization: Bearer KEY` or `X-API-Key: KEY`.
+    public static func find(in headers: HTTPHeaders, configured keys: Set<String>) -> PresentedAPIKey? {
+        var value: String? = headers.first(name: "x-api-key")
+        if value == nil, let auth = headers.first(name: "authorization"), auth.utf8.count > 7,
+            auth.prefix(7).equalsASCIICaseInsensitive("bearer ")
+        {
+            value = String(auth.dropFirst(7)).trimmingCharacters()
+        }
+        guard let v = value, !v.isEmpty else { return nil }
+        return PresentedAPIKey(value: v, configured: keys.contains(v))
+    }
+
+    /// A fixed-size bucket key for the key's value (two independent 64-bit hashes).
+    public var bucketKey: IPAddress {
+        var a = Hasher()
+        a.combine(0x5A17 as UInt16)
+        a.combine(value)
+        var b = Hasher()
+        b.combine(0xC0DE as UInt16)
+        b.combine(value)
+        return IPAddress(high: UInt64(bitPattern: Int64(a.finalize())), low: UInt64(bitPattern: Int64(b.finalize())))
+    }
 }
 
 /// What happens to a request over a limit.
@@ -160,11 +194,14 @@ public struct RateLimitRule: Sendable, Hashable {
         return true
     }
 
-    /// The bucket key for a client.
-    public func bucketKey(for client: IPAddress) -> IPAddress {
+    /// The bucket key for a request, or nil when the rule does not cover it: `api_key` rules cover
+    /// only requests with a key; `ip` and `subnet` rules do not cover requests with a configured key
+    /// (API clients behind one address are limited per key instead).
+    public func bucketKey(for client: IPAddress, apiKey: PresentedAPIKey?) -> IPAddress? {
         switch key {
-        case .ip: return client
-        case .subnet: return client.masked(prefix: client.isIPv4 ? subnetV4 : subnetV6)
+        case .ip: return apiKey?.configured == true ? nil : client
+        case .subnet: return apiKey?.configured == true ? nil : client.masked(prefix: client.isIPv4 ? subnetV4 : subnetV6)
+        case .apiKey: return apiKey?.bucketKey
         }
     }
 }
@@ -195,11 +232,12 @@ public struct SiteRateLimiter: Sendable {
     }
 
     /// Applies every matching rule to one request at `now` (nanoseconds).
-    public mutating func check(client: IPAddress, method: HTTPMethod, target: String, now: Int64) -> Verdict {
+    public mutating func check(client: IPAddress, method: HTTPMethod, target: String, apiKey: PresentedAPIKey? = nil, now: Int64) -> Verdict {
         var shadowHits: [String] = []
         for i in rules.indices where rules[i].matches(method: method, target: target) {
             let rule = rules[i]
-            if case .limited(let retry) = tables[i].take(rule.bucketKey(for: client), now: now) {
+            guard let bucket = rule.bucketKey(for: client, apiKey: apiKey) else { continue }
+            if case .limited(let retry) = tables[i].take(bucket, now: now) {
                 if rule.shadow {
                     shadowHits.append(rule.name)
                 } else {
