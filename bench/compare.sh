@@ -69,6 +69,7 @@ sites:
     hosts: ["*"]
     origins:
       - {address: 127.0.0.1:$ORIGIN_PORT, max_connections: $((CONCURRENCY * 2))}
+    api_keys: [drill-api-key-0000, drill-api-key-0001, drill-api-key-0002, drill-api-key-0003, drill-api-key-0004]
 EOF
   "$BIN/rampart" run --config "$WORK/rampart.yaml" --log-level warning > "$WORK/rampart.log" 2>&1 &
   echo $!
@@ -165,7 +166,7 @@ done
 {
   echo "Drill: ${SCENARIOS[*]}, warm-up ${WARMUP}s, attack ${ATTACK}s, cool-down ${COOLDOWN}s, intensity ${INTENSITY}x of a ${CAPACITY} req/s origin, $USERS users; $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores"
   echo
-  echo "| gateway | scenario | legit ok % (warm-up) | legit ok % (attack) | p95 ms (attack) | p99 ms (attack) | attack sent | reached origin | leakage after 5 s | engaged after | peak CPU % | peak RSS MB |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| gateway | scenario | legit ok % (warm-up) | legit ok % (attack) | API ok % (attack) | p95 ms (attack) | p99 ms (attack) | attack sent | reached origin | leakage after 5 s | engaged after | peak CPU % | peak RSS MB |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for row in "${TABLE[@]}"; do printf '%s\n' "$row"; done | sort -t'|' -k3,3 -s
 } | tee "$OUT/compare.md"

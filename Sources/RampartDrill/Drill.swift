@@ -80,6 +80,8 @@ public struct DrillPlan: Sendable {
     public var intensity: Double = 10
     /// Simulated browser users (each loads a page and two assets about once a second).
     public var legitUsers = 30
+    /// Simulated API clients, each with its own key (`drill-api-key-NNNN`), two calls a second.
+    public var apiClients = 5
     /// Hard cap on requests the drill sends in total.
     public var maxRequests = 2_000_000
     /// Per-request timeout.
@@ -120,6 +122,8 @@ public struct DrillReport: Sendable, Codable {
         public var p50ms: Double = 0
         public var p95ms: Double = 0
         public var p99ms: Double = 0
+        public var apiCalls = 0
+        public var apiSuccessPercent: Double = 100
     }
 
     public var scenario: String
@@ -147,6 +151,8 @@ final class Recorder: Sendable {
         var latencies: [[Double]] = [[], [], []]  // by phase
         var pageViews = [0, 0, 0]
         var pageOK = [0, 0, 0]
+        var apiCalls = [0, 0, 0]
+        var apiOK = [0, 0, 0]
         var sent = 0
     }
 
@@ -195,6 +201,14 @@ final class Recorder: Sendable {
         }
     }
 
+    func api(ok: Bool, at t: Double) {
+        let phase = Self.phaseIndex(t, plan)
+        state.withLockedValue { s in
+            s.apiCalls[phase] += 1
+            if ok { s.apiOK[phase] += 1 }
+        }
+    }
+
     func attack(status: Int, at t: Double) {
         state.withLockedValue { s in
             let i = min(Int(t), s.seconds.count - 1)
@@ -223,6 +237,8 @@ final class Recorder: Sendable {
             p.successPercent = s.pageViews[i] == 0 ? 100 : 100 * Double(s.pageOK[i]) / Double(s.pageViews[i])
             let sorted = s.latencies[i].sorted()
             func q(_ f: Double) -> Double { sorted.isEmpty ? 0 : 1000 * sorted[min(sorted.count - 1, Int(Double(sorted.count) * f))] }
+            p.apiCalls = s.apiCalls[i]
+            p.apiSuccessPercent = s.apiCalls[i] == 0 ? 100 : 100 * Double(s.apiOK[i]) / Double(s.apiCalls[i])
             p.p50ms = q(0.50)
             p.p95ms = q(0.95)
             p.p99ms = q(0.99)

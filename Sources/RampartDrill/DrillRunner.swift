@@ -36,6 +36,9 @@ public final class DrillRunner: Sendable {
                     }
                 }
             }
+            for i in 0..<plan.apiClients {
+                tasks.addTask { await self.apiClient(i, recorder: recorder) }
+            }
             for attacker in attackers() {
                 tasks.addTask { await attacker(recorder) }
             }
@@ -82,6 +85,27 @@ public final class DrillRunner: Sendable {
             let seconds = Double((NIODeadline.now() - began).nanoseconds) / 1e9
             recorder.pageView(ok: ok, seconds: seconds, at: t)
             await sleep(until: t + 1.0 + Double.random(in: -0.1...0.1), recorder: recorder)
+        }
+        connection?.close()
+    }
+
+    /// The key simulated API client `i` sends (configure it in the gateway's `api_keys`).
+    public static func apiKey(_ i: Int) -> String { "drill-api-key-" + String(format: "%04d", i) }
+
+    private func apiClient(_ index: Int, recorder: Recorder) async {
+        // API clients sit in the last /24 of the legit range.
+        let source = IPAddress(v4: DrillSafety.legitRange.network.v4Value! &+ UInt32(255 * 256 + index + 1))
+        var connection: DrillConnection?
+        var cookies: [String: String] = [:]
+        await sleep(until: Double.random(in: 0..<0.5), recorder: recorder)
+        while recorder.elapsed < plan.total, recorder.reserve() {
+            let t = recorder.elapsed
+            let r = await request(
+                &connection, source: source, method: .GET, path: "/api/status", cookies: &cookies,
+                extra: [("Authorization", "Bearer \(Self.apiKey(index))"), ("Accept", "application/json")]
+            )
+            recorder.api(ok: r.status == 200, at: t)
+            await sleep(until: t + 0.5, recorder: recorder)
         }
         connection?.close()
     }

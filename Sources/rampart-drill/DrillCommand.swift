@@ -36,6 +36,7 @@ struct RunScenario: AsyncParsableCommand {
     @Option(name: .long, help: "Origin capacity, requests per second.") var capacity: Double = 200
     @Option(name: .long, help: "Attack rate as a multiple of the origin capacity.") var intensity: Double = 10
     @Option(name: .long, help: "Simulated browser users.") var users: Int = 30
+    @Option(name: .long, help: "Simulated API clients (keys drill-api-key-0000, -0001, ...).") var apiClients: Int = 5
     @Option(name: .long, help: "Gateway process id, to sample its CPU and memory.") var gatewayPid: Int32?
     @Option(name: .long, help: "Label for the report (e.g. rampart, nginx).") var label: String?
     @Option(name: .long, help: "Write the reports as JSON here.") var json: String?
@@ -71,6 +72,7 @@ struct RunScenario: AsyncParsableCommand {
             plan.originCapacity = capacity
             plan.intensity = intensity
             plan.legitUsers = users
+            plan.apiClients = apiClients
             plan.gatewayPID = gatewayPid
             plan.maxRequests = maxRequests
             FileHandle.standardError.write(Data("rampart-drill: \(kind.rawValue) (\(kind.summary)) for \(Int(plan.warmup + plan.attack + plan.cooldown)) s\n".utf8))

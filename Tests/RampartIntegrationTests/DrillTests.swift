@@ -76,6 +76,8 @@ import Testing
         #expect(report.scenario == "S1")
         #expect(report.warmup.legitPageViews > 0)
         #expect(report.attackWindow.legitPageViews > 0)
+        #expect(report.attackWindow.apiCalls > 0)
+        #expect(report.attackWindow.apiSuccessPercent > 50)
         #expect(report.attackSent > 0)
         #expect(report.attackReachedOrigin <= report.attackSent)
         #expect(report.timeline.count >= 4)
