@@ -22,6 +22,33 @@ extension IPAddress {
     }
 }
 
+/// The ban list, confined to the accept loop and shared by every listener's gate.
+final class BanRegistry {
+    var list: BanList
+    private let loop: LoopContext
+
+    init(policy: BanPolicy, loop: LoopContext) {
+        self.list = BanList(policy: policy)
+        self.loop = loop
+    }
+
+    func isBanned(_ ip: IPAddress) -> Bool {
+        list.isBanned(ip, now: Int64(loop.eventLoop.now.uptimeNanoseconds))
+    }
+
+    /// Bans `ip` (from a worker loop's report), logged once per ban.
+    func ban(_ ip: IPAddress, reason: String) {
+        let now = Int64(loop.eventLoop.now.uptimeNanoseconds)
+        guard !list.isBanned(ip, now: now) else { return }
+        let length = list.ban(ip, now: now)
+        loop.counters.bansIssued += 1
+        loop.logger.notice("source banned", metadata: ["client": "\(ip)", "seconds": "\(length.nanoseconds / 1_000_000_000)", "reason": "\(reason)"])
+    }
+}
+
+@available(*, unavailable)
+extension BanRegistry: Sendable {}
+
 /// Connection admission for one listener, the first and cheapest guard: it runs on the listener's
 /// accept loop, sees each accepted socket before it is registered with a worker loop, and closes
 /// over-limit ones at once, before a byte is read or parsed.
@@ -38,7 +65,10 @@ final class AcceptGate: ChannelInboundHandler {
     /// Set once the event loops are stopping: closing connections then no longer report back.
     let stopping = ManagedAtomic(false)
 
-    init(limits: Limits, proxyProtocol: Bool, loop: LoopContext) {
+    private let bans: BanRegistry?
+
+    init(limits: Limits, proxyProtocol: Bool, loop: LoopContext, bans: BanRegistry? = nil) {
+        self.bans = bans
         self.admission = ConnectionAdmission(maxConnections: limits.maxConnections, maxPerAddress: limits.maxConnectionsPerIP)
         self.proxyProtocol = proxyProtocol
         self.loop = loop
@@ -66,6 +96,12 @@ final class AcceptGate: ChannelInboundHandler {
             context.fireChannelRead(data)
             return
         }
+        if let bans, bans.isBanned(ip) {
+            // Banned: closed before a byte is read. Counted, not logged (the ban itself was).
+            loop.counters.count(.banned)
+            child.close(promise: nil)
+            return
+        }
         if let reason = admission.admit(ip) {
             loop.reject(reason, client: ip)
             child.close(promise: nil)
@@ -78,6 +114,10 @@ final class AcceptGate: ChannelInboundHandler {
 
     /// Admits a connection whose address came from a PROXY header. Runs on the accept loop.
     func admit(_ ip: IPAddress, channel: any Channel) -> RejectReason? {
+        if let bans, bans.isBanned(ip) {
+            loop.counters.count(.banned)
+            return .banned
+        }
         if let reason = admission.admit(ip) {
             loop.reject(reason, client: ip)
             return reason

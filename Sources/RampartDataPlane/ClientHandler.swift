@@ -312,6 +312,9 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             }
         case .limited(let rule, let action, let retryAfter):
             loop.knownGood.forget(clientIP)
+            // A source that keeps hitting the limit is banned: its connections are then refused at
+            // accept, the cheapest "no" there is. This connection ends with this answer.
+            if loop.strike(clientIP, reason: .rateLimited) { keepAlive = false }
             rateLimited(rule: rule, action: action, retryAfter: retryAfter, context: context)
             return
         }

@@ -20,6 +20,7 @@ public final class Gateway: Sendable {
     private let quiesce: NIOLockedValueBox<ServerQuiescingHelper>
     private let state: NIOLockedValueBox<ControlState>
     private let checker: NIOLoopBound<HealthChecker>
+    private let bans: NIOLoopBound<BanRegistry>
 
     private struct ControlState {
         var config: RuntimeConfig
@@ -48,6 +49,18 @@ public final class Gateway: Sendable {
         self.quiesce = NIOLockedValueBox(ServerQuiescingHelper(group: group))
         self.state = NIOLockedValueBox(ControlState(config: runtime))
         let acceptLoop = self.acceptLoop
+        let acceptContext = contexts[ObjectIdentifier(acceptLoop)]!
+        let bans = try acceptLoop.submit {
+            NIOLoopBound(BanRegistry(policy: config.bans, loop: acceptContext.value), eventLoop: acceptLoop)
+        }.wait()
+        self.bans = bans
+        for bound in contexts.values {
+            try bound.eventLoop.submit {
+                bound.value.reportBan = { ip, reason in
+                    bans.eventLoop.execute { bans.value.ban(ip, reason: reason) }
+                }
+            }.wait()
+        }
         let publishTo = contexts
         self.checker = try acceptLoop.submit {
             NIOLoopBound(
@@ -74,9 +87,10 @@ public final class Gateway: Sendable {
         for (index, listener) in config.source.listeners.enumerated() {
             let acceptLoop = self.acceptLoop
             let acceptContext = contexts[ObjectIdentifier(acceptLoop)]!
+            let bans = self.bans
             let gate = try await acceptLoop.submit {
                 NIOLoopBound(
-                    AcceptGate(limits: listener.limits, proxyProtocol: listener.proxyProtocol, loop: acceptContext.value),
+                    AcceptGate(limits: listener.limits, proxyProtocol: listener.proxyProtocol, loop: acceptContext.value, bans: bans.value),
                     eventLoop: acceptLoop
                 )
             }.get()
@@ -175,6 +189,8 @@ public final class Gateway: Sendable {
         }
         let checker = self.checker
         try await acceptLoop.submit { checker.value.start(config) }.get()
+        let bans = self.bans
+        try await acceptLoop.submit { bans.value.list.policy = config.bans }.get()
         logger.notice("configuration reloaded", metadata: ["generation": "\(generation)"])
     }
 
@@ -196,6 +212,7 @@ public final class Gateway: Sendable {
             shadowLimited: total.shadowLimited,
             cacheHits: total.cacheHits,
             cacheStale: total.cacheStale,
+            bansIssued: total.bansIssued,
             rejections: rejections
         )
     }

@@ -15,6 +15,18 @@ final class LoopContext {
     private var balancers: [OriginBalancer] = []
     /// Rate limit tables per site (same order as the config).
     var limiters: [SiteRateLimiter] = []
+    /// Refusals per source, towards an automatic ban.
+    var strikes: StrikeCounter
+    /// Sends a ban to the accept loop's ban list (set by the gateway).
+    var reportBan: ((IPAddress, String) -> Void)?
+
+    /// Counts a refusal of `source`; bans it when it has used up its strikes. True when banned.
+    func strike(_ source: IPAddress, reason: RejectReason) -> Bool {
+        guard config.source.bans.enabled, strikes.strike(source, now: Int64(eventLoop.now.uptimeNanoseconds)) else { return false }
+        reportBan?(source, reason.rawValue)
+        return true
+    }
+
     /// Clients the origins answered with success: they go first in origin queues.
     var knownGood = KnownGoodTable()
 
@@ -58,6 +70,7 @@ final class LoopContext {
         self.config = config
         self.idPrefix = UInt32.random(in: 0...UInt32.max)
         self.rejectionLog = SampledLog(logger: logger, perSecond: 20)
+        self.strikes = StrikeCounter(policy: config.source.bans, loops: loopCount)
         rebuildPools(previous: [:])
         knownGood = Self.knownGoodTable(config.source.knownGood)
         limiters = config.sites.map { SiteRateLimiter(rules: $0.rateLimits, loops: loopCount) }
@@ -73,6 +86,7 @@ final class LoopContext {
         }
         let oldSites = config.sites
         if config.source.knownGood != newConfig.source.knownGood { knownGood = Self.knownGoodTable(newConfig.source.knownGood) }
+        if config.source.bans != newConfig.source.bans { strikes = StrikeCounter(policy: newConfig.source.bans, loops: loopCount) }
         config = newConfig
         rebuildPools(previous: previous)
         // Keep the buckets of sites whose rules did not change, so a reload is no amnesty.

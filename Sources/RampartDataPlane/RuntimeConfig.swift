@@ -36,6 +36,8 @@ struct LoopCounters: Sendable {
     var cacheHits = 0
     /// Requests answered with a stale copy (origin down, busy, or being refreshed).
     var cacheStale = 0
+    /// Bans issued (on the accept loop).
+    var bansIssued = 0
     var rejections = [Int](repeating: 0, count: RejectReason.allCases.count)
 
     static let reasonIndex: [RejectReason: Int] = Dictionary(
@@ -53,6 +55,7 @@ struct LoopCounters: Sendable {
         shadowLimited += other.shadowLimited
         cacheHits += other.cacheHits
         cacheStale += other.cacheStale
+        bansIssued += other.bansIssued
         for i in rejections.indices { rejections[i] += other.rejections[i] }
     }
 }
@@ -71,6 +74,8 @@ public struct GatewayStats: Sendable, Equatable {
     public var cacheHits: Int
     /// Requests answered with a stale copy.
     public var cacheStale: Int
+    /// Automatic bans issued.
+    public var bansIssued: Int
     /// Refusals by reason (only reasons seen at least once).
     public var rejections: [RejectReason: Int]
 }

@@ -260,6 +260,45 @@ import Glibc
         #expect(origin.stats.peakConcurrent <= 3, "the origin saw \(origin.stats.peakConcurrent) requests at once")
     }
 
+    @Test func persistentFlooderIsBannedAtAcceptThenLetBackIn() async throws {
+        let origin = DemoOrigin()
+        let originPort = try await origin.start()
+        defer { Task { await origin.stop() } }
+        let yaml = """
+            listeners:
+              - address: 127.0.0.1:0
+            bans: {strikes: 5, strikes_per_second: 0, duration: 2s}
+            sites:
+              - name: www
+                hosts: [example.org]
+                origins: [127.0.0.1:\(originPort)]
+                rate_limits: [{name: per-ip, rate: 1/s, burst: 2}]
+            """
+        let gw = try GatewayProcess(yaml: yaml, extraArguments: ["--threads", "1"])
+        defer { gw.stop() }
+        let port = try gw.waitUntilListening()[0]
+
+        let flooder = try RawClient(port: port, source: "127.0.0.66")
+        var statuses: [Int] = []
+        for _ in 0..<20 {
+            guard let r = flooder.request("GET", "/api/x") else { break }
+            statuses.append(r.status)
+        }
+        // Two pass, five refusals are tolerated, the sixth bans and ends the connection.
+        #expect(statuses.prefix(2) == [200, 200])
+        #expect(statuses.count <= 8)
+        #expect(eventually(timeout: 3) { gw.stderrText.contains("source banned") })
+        // New connections from the banned address are closed before anything is read.
+        let again = try RawClient(port: port, source: "127.0.0.66")
+        again.send("GET /api/x HTTP/1.1\r\nHost: example.org\r\n\r\n")
+        #expect(again.readResponse() == nil)
+        // Others are served.
+        #expect(try RawClient(port: port, source: "127.0.0.67").request("GET", "/api/x")?.status == 200)
+        // After the ban the address is let back in.
+        usleep(2_200_000)
+        #expect(try RawClient(port: port, source: "127.0.0.66").request("GET", "/api/x")?.status == 200)
+    }
+
     @Test func webSocketUpgradePassesThrough() async throws {
         let origin = DemoOrigin()
         let originPort = try await origin.start()

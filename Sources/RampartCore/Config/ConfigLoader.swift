@@ -178,7 +178,8 @@ final class ConfigReader {
 
     // MARK: - Sections
 
-    static let rootKeys = ["listeners", "sites", "trusted_proxies", "default_site", "admin", "state", "limits", "timeouts", "known_good"]
+    static let rootKeys = ["listeners", "sites", "trusted_proxies", "default_site", "admin", "state", "limits", "timeouts", "known_good", "bans"]
+    static let banKeys = ["enabled", "strikes", "strikes_per_second", "duration", "max_duration", "capacity"]
     static let knownGoodKeys = ["successes", "min_age", "lifetime", "allow"]
     static let listenerKeys = ["address", "proxy_protocol", "limits", "timeouts"]
     static let siteKeys = ["name", "hosts", "origins", "balance", "health_check", "passive_health", "limits", "timeouts", "rate_limits", "cache", "api_keys"]
@@ -249,6 +250,26 @@ final class ConfigReader {
                 }
             case "state":
                 if let s = string(v, k) { config.statePath = s }
+            case "bans":
+                if let f = fields(v, k, allowed: Self.banKeys) {
+                    for (bk, bv) in f {
+                        let p = "bans.\(bk)"
+                        switch bk {
+                        case "enabled": config.bans.enabled = bool(bv, p) ?? config.bans.enabled
+                        case "strikes": config.bans.strikes = Double(int(bv, p, min: 1, max: 1_000_000) ?? Int(config.bans.strikes))
+                        case "strikes_per_second":
+                            if let s = bv.scalar?.string, let r = Double(s), r >= 0 {
+                                config.bans.strikesPerSecond = r
+                            } else {
+                                report(bv, p, "expected a number of refusals per second")
+                            }
+                        case "duration": config.bans.duration = duration(bv, p) ?? config.bans.duration
+                        case "max_duration": config.bans.maxDuration = duration(bv, p) ?? config.bans.maxDuration
+                        case "capacity": config.bans.capacity = int(bv, p, min: 16, max: 10_000_000) ?? config.bans.capacity
+                        default: break
+                        }
+                    }
+                }
             case "known_good":
                 if let f = fields(v, k, allowed: Self.knownGoodKeys) {
                     for (gk, gv) in f {

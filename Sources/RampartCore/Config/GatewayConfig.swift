@@ -215,6 +215,8 @@ public struct GatewayConfig: Hashable, Sendable {
     public var limits = Limits()
     /// How clients earn priority in origin queues.
     public var knownGood = KnownGoodConfig()
+    /// Automatic bans of sources that keep tripping limits.
+    public var bans = BanPolicy()
 
     /// A config with the given listeners and sites and default everything else.
     public init(listeners: [ListenerConfig], sites: [SiteConfig]) {

@@ -4,6 +4,7 @@ import NIOHTTP1
 /// logs, counters and (later) metric labels; the set is closed, so labels stay bounded.
 public enum RejectReason: String, Sendable, CaseIterable, Hashable {
     // Connection admission.
+    case banned = "banned"
     case maxConnections = "max_connections"
     case maxConnectionsPerIP = "max_connections_per_ip"
     case proxyProtocolMissing = "proxy_protocol_missing"
@@ -41,7 +42,7 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
     /// The status a client gets for this reason (connection-level reasons close without a response).
     public var status: HTTPResponseStatus {
         switch self {
-        case .maxConnections, .maxConnectionsPerIP, .proxyProtocolMissing, .proxyProtocolMalformed,
+        case .banned, .maxConnections, .maxConnectionsPerIP, .proxyProtocolMissing, .proxyProtocolMalformed,
             .idleTimeout, .sendTimeout:
             return .serviceUnavailable
         case .headerTimeout, .bodyTimeout, .bodyTooSlow: return .requestTimeout
