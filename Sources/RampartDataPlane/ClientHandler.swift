@@ -68,6 +68,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
     private var upgradeAccepted = false
     private var requestMethod = HTTPMethod.GET
     private var apiKey: PresentedAPIKey?
+    private var credential: IPAddress?
     private var expectsContinue = false
     // The micro-cache: the key this request is fetching for the cache, what it captured so far,
     // and a stale copy to fall back on if the origin fails.
@@ -304,6 +305,8 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             return
         }
         apiKey = PresentedAPIKey.find(in: head.headers, configured: site.apiKeys)
+        credential = (site.sessionCookies.isEmpty && !site.bearerCredentials) ? nil
+            : CredentialKey.find(in: head.headers, cookies: site.sessionCookies, bearer: site.bearerCredentials, apiKey: apiKey)
         switch loop.limiters[siteIndex].check(client: clientIP, method: head.method, target: accepted.target, apiKey: apiKey, now: Int64(now.uptimeNanoseconds)) {
         case .allowed(let shadowHits):
             for rule in shadowHits {
@@ -312,6 +315,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             }
         case .limited(let rule, let action, let retryAfter):
             loop.knownGood.forget(clientIP)
+            if let credential { loop.knownGoodCredentials.forget(credential) }
             // A source that keeps hitting the limit is banned: its connections are then refused at
             // accept, the cheapest "no" there is. This connection ends with this answer.
             if loop.strike(clientIP, reason: .rateLimited) { keepAlive = false }
@@ -469,6 +473,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         phase = .connecting
         let generation = requestsOnConnection
         let priority = apiKey?.configured == true || loop.hasPriority(clientIP, now: now)
+            || credential.map { loop.knownGoodCredentials.contains($0, now: Int64(now.uptimeNanoseconds)) } == true
         let result = pool.acquire(now: now, priority: priority) { [self] result in
             self.connectionArrived(result, pool: pool, generation: generation)
         }
@@ -607,7 +612,10 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             }
             if code < 400 {
                 // The origin vouches for this client: it goes first when the origin is saturated.
-                loop.knownGood.recordSuccess(clientIP, now: Int64(loop.eventLoop.now.uptimeNanoseconds))
+                let at = Int64(loop.eventLoop.now.uptimeNanoseconds)
+                loop.knownGood.recordSuccess(clientIP, now: at)
+                // A credential earns only what the origin accepts: a forged one gets 401/403 and nothing here.
+                if let credential { loop.knownGoodCredentials.recordSuccess(credential, now: at) }
             }
             upstreamKeepAlive = head.isKeepAlive
             if let upgrade {

@@ -29,6 +29,8 @@ final class LoopContext {
 
     /// Clients the origins answered with success: they go first in origin queues.
     var knownGood = KnownGoodTable()
+    /// Session credentials the origins answered with success (keyed by the credential's hash).
+    var knownGoodCredentials = KnownGoodTable()
 
     /// True when `client` goes first in origin queues: allow-listed, or vouched for by the origin.
     func hasPriority(_ client: IPAddress, now: NIODeadline) -> Bool {
@@ -73,6 +75,7 @@ final class LoopContext {
         self.strikes = StrikeCounter(policy: config.source.bans, loops: loopCount)
         rebuildPools(previous: [:])
         knownGood = Self.knownGoodTable(config.source.knownGood)
+        knownGoodCredentials = Self.knownGoodTable(config.source.knownGood)
         limiters = config.sites.map { SiteRateLimiter(rules: $0.rateLimits, loops: loopCount) }
         caches = config.sites.map { MicroCacheStore(maxBytes: max(65536, $0.cache.maxBytes / loopCount)) }
     }
@@ -85,7 +88,10 @@ final class LoopContext {
             for (o, origin) in site.origins.enumerated() { previous["\(site.name)|\(origin.address)"] = pools[s][o] }
         }
         let oldSites = config.sites
-        if config.source.knownGood != newConfig.source.knownGood { knownGood = Self.knownGoodTable(newConfig.source.knownGood) }
+        if config.source.knownGood != newConfig.source.knownGood {
+            knownGood = Self.knownGoodTable(newConfig.source.knownGood)
+            knownGoodCredentials = Self.knownGoodTable(newConfig.source.knownGood)
+        }
         if config.source.bans != newConfig.source.bans { strikes = StrikeCounter(policy: newConfig.source.bans, loops: loopCount) }
         config = newConfig
         rebuildPools(previous: previous)

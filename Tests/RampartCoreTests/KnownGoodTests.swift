@@ -1,3 +1,4 @@
+import NIOHTTP1
 import NIOCore
 import Testing
 
@@ -34,5 +35,21 @@ import Testing
         for i in 0..<100_000 { t.recordSuccess(IPAddress(v4: 0x7F80_0000 | UInt32(i)), now: 10 * s) }
         let kept = regulars.filter { t.contains($0, now: 10 * s) }.count
         #expect(kept >= 95, "only \(kept) of 100 regular clients kept priority")
+    }
+}
+
+@Suite struct CredentialKeyTests {
+    @Test func sessionCookiesAndBearerTokens() {
+        let a = CredentialKey.find(in: ["Cookie": "theme=dark; sessionid=abc123"], cookies: ["sessionid"], bearer: false, apiKey: nil)
+        let b = CredentialKey.find(in: ["Cookie": "sessionid=abc123"], cookies: ["sessionid"], bearer: false, apiKey: nil)
+        let c = CredentialKey.find(in: ["Cookie": "sessionid=other"], cookies: ["sessionid"], bearer: false, apiKey: nil)
+        #expect(a != nil && a == b)
+        #expect(a != c)
+        #expect(CredentialKey.find(in: ["Cookie": "theme=dark"], cookies: ["sessionid"], bearer: false, apiKey: nil) == nil)
+        #expect(CredentialKey.find(in: ["Cookie": "sessionid="], cookies: ["sessionid"], bearer: false, apiKey: nil) == nil)
+        let headers: HTTPHeaders = ["Authorization": "Bearer user-token-1"]
+        let presented = PresentedAPIKey.find(in: headers, configured: [])
+        #expect(CredentialKey.find(in: headers, cookies: [], bearer: true, apiKey: presented) != nil)
+        #expect(CredentialKey.find(in: headers, cookies: [], bearer: false, apiKey: presented) == nil)
     }
 }

@@ -19,6 +19,10 @@ import Testing
         c.dropQuery = ["/news/*"]
         #expect(CachePolicy.key(method: .GET, target: "/news/a?utm=1", host: "h", headers: [:], config: c) == "h/news/a|")
         #expect(CachePolicy.key(method: .GET, target: "/?x", host: "h", headers: [:], config: c) == "h/?x|")
+        // Unknown parameters are dropped, content-selecting ones kept.
+        c.keepParams = ["page", "lang"]
+        #expect(CachePolicy.key(method: .GET, target: "/news/a?utm=1&page=2&r=9&lang=lt", host: "h", headers: [:], config: c) == "h/news/a?page=2&lang=lt|")
+        #expect(CachePolicy.key(method: .GET, target: "/news/a?r=9", host: "h", headers: [:], config: c) == "h/news/a|")
     }
 
     @Test func personalRequestsBypassTheCache() {

@@ -299,6 +299,41 @@ import Glibc
         #expect(try RawClient(port: port, source: "127.0.0.66").request("GET", "/api/x")?.status == 200)
     }
 
+    @Test func aSessionTheOriginAcceptedKeepsPriorityFromANewAddress() async throws {
+        var config = DemoOrigin.Configuration()
+        config.concurrency = 1
+        config.serviceTime = .milliseconds(250)
+        let origin = DemoOrigin(configuration: config)
+        let originPort = try await origin.start()
+        defer { Task { await origin.stop() } }
+        let yaml = """
+            listeners:
+              - address: 127.0.0.1:0
+            known_good: {successes: 2, min_age: 0s}
+            sites:
+              - name: www
+                hosts: [example.org]
+                origins: [{address: 127.0.0.1:\(originPort), max_connections: 1}]
+                health_check: {enabled: false}
+                session_cookies: [sessionid]
+            """
+        let gw = try GatewayProcess(yaml: yaml, extraArguments: ["--threads", "1"])
+        defer { gw.stop() }
+        let port = try gw.waitUntilListening()[0]
+
+        let home = try RawClient(port: port, source: "127.0.0.80")
+        for _ in 0..<2 { #expect(home.request("GET", "/api/me", headers: ["Cookie: sessionid=s3cr3t"])?.status == 200) }
+        let strangers = try (0..<8).map { try RawClient(port: port, source: "127.0.0.\(90 + $0)") }
+        for c in strangers { c.send("GET /api/x HTTP/1.1\r\nHost: example.org\r\n\r\n") }
+        usleep(100_000)
+        // The same person on another network: the session carries the priority.
+        let phone = try RawClient(port: port, source: "127.0.0.81")
+        let started = Date()
+        #expect(phone.request("GET", "/api/me", headers: ["Cookie: sessionid=s3cr3t"])?.status == 200)
+        #expect(Date().timeIntervalSince(started) < 0.9)
+        for c in strangers { #expect(c.readResponse()?.status == 200) }
+    }
+
     @Test func webSocketUpgradePassesThrough() async throws {
         let origin = DemoOrigin()
         let originPort = try await origin.start()

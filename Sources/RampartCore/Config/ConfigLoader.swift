@@ -182,8 +182,8 @@ final class ConfigReader {
     static let banKeys = ["enabled", "strikes", "strikes_per_second", "duration", "max_duration", "capacity"]
     static let knownGoodKeys = ["successes", "min_age", "lifetime", "allow"]
     static let listenerKeys = ["address", "proxy_protocol", "limits", "timeouts"]
-    static let siteKeys = ["name", "hosts", "origins", "balance", "health_check", "passive_health", "limits", "timeouts", "rate_limits", "cache", "api_keys"]
-    static let cacheKeys = ["enabled", "micro_ttl", "stale_for", "max_bytes", "max_object_bytes", "drop_query", "with_cookies"]
+    static let siteKeys = ["name", "hosts", "origins", "balance", "health_check", "passive_health", "limits", "timeouts", "rate_limits", "cache", "api_keys", "session_cookies", "bearer_credentials"]
+    static let cacheKeys = ["enabled", "micro_ttl", "stale_for", "max_bytes", "max_object_bytes", "drop_query", "keep_params", "with_cookies"]
     static let rateLimitKeys = ["name", "key", "rate", "burst", "methods", "path", "action", "shadow", "subnet_v4", "subnet_v6", "table_size"]
     static let originKeys = ["address", "max_connections"]
     static let healthKeys = ["enabled", "path", "interval", "timeout", "unhealthy_after", "healthy_after"]
@@ -380,6 +380,8 @@ final class ConfigReader {
         var rateLimits = RateLimitRule.defaults
         var cache = CacheConfig()
         var apiKeys: Set<String> = []
+        var sessionCookies: [String] = []
+        var bearerCredentials = false
         var sawHosts = false
         var sawOrigins = false
         for (k, v) in f {
@@ -435,6 +437,11 @@ final class ConfigReader {
                 var unused = TimeAmount.zero
                 decodeTimeouts(v, p, into: &limits, scope: .site, drain: &unused)
             case "cache": cache = cacheConfig(v, p)
+            case "session_cookies":
+                if let items = list(v, p) {
+                    sessionCookies = items.enumerated().compactMap { i, item in string(item, "\(p)[\(i)]") }
+                }
+            case "bearer_credentials": bearerCredentials = bool(v, p) ?? false
             case "api_keys":
                 if let items = list(v, p) {
                     for (i, item) in items.enumerated() {
@@ -468,6 +475,8 @@ final class ConfigReader {
         s.rateLimits = rateLimits
         s.cache = cache
         s.apiKeys = apiKeys
+        s.sessionCookies = sessionCookies
+        s.bearerCredentials = bearerCredentials
         return s
     }
 
@@ -483,6 +492,8 @@ final class ConfigReader {
             case "max_bytes": c.maxBytes = bytes(v, p, min: 65536) ?? c.maxBytes
             case "max_object_bytes": c.maxObjectBytes = bytes(v, p, min: 1) ?? c.maxObjectBytes
             case "with_cookies": c.withCookies = bool(v, p) ?? c.withCookies
+            case "keep_params":
+                if let items = list(v, p) { c.keepParams = items.enumerated().compactMap { i, item in string(item, "\(p)[\(i)]") } }
             case "drop_query":
                 if let items = list(v, p) {
                     c.dropQuery = []

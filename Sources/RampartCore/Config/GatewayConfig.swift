@@ -166,6 +166,11 @@ public struct SiteConfig: Hashable, Sendable {
     public var rateLimits: [RateLimitRule] = RateLimitRule.defaults
     /// The micro-cache.
     public var cache = CacheConfig()
+    /// Cookies that carry a session the origin issued (e.g. `sessionid`): a session the origin keeps
+    /// answering with success earns its holder priority in origin queues, like a known-good address.
+    public var sessionCookies: [String] = []
+    /// Treat `Authorization: Bearer` tokens (other than configured API keys) the same way.
+    public var bearerCredentials = false
     /// API keys of known clients (tax-filing software, partners): requests that carry one go first
     /// in origin queues and are limited per key (rules with `key: api_key`) instead of per address.
     public var apiKeys: Set<String> = []

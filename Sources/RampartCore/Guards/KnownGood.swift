@@ -1,4 +1,5 @@
 import NIOCore
+import NIOHTTP1
 
 /// Clients the origin has vouched for: addresses it answered with success several times, the first
 /// of them a while ago, without limit violations in between. They go ahead of unknown clients in the origin queue, so that when the
@@ -17,10 +18,8 @@ public struct KnownGoodTable: Sendable {
         var used = false
     }
 
-    static let ways = 4
     private var slots: [Slot]
-    private let setMask: Int
-    private let seed: UInt64
+    private let index: SetAssociativeIndex
     /// Successful answers after which a client counts as known-good.
     public let threshold: UInt16
     /// How long a client stays known-good without a new success, nanoseconds.
@@ -38,26 +37,16 @@ public struct KnownGoodTable: Sendable {
         seed: UInt64 = UInt64.random(in: 0...UInt64.max)
     ) {
         self.minimumAge = minimumAge.nanoseconds
-        var sets = 1
-        while sets * Self.ways < max(capacity, Self.ways) { sets <<= 1 }
-        slots = [Slot](repeating: Slot(), count: sets * Self.ways)
-        setMask = sets - 1
-        self.seed = seed | 1
+        index = SetAssociativeIndex(capacity: capacity, seed: seed)
+        slots = [Slot](repeating: Slot(), count: index.slotCount)
         self.threshold = UInt16(max(1, min(threshold, 1000)))
         self.lifetime = lifetime.nanoseconds
     }
 
-    private func set(for key: IPAddress) -> Int {
-        var h = (key.high &* 0x9E37_79B9_7F4A_7C15) ^ key.low ^ seed
-        h = (h ^ (h >> 31)) &* 0xBF58_476D_1CE4_E5B9
-        h ^= h >> 29
-        return (Int(truncatingIfNeeded: h) & setMask) &* Self.ways
-    }
-
     /// True when `client` has earned priority and not lost it.
     public func contains(_ client: IPAddress, now: Int64) -> Bool {
-        let base = set(for: client)
-        for i in base..<(base + Self.ways) where slots[i].used && slots[i].high == client.high && slots[i].low == client.low {
+        let base = index.base(for: client)
+        for i in base..<(base + SetAssociativeIndex.ways) where slots[i].used && slots[i].high == client.high && slots[i].low == client.low {
             return slots[i].successes >= threshold && now - slots[i].lastSeen < lifetime && now - slots[i].firstSeen >= minimumAge
         }
         return false
@@ -65,10 +54,10 @@ public struct KnownGoodTable: Sendable {
 
     /// The origin answered `client` with success.
     public mutating func recordSuccess(_ client: IPAddress, now: Int64) {
-        let base = set(for: client)
+        let base = index.base(for: client)
         var victim = base
         var victimScore = Int64.max
-        for i in base..<(base + Self.ways) {
+        for i in base..<(base + SetAssociativeIndex.ways) {
             if slots[i].used, slots[i].high == client.high, slots[i].low == client.low {
                 if now - slots[i].lastSeen >= lifetime {
                     slots[i].successes = 0
@@ -91,9 +80,44 @@ public struct KnownGoodTable: Sendable {
 
     /// `client` tripped a limit: it starts over.
     public mutating func forget(_ client: IPAddress) {
-        let base = set(for: client)
-        for i in base..<(base + Self.ways) where slots[i].used && slots[i].high == client.high && slots[i].low == client.low {
+        let base = index.base(for: client)
+        for i in base..<(base + SetAssociativeIndex.ways) where slots[i].used && slots[i].high == client.high && slots[i].low == client.low {
             slots[i].used = false
         }
+    }
+}
+
+/// The credential a request carries that can earn priority: the value of a configured session
+/// cookie, or (when enabled) a bearer token that is not a configured API key. Only its hash is
+/// kept; the value never leaves the request.
+public enum CredentialKey {
+    /// The credential's fixed-size key, or nil when the request carries none.
+    public static func find(in headers: HTTPHeaders, cookies: [String], bearer: Bool, apiKey: PresentedAPIKey?) -> IPAddress? {
+        if !cookies.isEmpty {
+            for header in headers[canonicalForm: "cookie"] {
+                for pair in header.split(separator: ";") {
+                    let kv = pair.trimmingASCIISpaces().split(separator: "=", maxSplits: 1)
+                    if kv.count == 2, !kv[1].isEmpty, cookies.contains(where: { kv[0] == $0 }) {
+                        return hash("cookie", String(kv[0]), String(kv[1]))
+                    }
+                }
+            }
+        }
+        if bearer, let key = apiKey, !key.configured, headers.first(name: "authorization") != nil {
+            return hash("bearer", "", key.value)
+        }
+        return nil
+    }
+
+    static func hash(_ kind: String, _ name: String, _ value: String) -> IPAddress {
+        var a = Hasher()
+        a.combine(kind)
+        a.combine(name)
+        a.combine(value)
+        var b = Hasher()
+        b.combine(value)
+        b.combine(name)
+        b.combine(kind)
+        return IPAddress(high: UInt64(bitPattern: Int64(a.finalize())), low: UInt64(bitPattern: Int64(b.finalize())))
     }
 }

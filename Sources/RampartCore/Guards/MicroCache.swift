@@ -18,6 +18,9 @@ public struct CacheConfig: Hashable, Sendable {
     /// Paths whose query string is left out of the cache key (exact, or a prefix ending in `*`),
     /// so `/?x=random` floods hit the cache.
     public var dropQuery: [String] = ["/"]
+    /// Query parameters that stay in the key on `dropQuery` paths (the ones that select content,
+    /// such as `page` or `lang`); every other parameter there is dropped.
+    public var keepParams: [String] = []
     /// Also cache for requests that carry cookies (only when the origin's pages do not depend on them).
     public var withCookies = false
 
@@ -69,7 +72,9 @@ public enum CachePolicy {
             path = target[..<q]
             query = target[q...]
         }
-        if !query.isEmpty, dropsQuery(path: path, patterns: config.dropQuery) { query = "" }
+        if !query.isEmpty, dropsQuery(path: path, patterns: config.dropQuery) {
+            query = keptParams(query.dropFirst(), keep: config.keepParams)
+        }
         // HEAD and GET share an entry: a HEAD is answered from a stored GET and vice versa is not
         // stored (HEAD responses have no body), see ``ttl(status:headers:method:config:)``.
         // Responses may vary on Accept-Encoding: clients that accept different codings get
@@ -85,6 +90,16 @@ public enum CachePolicy {
         if accept.contains("gzip") { c += "g" }
         if accept.contains("deflate") { c += "d" }
         return c
+    }
+
+    /// `?a=1&b=2` reduced to the parameters in `keep`, in their order; "" when none is left.
+    static func keptParams(_ query: Substring, keep: [String]) -> Substring {
+        guard !keep.isEmpty else { return "" }
+        let kept = query.split(separator: "&").filter { pair in
+            let name = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)[0]
+            return keep.contains { name == $0 }
+        }
+        return kept.isEmpty ? "" : Substring("?" + kept.joined(separator: "&"))
     }
 
     static func dropsQuery(path: Substring, patterns: [String]) -> Bool {

@@ -26,10 +26,8 @@ public struct TokenBucketTable: Sendable {
         case limited(retryAfterSeconds: Int)
     }
 
-    static let ways = 4
     private var slots: [Slot]
-    private let setMask: Int
-    private let seed: UInt64
+    private let index: SetAssociativeIndex
     /// Tokens added per nanosecond.
     public let ratePerNanosecond: Double
     /// Bucket size (the burst allowed on top of the rate).
@@ -38,11 +36,8 @@ public struct TokenBucketTable: Sendable {
     /// A table of at least `capacity` slots (rounded up to a power of two), refilling `ratePerSecond`
     /// tokens a second up to `burst`.
     public init(capacity: Int, ratePerSecond: Double, burst: Double, seed: UInt64 = UInt64.random(in: 0...UInt64.max)) {
-        var sets = 1
-        while sets * Self.ways < max(capacity, Self.ways) { sets <<= 1 }
-        self.slots = [Slot](repeating: Slot(), count: sets * Self.ways)
-        self.setMask = sets - 1
-        self.seed = seed | 1
+        self.index = SetAssociativeIndex(capacity: capacity, seed: seed)
+        self.slots = [Slot](repeating: Slot(), count: index.slotCount)
         self.ratePerNanosecond = max(ratePerSecond, 0) / 1e9
         self.burst = max(burst, 1)
     }
@@ -52,13 +47,10 @@ public struct TokenBucketTable: Sendable {
 
     /// Takes one token for `key` at `now` (nanoseconds).
     public mutating func take(_ key: IPAddress, now: Int64) -> Decision {
-        var h = (key.high &* 0x9E37_79B9_7F4A_7C15) ^ key.low ^ seed
-        h = (h ^ (h >> 31)) &* 0xBF58_476D_1CE4_E5B9
-        h ^= h >> 29
-        let base = Int(truncatingIfNeeded: h) & setMask &* Self.ways
+        let base = index.base(for: key)
         var victim = base
         var victimTokens = -Double.infinity
-        for i in base..<(base + Self.ways) {
+        for i in base..<(base + SetAssociativeIndex.ways) {
             if slots[i].used, slots[i].high == key.high, slots[i].low == key.low {
                 return consume(at: i, now: now)
             }

@@ -25,19 +25,23 @@ public enum ForwardingHeaders {
         }
     }
 
+    /// Adds to `names` a hop-by-hop header `name` and, for `Connection`, the headers its value names.
+    static func collectHopByHop(name: String, value: String, into names: inout [String]) {
+        names.append(name)
+        guard name.utf8.count == 10, name.equalsASCIICaseInsensitive("connection") else { return }
+        for token in value.split(separator: ",") {
+            let t = token.trimmingASCIISpaces()
+            if !t.isEmpty, !t.equalsASCIICaseInsensitive("close"), !t.equalsASCIICaseInsensitive("keep-alive") {
+                names.append(String(t))
+            }
+        }
+    }
+
     /// Removes hop-by-hop headers, and every header the `Connection` header names.
     public static func removeHopByHop(_ headers: inout HTTPHeaders) {
         var present: [String] = []
         for (name, value) in headers where isHopByHop(name) {
-            present.append(name)
-            if name.utf8.count == 10, name.equalsASCIICaseInsensitive("connection") {
-                for token in value.split(separator: ",") {
-                    let t = token.trimmingASCIISpaces()
-                    if !t.isEmpty, !t.equalsASCIICaseInsensitive("close"), !t.equalsASCIICaseInsensitive("keep-alive") {
-                        present.append(String(t))
-                    }
-                }
-            }
+            collectHopByHop(name: name, value: value, into: &present)
         }
         for name in present { headers.remove(name: name) }
     }
@@ -65,15 +69,7 @@ public enum ForwardingHeaders {
         var via: String? = nil
         for (name, value) in headers {
             if isHopByHop(name) {
-                remove.append(name)
-                if name.utf8.count == 10, name.equalsASCIICaseInsensitive("connection") {
-                    for token in value.split(separator: ",") {
-                        let t = token.trimmingASCIISpaces()
-                        if !t.isEmpty, !t.equalsASCIICaseInsensitive("close"), !t.equalsASCIICaseInsensitive("keep-alive") {
-                            remove.append(String(t))
-                        }
-                    }
-                }
+                collectHopByHop(name: name, value: value, into: &remove)
                 continue
             }
             guard name.utf8.first == UInt8(ascii: "x") || name.utf8.first == UInt8(ascii: "X") || name.utf8.count == 3 else { continue }
