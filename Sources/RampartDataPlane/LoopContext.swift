@@ -152,14 +152,25 @@ final class LoopContext {
         balancers = config.sites.map { OriginBalancer(strategy: $0.balance) }
     }
 
-    /// Chooses an available origin pool of `site` (other than `excluding`), or nil when every
-    /// origin is down or ejected.
+    /// Chooses an available origin pool of `site` (other than `excluding`). When health checks and
+    /// ejection have taken every origin out, all of them are tried anyway ("panic mode", as in
+    /// Envoy): a saturated origin fails its checks but still serves, and taking the last one out
+    /// would turn an overload into an outage. A really dead origin refuses the connection at once,
+    /// and the request gets a stale copy or a 503. Nil only when there is nothing else to try.
     func pickPool(site: Int, now: NIODeadline, excluding: OriginPool? = nil) -> OriginPool? {
         guard site < pools.count else { return nil }
         let sitePools = pools[site]
-        let index = balancers[site].pick(
+        if let index = balancers[site].pick(
             count: sitePools.count,
             available: { sitePools[$0] !== excluding && sitePools[$0].health.isAvailable(now: now) },
+            inFlight: { sitePools[$0].inFlight }
+        ) {
+            return sitePools[index]
+        }
+        counters.panicRouted += 1
+        let index = balancers[site].pick(
+            count: sitePools.count,
+            available: { sitePools[$0] !== excluding },
             inFlight: { sitePools[$0].inFlight }
         )
         return index.map { sitePools[$0] }

@@ -38,6 +38,8 @@ struct LoopCounters: Sendable {
     var cacheStale = 0
     /// Bans issued (on the accept loop).
     var bansIssued = 0
+    /// Requests sent to an origin that checks or ejection had taken out, because all were out.
+    var panicRouted = 0
     var rejections = [Int](repeating: 0, count: RejectReason.allCases.count)
 
     static let reasonIndex: [RejectReason: Int] = Dictionary(
@@ -56,6 +58,7 @@ struct LoopCounters: Sendable {
         cacheHits += other.cacheHits
         cacheStale += other.cacheStale
         bansIssued += other.bansIssued
+        panicRouted += other.panicRouted
         for i in rejections.indices { rejections[i] += other.rejections[i] }
     }
 }
