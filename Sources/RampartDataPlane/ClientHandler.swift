@@ -30,6 +30,8 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         case held
         /// Waiting for another request's fetch of the same cache key.
         case coalescing
+        /// Collecting a small request body before taking an origin connection.
+        case buffering
         /// The connection is closing or closed.
         case closed
     }
@@ -67,6 +69,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
     /// The origin answered the upgrade with 101; the tunnel starts at the end of that response.
     private var upgradeAccepted = false
     private var requestMethod = HTTPMethod.GET
+    private var declaredLength: Int?
     private var apiKey: PresentedAPIKey?
     private var credential: IPAddress?
     private var expectsContinue = false
@@ -288,6 +291,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             accepted = a
         }
         hasBody = accepted.chunked || (accepted.contentLength ?? 0) > 0
+        declaredLength = accepted.contentLength
         timeouts.headReceived(now: now, expectsBody: hasBody)
 
         guard let siteIndex = config.router.route(host: accepted.host) else {
@@ -391,13 +395,20 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
     /// Sends the current request on to an origin of its site.
     private func proceedToOrigin(now: NIODeadline) {
         guard let context else { return }
+        if expectsContinue {
+            // The request passed every check: ask the client for its body (the origin never sees Expect).
+            expectsContinue = false
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: clientVersion, status: .continue))), promise: nil)
+        }
+        // A small body is collected before an origin connection is taken, so slow uploads (slow
+        // POST, login floods trickling bytes) cost the origin nothing; larger ones stream.
+        if hasBody, !requestEnded, upgrade == nil, phase != .buffering, (declaredLength ?? 0) <= Self.maxPendingBody {
+            phase = .buffering
+            return
+        }
         guard let pool = loop.pickPool(site: siteIndex, now: now) else {
             respondLocally(.originUnavailable, retryAfter: 5)
             return
-        }
-        if expectsContinue {
-            // The request passed every check: ask the client for its body (the origin never sees Expect).
-            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: clientVersion, status: .continue))), promise: nil)
         }
         acquire(from: pool, now: now)
     }
@@ -563,6 +574,18 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
                 pendingBodyBytes += buffer.readableBytes
                 if pendingBodyBytes > Self.maxPendingBody { setUpstreamBlocked(true) }
             }
+        case .buffering:
+            if bodyBytes > siteLimits.maxBodyBytes {
+                keepAlive = false
+                respondLocally(.bodyTooLarge)
+                return
+            }
+            pendingBody.append(.body(.byteBuffer(buffer)))
+            pendingBodyBytes += buffer.readableBytes
+            if pendingBodyBytes > Self.maxPendingBody {
+                // Larger than we hold: stream it (the buffered part goes first).
+                proceedToOrigin(now: now)
+            }
         case .discarding, .idle, .closed, .tunnel, .held, .coalescing:
             break
         }
@@ -579,6 +602,9 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             upstream.handler.awaitResponse(timeout: siteLimits.originResponseTimeout)
         case .connecting:
             pendingBody.append(.end(trailers))
+        case .buffering:
+            pendingBody.append(.end(trailers))
+            proceedToOrigin(now: loop.eventLoop.now)
         case .discarding:
             phase = .idle
             timeouts.responseEnded(now: loop.eventLoop.now)

@@ -41,6 +41,8 @@ public final class DemoOrigin: Sendable {
         public var perRange: [Int] = []
         /// Requests whose forwarded address matched no counted range.
         public var unmatched = 0
+        /// Request heads received, counted as soon as they arrive (before the body).
+        public var headsReceived = 0
     }
 
     private let group: MultiThreadedEventLoopGroup
@@ -147,6 +149,11 @@ public final class DemoOrigin: Sendable {
         if runNow { serve() }
     }
 
+    /// Counts a request head as it arrives.
+    func headArrived() {
+        shared.withLockedValue { $0.stats.headsReceived += 1 }
+    }
+
     /// Frees a capacity slot, starting the next waiting request.
     func finished() {
         let next = shared.withLockedValue { s -> (any EventLoop, @Sendable () -> Void)? in
@@ -180,6 +187,7 @@ final class OriginHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .head(let h):
             head = h
             bodyBytes = 0
+            origin.headArrived()
         case .body(let b):
             bodyBytes += b.readableBytes
         case .end:

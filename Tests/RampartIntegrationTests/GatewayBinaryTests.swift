@@ -334,6 +334,23 @@ import Glibc
         for c in strangers { #expect(c.readResponse()?.status == 200) }
     }
 
+    @Test func aSlowSmallUploadCostsTheOriginNothingUntilItIsComplete() async throws {
+        let origin = DemoOrigin()
+        let originPort = try await origin.start()
+        defer { Task { await origin.stop() } }
+        let gw = try GatewayProcess(yaml: Self.yaml(origin: originPort, site: "    health_check: {enabled: false}").replacingOccurrences(of: "    health_check: { path: /healthz, interval: 1s }\n", with: ""))
+        defer { gw.stop() }
+        let port = try gw.waitUntilListening()[0]
+
+        let slow = try RawClient(port: port)
+        slow.send("POST /upload HTTP/1.1\r\nHost: example.org\r\nContent-Length: 10\r\n\r\nabc")
+        usleep(500_000)
+        #expect(origin.stats.headsReceived == 0, "the origin was handed an upload that had not arrived")
+        slow.send("defghij")
+        #expect(slow.readResponse()?.json["received"] as? Int == 10)
+        #expect(origin.stats.requests == 1)
+    }
+
     @Test func webSocketUpgradePassesThrough() async throws {
         let origin = DemoOrigin()
         let originPort = try await origin.start()
