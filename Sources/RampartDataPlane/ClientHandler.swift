@@ -367,12 +367,14 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
                     serveFromCache(entry, label: "HIT", now: now)
                     return
                 }
-                if loop.isFilling(key) {
-                    // stale-while-revalidate: someone is already refreshing it.
-                    serveFromCache(entry, label: "STALE", now: now)
-                    return
+                // stale-while-revalidate: answer with the stale copy now; one background fetch
+                // (started here unless one runs already) refreshes it.
+                if !loop.isFilling(key), let pool = loop.pickPool(site: siteIndex, now: now) {
+                    loop.startFill(key)
+                    BackgroundFetch(loop: loop, site: siteIndex, key: key, head: forwarded, pool: pool).start(now: now)
                 }
-                staleEntry = entry
+                serveFromCache(entry, label: "STALE", now: now)
+                return
             } else if loop.isFilling(key) {
                 let generation = requestsOnConnection
                 let waiting = loop.waitForFill(key) { [self] in

@@ -44,6 +44,8 @@ final class LoopContext {
     }
     /// Micro-cache stores per site (same order as the config).
     var caches: [MicroCacheStore] = []
+    /// Stale entries being refreshed with no client waiting (kept alive here until they end).
+    var backgroundFetches: [ObjectIdentifier: BackgroundFetch] = [:]
     /// Cache keys being fetched from an origin right now, with the requests waiting for them.
     private var filling: [String: [() -> Void]] = [:]
     /// Most requests that wait for one key's fetch; more go to the origin themselves.

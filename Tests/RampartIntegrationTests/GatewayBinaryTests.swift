@@ -351,6 +351,42 @@ import Glibc
         #expect(origin.stats.requests == 1)
     }
 
+    @Test func staleCopiesAreServedAtOnceWhileOneFetchRefreshesThem() async throws {
+        let origin = DemoOrigin()
+        let originPort = try await origin.start()
+        defer { Task { await origin.stop() } }
+        let yaml = """
+            listeners:
+              - address: 127.0.0.1:0
+            sites:
+              - name: www
+                hosts: [example.org]
+                origins: [127.0.0.1:\(originPort)]
+                health_check: {enabled: false}
+                rate_limits: []
+            """
+        let gw = try GatewayProcess(yaml: yaml, extraArguments: ["--threads", "1"])
+        defer { gw.stop() }
+        let port = try gw.waitUntilListening()[0]
+        let page = "/slow?ms=600&type=html"
+
+        let c = try RawClient(port: port)
+        #expect(c.request("GET", page)?.header("x-cache") == nil)  // first fetch: from the origin
+        usleep(1_100_000)  // past the 1 s micro-TTL
+        let before = origin.stats.requests
+        var started = Date()
+        let stale = try #require(c.request("GET", page))
+        #expect(stale.header("x-cache") == "STALE")
+        #expect(Date().timeIntervalSince(started) < 0.4, "a stale copy waited for the origin")
+        // The refresh runs in the background (one origin request however many ask meanwhile); once
+        // it lands, the page is fresh again.
+        #expect(eventually(timeout: 3) { c.request("GET", page)?.header("x-cache") == "HIT" })
+        #expect(origin.stats.requests == before + 1)
+        started = Date()
+        #expect(c.request("GET", page)?.header("x-cache") == "HIT")
+        #expect(Date().timeIntervalSince(started) < 0.4)
+    }
+
     @Test func webSocketUpgradePassesThrough() async throws {
         let origin = DemoOrigin()
         let originPort = try await origin.start()
