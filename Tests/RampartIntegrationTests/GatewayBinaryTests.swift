@@ -195,44 +195,6 @@ import Glibc
         #expect(stale.text.contains("It works"))
     }
 
-    @Test func knownGoodClientIsServedBeforeQueuedUnknownOnes() async throws {
-        var config = DemoOrigin.Configuration()
-        config.concurrency = 1
-        config.serviceTime = .milliseconds(250)
-        let origin = DemoOrigin(configuration: config)
-        let originPort = try await origin.start()
-        defer { Task { await origin.stop() } }
-        let yaml = """
-            listeners:
-              - address: 127.0.0.1:0
-            known_good: {successes: 2, min_age: 0s}
-            sites:
-              - name: www
-                hosts: [example.org]
-                origins: [{address: 127.0.0.1:\(originPort), max_connections: 1}]
-                health_check: {enabled: false}
-            """
-        let gw = try GatewayProcess(yaml: yaml, extraArguments: ["--threads", "1"])
-        defer { gw.stop() }
-        let port = try gw.waitUntilListening()[0]
-
-        // A regular visitor: two successful answers from the origin.
-        let regular = try RawClient(port: port, source: "127.0.0.40")
-        for _ in 0..<2 { #expect(regular.request("GET", "/api/me")?.status == 200) }
-
-        // Eight unknown clients fill the queue (one served at a time, 250 ms each)...
-        let strangers = try (0..<8).map { try RawClient(port: port, source: "127.0.0.\(50 + $0)") }
-        for c in strangers { c.send("GET /api/x HTTP/1.1\r\nHost: example.org\r\n\r\n") }
-        usleep(100_000)
-        // ...then the regular visitor asks: it goes to the head of the queue.
-        let started = Date()
-        let reply = regular.request("GET", "/api/me")
-        let waited = Date().timeIntervalSince(started)
-        #expect(reply?.status == 200)
-        #expect(waited < 0.9, "known-good client waited \(waited) s behind unknown ones")
-        for c in strangers { #expect(c.readResponse()?.status == 200) }
-    }
-
     @Test func theOriginNeverSeesMoreThanItsCap() async throws {
         var config = DemoOrigin.Configuration()
         config.concurrency = 100
@@ -299,41 +261,6 @@ import Glibc
         #expect(try RawClient(port: port, source: "127.0.0.66").request("GET", "/api/x")?.status == 200)
     }
 
-    @Test func aSessionTheOriginAcceptedKeepsPriorityFromANewAddress() async throws {
-        var config = DemoOrigin.Configuration()
-        config.concurrency = 1
-        config.serviceTime = .milliseconds(250)
-        let origin = DemoOrigin(configuration: config)
-        let originPort = try await origin.start()
-        defer { Task { await origin.stop() } }
-        let yaml = """
-            listeners:
-              - address: 127.0.0.1:0
-            known_good: {successes: 2, min_age: 0s}
-            sites:
-              - name: www
-                hosts: [example.org]
-                origins: [{address: 127.0.0.1:\(originPort), max_connections: 1}]
-                health_check: {enabled: false}
-                session_cookies: [sessionid]
-            """
-        let gw = try GatewayProcess(yaml: yaml, extraArguments: ["--threads", "1"])
-        defer { gw.stop() }
-        let port = try gw.waitUntilListening()[0]
-
-        let home = try RawClient(port: port, source: "127.0.0.80")
-        for _ in 0..<2 { #expect(home.request("GET", "/api/me", headers: ["Cookie: sessionid=s3cr3t"])?.status == 200) }
-        let strangers = try (0..<8).map { try RawClient(port: port, source: "127.0.0.\(90 + $0)") }
-        for c in strangers { c.send("GET /api/x HTTP/1.1\r\nHost: example.org\r\n\r\n") }
-        usleep(100_000)
-        // The same person on another network: the session carries the priority.
-        let phone = try RawClient(port: port, source: "127.0.0.81")
-        let started = Date()
-        #expect(phone.request("GET", "/api/me", headers: ["Cookie: sessionid=s3cr3t"])?.status == 200)
-        #expect(Date().timeIntervalSince(started) < 0.9)
-        for c in strangers { #expect(c.readResponse()?.status == 200) }
-    }
-
     @Test func aSlowSmallUploadCostsTheOriginNothingUntilItIsComplete() async throws {
         let origin = DemoOrigin()
         let originPort = try await origin.start()
@@ -385,6 +312,71 @@ import Glibc
         started = Date()
         #expect(c.request("GET", page)?.header("x-cache") == "HIT")
         #expect(Date().timeIntervalSince(started) < 0.4)
+    }
+
+    /// A one-at-a-time origin (250 ms a request) behind a one-loop gateway with `site` settings:
+    /// `earn` runs first, then eight unknown clients fill the origin queue, then `ask` is timed.
+    /// Returns its reply and how long it waited.
+    static func queueJump(site: String, earn: (Int) throws -> Void, ask: (Int) throws -> HTTPReply?) async throws -> (HTTPReply?, Double) {
+        var config = DemoOrigin.Configuration()
+        config.concurrency = 1
+        config.serviceTime = .milliseconds(250)
+        let origin = DemoOrigin(configuration: config)
+        let originPort = try await origin.start()
+        defer { Task { await origin.stop() } }
+        let yaml = """
+            listeners:
+              - address: 127.0.0.1:0
+            known_good: {successes: 2, min_age: 0s}
+            sites:
+              - name: www
+                hosts: [example.org]
+                origins: [{address: 127.0.0.1:\(originPort), max_connections: 1}]
+                health_check: {enabled: false}
+            \(site)
+            """
+        let gw = try GatewayProcess(yaml: yaml, extraArguments: ["--threads", "1"])
+        defer { gw.stop() }
+        let port = try gw.waitUntilListening()[0]
+        try earn(port)
+        let strangers = try (0..<8).map { try RawClient(port: port, source: "127.0.0.\(90 + $0)") }
+        for c in strangers { c.send("GET /api/x HTTP/1.1\r\nHost: example.org\r\n\r\n") }
+        usleep(100_000)
+        let started = Date()
+        let reply = try ask(port)
+        let waited = Date().timeIntervalSince(started)
+        for c in strangers { #expect(c.readResponse()?.status == 200) }
+        return (reply, waited)
+    }
+
+    @Test func knownGoodClientIsServedBeforeQueuedUnknownOnes() async throws {
+        // A regular visitor (two successful answers from the origin) asks while the queue is full:
+        // it goes to the head of the queue instead of waiting 2 s behind the strangers.
+        var regular: RawClient?
+        let (reply, waited) = try await Self.queueJump(
+            site: "",
+            earn: { port in
+                regular = try RawClient(port: port, source: "127.0.0.40")
+                for _ in 0..<2 { #expect(regular?.request("GET", "/api/me")?.status == 200) }
+            },
+            ask: { _ in regular?.request("GET", "/api/me") }
+        )
+        #expect(reply?.status == 200)
+        #expect(waited < 0.9, "known-good client waited \(waited) s behind unknown ones")
+    }
+
+    @Test func aSessionTheOriginAcceptedKeepsPriorityFromANewAddress() async throws {
+        // The same person on another network: the session cookie carries the priority.
+        let (reply, waited) = try await Self.queueJump(
+            site: "    session_cookies: [sessionid]",
+            earn: { port in
+                let home = try RawClient(port: port, source: "127.0.0.80")
+                for _ in 0..<2 { #expect(home.request("GET", "/api/me", headers: ["Cookie: sessionid=s3cr3t"])?.status == 200) }
+            },
+            ask: { port in try RawClient(port: port, source: "127.0.0.81").request("GET", "/api/me", headers: ["Cookie: sessionid=s3cr3t"]) }
+        )
+        #expect(reply?.status == 200)
+        #expect(waited < 0.9, "the session's holder waited \(waited) s behind unknown ones")
     }
 
     @Test func webSocketUpgradePassesThrough() async throws {
