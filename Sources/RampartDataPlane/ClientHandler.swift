@@ -79,7 +79,8 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
     private var fillHead: HTTPResponseHead?
     private var fillTTL: TimeAmount = .zero
     private var fillBody: ByteBuffer?
-    private var staleEntry: CachedResponse?
+    /// The current request's cache key, when it may be answered from the cache.
+    private var cacheKey: String?
     private var retried = false
     private var siteIndex = 0
     private var pendingBody = CircularBuffer<HTTPClientRequestPart>()
@@ -358,10 +359,11 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
 
         // The micro-cache: a fresh copy answers at once; a fetch already under way is waited for
         // (coalescing); a stale copy is kept in hand in case the origin fails.
-        staleEntry = nil
+        cacheKey = nil
         if upgrade == nil,
             let key = CachePolicy.key(method: head.method, target: accepted.target, host: accepted.host ?? "", headers: head.headers, config: site.cache)
         {
+            cacheKey = key
             if let (entry, fresh) = loop.caches[siteIndex].lookup(key, now: now) {
                 if fresh {
                     serveFromCache(entry, label: "HIT", now: now)
@@ -833,10 +835,12 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         endFill()
         switch reason {
         case .originUnavailable, .originTimeout, .originError, .originQueueFull:
-            if let stale = staleEntry, !responseStarted {
-                staleEntry = nil
-                loop.rejectionLog.log(reason: reason, client: clientIP, detail: "served stale: \(detail ?? "")")
-                serveFromCache(stale, label: "STALE", now: loop.eventLoop.now)
+            // A copy stored meanwhile (by a background refresh or another request) beats an error page.
+            let now = loop.eventLoop.now
+            if let key = cacheKey, !responseStarted, let (entry, fresh) = loop.caches[siteIndex].lookup(key, now: now) {
+                cacheKey = nil
+                loop.rejectionLog.log(reason: reason, client: clientIP, detail: "served a cached copy: \(detail ?? "")")
+                serveFromCache(entry, label: fresh ? "HIT" : "STALE", now: now)
                 return
             }
         default:
