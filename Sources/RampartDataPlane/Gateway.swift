@@ -17,7 +17,8 @@ public final class Gateway: Sendable {
     private let acceptLoop: any EventLoop
     private let contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>]
     private let logger: Logger
-    private let quiesce: NIOLockedValueBox<ServerQuiescingHelper>
+    /// One quiescing helper per listener (a helper tracks the children of one server channel).
+    private let quiesce: NIOLockedValueBox<[ServerQuiescingHelper]>
     private let state: NIOLockedValueBox<ControlState>
     private let checker: NIOLoopBound<HealthChecker>
     private let bans: NIOLoopBound<BanRegistry>
@@ -46,7 +47,7 @@ public final class Gateway: Sendable {
             }.wait()
         }
         self.contexts = contexts
-        self.quiesce = NIOLockedValueBox(ServerQuiescingHelper(group: group))
+        self.quiesce = NIOLockedValueBox([])
         self.state = NIOLockedValueBox(ControlState(config: runtime))
         let acceptLoop = self.acceptLoop
         let acceptContext = contexts[ObjectIdentifier(acceptLoop)]!
@@ -94,7 +95,8 @@ public final class Gateway: Sendable {
                     eventLoop: acceptLoop
                 )
             }.get()
-            let quiesce = self.quiesce.withLockedValue { $0 }
+            let quiesce = ServerQuiescingHelper(group: group)
+            self.quiesce.withLockedValue { $0.append(quiesce) }
             let contexts = self.contexts
             let proxyProtocol = listener.proxyProtocol
             let bootstrap = ServerBootstrap(group: acceptLoop, childGroup: group)
@@ -226,7 +228,13 @@ public final class Gateway: Sendable {
             try? await bound.eventLoop.submit { bound.value.draining = true }.get()
         }
         let promise = acceptLoop.makePromise(of: Void.self)
-        quiesce.withLockedValue { $0.initiateShutdown(promise: promise) }
+        let helpers = quiesce.withLockedValue { $0 }
+        let drained = helpers.map { helper -> EventLoopFuture<Void> in
+            let p = acceptLoop.makePromise(of: Void.self)
+            helper.initiateShutdown(promise: p)
+            return p.futureResult
+        }
+        EventLoopFuture.andAllComplete(drained, on: acceptLoop).cascade(to: promise)
         let timer = acceptLoop.scheduleTask(in: timeout) { promise.fail(DrainTimeout()) }
         do {
             try await promise.futureResult.get()

@@ -541,6 +541,34 @@ import Glibc
         #expect((try? RawClient(port: port)) == nil, "still accepting after drain")
     }
 
+    @Test func drainWaitsForRequestsOnEveryListener() async throws {
+        let origin = DemoOrigin()
+        let originPort = try await origin.start()
+        defer { Task { await origin.stop() } }
+        let yaml = """
+            listeners:
+              - address: 127.0.0.1:0
+              - address: 127.0.0.1:0
+            sites:
+              - name: www
+                hosts: [example.org]
+                origins: [127.0.0.1:\(originPort)]
+            """
+        let gw = try GatewayProcess(yaml: yaml)
+        defer { gw.stop() }
+        let ports = try gw.waitUntilListening(count: 2)
+        let first = try RawClient(port: ports[0])
+        let second = try RawClient(port: ports[1])
+        // The longer request is on the second listener: the drain must wait for it too.
+        first.send("GET /slow?ms=600 HTTP/1.1\r\nHost: example.org\r\n\r\n")
+        second.send("GET /slow?ms=1800 HTTP/1.1\r\nHost: example.org\r\n\r\n")
+        usleep(300_000)
+        gw.signal(SIGTERM)
+        #expect(first.readResponse()?.status == 200)
+        #expect(second.readResponse()?.status == 200)
+        #expect(gw.waitForExit() == 0)
+    }
+
     @Test func checkReportsEveryProblemWithFileLineAndKey() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let bad = root.appendingPathComponent("Tests/RampartCoreTests/testdata/bad.yaml").path
