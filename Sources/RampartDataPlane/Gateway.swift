@@ -17,6 +17,7 @@ public final class Gateway: Sendable {
     private let acceptLoop: any EventLoop
     private let contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>]
     private let logger: Logger
+    private static let keptQuiescingHelpers = NIOLockedValueBox<[ServerQuiescingHelper]>([])
     /// One quiescing helper per listener (a helper tracks the children of one server channel).
     private let quiesce: NIOLockedValueBox<[ServerQuiescingHelper]>
     private let state: NIOLockedValueBox<ControlState>
@@ -97,6 +98,10 @@ public final class Gateway: Sendable {
             }.get()
             let quiesce = ServerQuiescingHelper(group: group)
             self.quiesce.withLockedValue { $0.append(quiesce) }
+            // ServerQuiescingHelper's deinit completes a promise on an event loop; released after the
+            // loops stopped, it makes NIO complain. One small object per listener is kept for the
+            // life of the process instead.
+            Gateway.keptQuiescingHelpers.withLockedValue { $0.append(quiesce) }
             let contexts = self.contexts
             let proxyProtocol = listener.proxyProtocol
             let bootstrap = ServerBootstrap(group: acceptLoop, childGroup: group)
