@@ -309,7 +309,9 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             respondLocally(reason)
             return
         }
-        apiKey = PresentedAPIKey.find(in: head.headers, configured: site.apiKeys)
+        // Only sites that use keys pay for looking them up.
+        apiKey = site.apiKeys.isEmpty && !site.bearerCredentials && !loop.limiters[siteIndex].usesAPIKeys
+            ? nil : PresentedAPIKey.find(in: head.headers, configured: site.apiKeys)
         credential = (site.sessionCookies.isEmpty && !site.bearerCredentials) ? nil
             : CredentialKey.find(in: head.headers, cookies: site.sessionCookies, bearer: site.bearerCredentials, apiKey: apiKey)
         switch loop.limiters[siteIndex].check(client: clientIP, method: head.method, target: accepted.target, apiKey: apiKey, now: Int64(now.uptimeNanoseconds)) {

@@ -212,11 +212,14 @@ public struct SiteRateLimiter: Sendable {
 
     /// The rules, in order.
     public let rules: [RateLimitRule]
+    /// True when some rule is keyed on the API key (the request's key must then be looked up).
+    public let usesAPIKeys: Bool
     private var tables: [TokenBucketTable]
 
     /// Tables for `rules`, each sized and paced for one of `loops` event loops.
     public init(rules: [RateLimitRule], loops: Int) {
         self.rules = rules
+        self.usesAPIKeys = rules.contains { $0.key == .apiKey }
         let n = Double(max(1, loops))
         self.tables = rules.map {
             TokenBucketTable(capacity: $0.tableCapacity, ratePerSecond: $0.ratePerSecond / n, burst: max(1, ($0.burst / n).rounded(.up)))
