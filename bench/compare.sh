@@ -16,6 +16,8 @@ INTENSITY=${INTENSITY:-10}
 USERS=${USERS:-30}
 PEERS=${PEERS:-"rampart nginx haproxy"}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 OUT="$ROOT/bench/results"
 WORK=$(mktemp -d /tmp/rampart-compare.XXXXXX)
 chmod 755 "$WORK"
@@ -35,13 +37,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-need=()
-command -v nginx >/dev/null || need+=(nginx-light)
-command -v haproxy >/dev/null || need+=(haproxy)
-if [ ${#need[@]} -gt 0 ]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-systemctl stop nginx haproxy 2>/dev/null || true
+install_missing nginx:nginx-light haproxy:haproxy
 
 echo "building (release)" >&2
 (cd "$ROOT" && swift build -c release --product rampart >/dev/null && swift build -c release --product rampart-drill >/dev/null)
@@ -50,14 +46,6 @@ BIN="$ROOT/.build/release"
 "$BIN/rampart-drill" origin --listen 127.0.0.1:$ORIGIN_PORT --concurrency $CONCURRENCY --service-ms $SERVICE_MS > "$WORK/origin.log" 2>&1 &
 PIDS+=($!)
 
-wait_port() {
-  for _ in $(seq 1 100); do
-    if (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "port $1 did not come up" >&2
-  return 1
-}
 wait_port $ORIGIN_PORT
 
 start_rampart() {
@@ -87,8 +75,7 @@ daemon on;
 events { worker_connections 16384; }
 http {
   access_log off;
-  client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tmp; fastcgi_temp_path $WORK/tmp;
-  uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
+  $(nginx_temp_paths "$WORK/tmp")
   client_header_timeout 10s; client_body_timeout 10s; send_timeout 10s; keepalive_timeout 60s;
   limit_req_zone \$binary_remote_addr zone=perip:10m rate=20r/s;
   limit_conn_zone \$binary_remote_addr zone=perconn:10m;

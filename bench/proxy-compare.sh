@@ -12,6 +12,8 @@ DURATION=${1:-15}
 CONNS=${2:-64}
 THREADS=2
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 WORK=$(mktemp -d /tmp/rampart-bench.XXXXXX)
 chmod 755 "$WORK"  # nginx workers run as www-data
 OUT="$ROOT/bench/results"
@@ -29,16 +31,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-need=()
-command -v nginx >/dev/null || need+=(nginx-light)
-command -v haproxy >/dev/null || need+=(haproxy)
-command -v wrk >/dev/null || need+=(wrk)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing ${need[*]}" >&2
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-# Debian starts the packaged services; they are not part of the measurement.
-systemctl stop nginx haproxy 2>/dev/null || true
+install_missing nginx:nginx-light haproxy:haproxy wrk:wrk
 pkill -x haproxy 2>/dev/null || true
 
 echo "building Rampart (release)" >&2
@@ -56,22 +49,13 @@ daemon on;
 events { worker_connections 4096; }
 http {
   access_log off;
-  client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tmp; fastcgi_temp_path $WORK/tmp;
-  uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
+  $(nginx_temp_paths "$WORK/tmp")
   keepalive_requests 100000;
   server { listen 127.0.0.1:$ORIGIN_PORT; root $WORK/www; location / { } }
 }
 EOF
 nginx -c "$WORK/origin.conf"
 
-wait_port() {
-  for _ in $(seq 1 100); do
-    if curl -s -o /dev/null "http://127.0.0.1:$1/"; then return 0; fi
-    sleep 0.1
-  done
-  echo "port $1 did not come up" >&2
-  return 1
-}
 wait_port $ORIGIN_PORT
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -122,7 +106,9 @@ measure() {  # name, pids...
 }
 
 # --- Rampart --------------------------------------------------------------------------------------
-# Rate limits off: one wrk source address would otherwise be limited, and the peers run without any.
+# Rate limits and the micro-cache off: this measures proxying. One wrk source address would
+# otherwise be limited, the 612-byte HTML page would be answered from the cache, and the peers
+# run with neither.
 cat > "$WORK/rampart.yaml" <<EOF
 listeners: [{address: 127.0.0.1:$PROXY_PORT}]
 state: $WORK/rampart-state
@@ -131,6 +117,7 @@ sites:
     hosts: ["*"]
     origins: [127.0.0.1:$ORIGIN_PORT]
     rate_limits: []
+    cache: {enabled: false}
 EOF
 "$RAMPART" run --config "$WORK/rampart.yaml" --log-level warning > "$WORK/rampart.log" 2>&1 &
 RAMPART_PID=$!
@@ -148,8 +135,7 @@ daemon on;
 events { worker_connections 8192; }
 http {
   access_log off;
-  client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tmp; fastcgi_temp_path $WORK/tmp;
-  uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
+  $(nginx_temp_paths "$WORK/tmp")
   keepalive_requests 1000;
   client_header_timeout 10s; keepalive_timeout 60s;
   upstream origin { server 127.0.0.1:$ORIGIN_PORT; keepalive 128; }

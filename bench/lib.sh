@@ -1,0 +1,30 @@
+# Helpers shared by the bench scripts (sourced, not run).
+
+# Installs the Debian packages whose commands are missing: install_missing CMD:PACKAGE ...
+install_missing() {
+  local need=() pair
+  for pair in "$@"; do
+    command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
+  done
+  if [ ${#need[@]} -gt 0 ]; then
+    echo "installing ${need[*]}" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+  # Debian starts the packaged services; they are not part of any measurement.
+  systemctl stop nginx haproxy 2>/dev/null || true
+}
+
+# Waits (up to 10 s) until something accepts TCP connections on 127.0.0.1:PORT.
+wait_port() {
+  for _ in $(seq 1 100); do
+    if (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "port $1 did not come up" >&2
+  return 1
+}
+
+# nginx temp-path directives pointing into DIR (nginx as an unprivileged, throwaway instance).
+nginx_temp_paths() {
+  echo "client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1; uwsgi_temp_path $1; scgi_temp_path $1;"
+}
