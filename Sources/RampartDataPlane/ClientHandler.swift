@@ -83,6 +83,10 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
     private var cacheKey: String?
     private var retried = false
     private var siteIndex = 0
+    /// A `Set-Cookie` the gateway adds to this request's response (a clearance handed out or rebound).
+    private var setCookie: String?
+    /// When the request head arrived (origin latency for detection).
+    private var requestStart = NIODeadline.uptimeNanoseconds(0)
     private var pendingBody = CircularBuffer<HTTPClientRequestPart>()
     private var pendingBodyBytes = 0
     /// Body bytes buffered while connecting before client reads are held.
@@ -264,6 +268,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         let config = loop.config
         requestID = loop.nextRequestID()
         clientVersion = head.version
+        requestMethod = head.method
         requestHeaders = head.headers
         requestEnded = false
         responseStarted = false
@@ -309,6 +314,10 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             respondLocally(reason)
             return
         }
+        let defence = loop.defence[siteIndex]
+        defence.record(client: clientIP, target: accepted.target, headers: head.headers)
+        requestStart = now
+        setCookie = nil
         // Only sites that use keys pay for looking them up.
         apiKey = site.apiKeys.isEmpty && !site.bearerCredentials && !loop.limiters[siteIndex].usesAPIKeys
             ? nil : PresentedAPIKey.find(in: head.headers, configured: site.apiKeys)
@@ -321,12 +330,22 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
                 loop.rejectionLog.log(reason: .rateLimited, client: clientIP, detail: "shadow rule \(rule) would have refused")
             }
         case .limited(let rule, let action, let retryAfter):
+            defence.traffic.limited += 1
             loop.knownGood.forget(clientIP)
             if let credential { loop.knownGoodCredentials.forget(credential) }
             // A source that keeps hitting the limit is banned: its connections are then refused at
             // accept, the cheapest "no" there is. This connection ends with this answer.
             if loop.strike(clientIP, reason: .rateLimited) { keepAlive = false }
             rateLimited(rule: rule, action: action, retryAfter: retryAfter, context: context)
+            return
+        }
+
+        // The challenge stage: the gateway's own answer routes always; the rest when the mode asks.
+        if accepted.target.utf8.count > 10, accepted.target.hasPrefix(ChallengeRoutes.prefix) {
+            answerChallengeRoute(head, target: accepted.target, site: site, defence: defence)
+            return
+        }
+        if defence.mode != .normal, site.challenge.enabled, !challengeStage(head, target: accepted.target, site: site, defence: defence, now: now) {
             return
         }
 
@@ -356,7 +375,6 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             forwarded.headers.add(name: "Content-Length", value: "0")
         }
         forwardHead = forwarded
-        requestMethod = head.method
         expectsContinue = accepted.expectsContinue
 
         // The micro-cache: a fresh copy answers at once; a fetch already under way is waited for
@@ -439,6 +457,8 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         let age = max(0, (now - entry.storedAt).nanoseconds / 1_000_000_000)
         head.headers.add(name: "Age", value: String(age))
         head.headers.add(name: "X-Cache", value: label)
+        if let setCookie { head.headers.add(name: "Set-Cookie", value: setCookie) }
+        loop.defence[siteIndex].traffic.cacheServed += 1
         if !keepAlive || loop.draining {
             keepAlive = false
             head.headers.add(name: "Connection", value: "close")
@@ -488,6 +508,9 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
     private func acquire(from pool: OriginPool, now: NIODeadline) {
         self.pool = pool
         phase = .connecting
+        let traffic = loop.defence[siteIndex]
+        traffic.traffic.toOrigin += 1
+        if pool.queued > traffic.traffic.queuePeak { traffic.traffic.queuePeak = pool.queued }
         let generation = requestsOnConnection
         let priority = apiKey?.configured == true || loop.hasPriority(clientIP, now: now)
             || credential.map { loop.knownGoodCredentials.contains($0, now: Int64(now.uptimeNanoseconds)) } == true
@@ -679,6 +702,10 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             } else if clientVersion == .http1_0 {
                 response.headers.add(name: "Connection", value: "keep-alive")
             }
+            if let setCookie { response.headers.add(name: "Set-Cookie", value: setCookie) }
+            let traffic = loop.defence[siteIndex]
+            traffic.traffic.latencySumMicros += Int((loop.eventLoop.now - requestStart).nanoseconds / 1000)
+            traffic.traffic.latencyCount += 1
             context.write(wrapOutboundOut(.head(response)), promise: nil)
         case .body(let buffer):
             if fillBody != nil {
@@ -811,6 +838,214 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         respondLocally(timedOut ? .originTimeout : .originError, detail: "\(pool.address): \(error)")
     }
 
+    // MARK: - Challenges
+
+    /// Runs the challenge stage for a site that is elevated or under attack. True: go on to the
+    /// cache and the origin; false: the request was answered here.
+    private func challengeStage(_ head: HTTPRequestHead, target: String, site: SiteConfig, defence: SiteDefence, now: NIODeadline) -> Bool {
+        let path = target.firstIndex(of: "?").map { target[..<$0] } ?? Substring(target)
+        if ChallengePolicy.isExempt(path: path, config: site.challenge) { return true }
+        let exempt = apiKey?.configured == true || (site.challenge.exemptKeyHolders && apiKey != nil)
+            || loop.hasPriority(clientIP, now: now)
+            || credential.map { loop.knownGoodCredentials.contains($0, now: Int64(now.uptimeNanoseconds)) } == true
+        if exempt { return true }
+        let unix = unixNow()
+        let mono = Int64(now.uptimeNanoseconds)
+        let agent = head.headers.first(name: "user-agent") ?? ""
+        var level: Clearance.Level?
+        var clearanceKey: IPAddress?
+        if let value = ChallengeRoutes.cookie(ChallengeRoutes.cookie, in: head.headers["cookie"]) {
+            switch Clearance.verify(value, keys: &loop.keys, client: clientIP, userAgent: agent, now: unix) {
+            case .success(let (clearance, rebind)):
+                if defence.revoked.isBanned(clearance.key, now: mono) {
+                    challengeFailed(detail: "revoked clearance")
+                } else {
+                    level = clearance.level
+                    clearanceKey = clearance.key
+                    if rebind { setCookie = defence.cookie(clearance, keys: &loop.keys, userAgent: agent, now: unix, secure: scheme == "https") }
+                }
+            case .failure(let failure):
+                challengeFailed(detail: "clearance cookie: \(failure.rawValue)")
+            }
+        }
+        let method: HTTPMethodName = head.method == .GET || head.method == .HEAD ? .get : .other
+        var noCookies = false
+        if level == nil {
+            defence.traffic.uncleared += 1
+            noCookies = defence.keepsNoCookies(clientIP, now: mono)
+        } else {
+            defence.traffic.cleared += 1
+        }
+        let suspicious = noCookies || ChallengePolicy.isSuspiciousAgent(agent, config: site.challenge)
+        switch ChallengePolicy.decide(
+            mode: defence.mode, tier: defence.tier, method: method, exemptRoute: false, exempt: false,
+            clearance: level, suspicious: suspicious
+        ) {
+        case .pass:
+            if let key = clearanceKey {
+                loop.counters.clearedRequests += 1
+                let (limited, revoke) = defence.clearanceOverLimit(key, now: mono)
+                if limited {
+                    if revoke { loop.rejectionLog.log(reason: .clearanceLimited, client: clientIP, detail: "clearance revoked") }
+                    if loop.strike(clientIP, reason: .clearanceLimited) { keepAlive = false }
+                    respondLocally(.clearanceLimited, retryAfter: 2)
+                    return false
+                }
+            } else if method == .get {
+                // Hand out a clearance with the page: clients that keep cookies show it from now on,
+                // which is how the detector tells them from a flood that keeps none.
+                let clearance = Clearance.issue(level: .cookie, client: clientIP, now: unix, ttl: site.challenge.clearanceTTL.nanoseconds / 1_000_000_000)
+                setCookie = defence.cookie(clearance, keys: &loop.keys, userAgent: agent, now: unix, secure: scheme == "https")
+                loop.counters.clearancesIssued += 1
+            }
+            return true
+        case .refuse:
+            respondLocally(.challengeRequired, retryAfter: 5)
+            return false
+        case .challenge(let tier):
+            defence.traffic.challenged += 1
+            loop.counters.challengesIssued += 1
+            if tier == .cookie, !noCookies {
+                let clearance = Clearance.issue(level: .cookie, client: clientIP, now: unix, ttl: site.challenge.clearanceTTL.nanoseconds / 1_000_000_000)
+                let cookie = defence.cookie(clearance, keys: &loop.keys, userAgent: agent, now: unix, secure: scheme == "https")
+                loop.counters.clearancesIssued += 1
+                let language = ChallengePage.language(acceptLanguage: head.headers.first(name: "accept-language"))
+                sendGenerated(
+                    .found, body: ChallengePage.redirect(language: language, location: target),
+                    headers: [("Location", target), ("Set-Cookie", cookie), ("X-Rampart-Challenge", "cookie")]
+                )
+                return false
+            }
+            if noCookies, loop.strike(clientIP, reason: .challengeRequired) { keepAlive = false }
+            let accept = head.headers.first(name: "accept")
+            guard method == .get, accept == nil || accept!.contains("text/html") || accept!.contains("*/*") else {
+                respondLocally(.challengeRequired, retryAfter: 5)
+                return false
+            }
+            sendProofOfWorkPage(head, returnTo: target, site: site, unix: unix)
+            return false
+        }
+    }
+
+    private func challengeFailed(detail: String) {
+        loop.counters.challengeFailures += 1
+        loop.rejectionLog.log(reason: .challengeFailed, client: clientIP, detail: detail)
+        if loop.strike(clientIP, reason: .challengeFailed) { keepAlive = false }
+    }
+
+    private func sendProofOfWorkPage(_ head: HTTPRequestHead, returnTo: String, site: SiteConfig, unix: Int64) {
+        let subnet = SubnetBinding.tag(clientIP)
+        let challenge = Stamp(kind: .pow, issued: unix, parameter: UInt8(site.challenge.difficulty), subnet: subnet).encode(keys: &loop.keys)
+        let ticket = Stamp(kind: .wait, issued: unix, parameter: UInt8(site.challenge.waitSeconds), subnet: subnet).encode(keys: &loop.keys)
+        let waitURL = "\(ChallengeRoutes.wait)?r=\(PercentCoding.encode(returnTo))&t=\(ticket)"
+        let page = ChallengePage.proofOfWork(
+            language: ChallengePage.language(acceptLanguage: head.headers.first(name: "accept-language")),
+            challenge: challenge, difficulty: site.challenge.difficulty, returnTo: returnTo,
+            waitURL: waitURL, waitSeconds: site.challenge.waitSeconds, requestID: requestID
+        )
+        sendGenerated(.forbidden, body: page, headers: [("X-Rampart-Challenge", "pow")])
+    }
+
+    /// `/.rampart/pow` (a proof-of-work answer) and `/.rampart/wait` (a no-JavaScript ticket):
+    /// checked, then a clearance cookie and a redirect back to where the client was going.
+    private func answerChallengeRoute(_ head: HTTPRequestHead, target: String, site: SiteConfig, defence: SiteDefence) {
+        let path = target.firstIndex(of: "?").map { target[..<$0] } ?? Substring(target)
+        let unix = unixNow()
+        let agent = head.headers.first(name: "user-agent") ?? ""
+        let returnTo = ChallengeRoutes.safeReturn(ChallengeRoutes.parameter("r", in: Substring(target)))
+        let level: Clearance.Level
+        switch path {
+        case Substring(ChallengeRoutes.pow):
+            guard let c = ChallengeRoutes.parameter("c", in: Substring(target)), let a = ChallengeRoutes.parameter("a", in: Substring(target)) else {
+                challengeFailed(detail: "incomplete answer")
+                respondLocally(.challengeFailed)
+                return
+            }
+            switch Stamp.verify(c, kind: .pow, keys: &loop.keys, client: clientIP, now: unix, maxAge: 600) {
+            case .success(let stamp):
+                guard ProofOfWork.check(challenge: c, answer: a, difficulty: Int(stamp.parameter)) else {
+                    challengeFailed(detail: "wrong proof-of-work answer")
+                    respondLocally(.challengeFailed)
+                    return
+                }
+                guard defence.usedStamps.insert(stamp.nonce) else {
+                    challengeFailed(detail: "replayed proof-of-work answer")
+                    respondLocally(.challengeFailed)
+                    return
+                }
+                level = .pow
+            case .failure(let f):
+                challengeFailed(detail: "proof-of-work challenge: \(f.rawValue)")
+                respondLocally(.challengeFailed)
+                return
+            }
+        case Substring(ChallengeRoutes.wait):
+            guard let t = ChallengeRoutes.parameter("t", in: Substring(target)) else {
+                challengeFailed(detail: "missing ticket")
+                respondLocally(.challengeFailed)
+                return
+            }
+            switch Stamp.verify(t, kind: .wait, keys: &loop.keys, client: clientIP, now: unix, maxAge: 900) {
+            case .success(let stamp):
+                let language = ChallengePage.language(acceptLanguage: head.headers.first(name: "accept-language"))
+                let remaining = Int(stamp.issued + Int64(stamp.parameter) - unix)
+                var early = remaining > 0
+                if !early, case .limited = defence.waitBuckets.take(clientIP.masked(prefix: clientIP.isIPv4 ? 24 : 64), now: Int64(loop.eventLoop.now.uptimeNanoseconds)) {
+                    early = true  // too many tickets from this subnet right now: wait a little longer
+                }
+                if early {
+                    sendGenerated(
+                        .ok, body: ChallengePage.wait(language: language, waitURL: target, seconds: max(1, min(remaining, 60)), requestID: requestID),
+                        headers: [("X-Rampart-Challenge", "wait")]
+                    )
+                    return
+                }
+                guard defence.usedStamps.insert(stamp.nonce) else {
+                    challengeFailed(detail: "replayed ticket")
+                    respondLocally(.challengeFailed)
+                    return
+                }
+                level = .wait
+            case .failure(let f):
+                challengeFailed(detail: "ticket: \(f.rawValue)")
+                respondLocally(.challengeFailed)
+                return
+            }
+        default:
+            respondLocally(.challengeFailed, detail: "unknown gateway route")
+            return
+        }
+        let clearance = Clearance.issue(level: level, client: clientIP, now: unix, ttl: site.challenge.clearanceTTL.nanoseconds / 1_000_000_000)
+        let cookie = defence.cookie(clearance, keys: &loop.keys, userAgent: agent, now: unix, secure: scheme == "https")
+        loop.counters.clearancesIssued += 1
+        sendGenerated(.found, body: "", headers: [("Location", returnTo), ("Set-Cookie", cookie)])
+    }
+
+    /// Answers the current request with a response the gateway made (challenge pages, redirects).
+    private func sendGenerated(_ status: HTTPResponseStatus, body: String, headers extra: [(String, String)]) {
+        guard let context, phase != .closed else { return }
+        endFill()
+        if !requestEnded && hasBody { keepAlive = false }
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(extra.count + 5)
+        headers.add(name: "Content-Type", value: "text/html; charset=utf-8")
+        headers.add(name: "Content-Length", value: String(body.utf8.count))
+        headers.add(name: "Cache-Control", value: "no-store")
+        headers.add(name: "X-Request-Id", value: requestID)
+        for (name, value) in extra { headers.add(name: name, value: value) }
+        if !keepAlive || loop.draining {
+            keepAlive = false
+            headers.add(name: "Connection", value: "close")
+        }
+        responseStarted = true
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: clientVersion, status: status, headers: headers))), promise: nil)
+        if requestMethod != .HEAD, !body.isEmpty {
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        }
+        if !requestEnded { phase = .discarding }
+        finishResponse(context: context, trailers: nil)
+    }
+
     // MARK: - Finishing
 
     private func finishResponse(context: ChannelHandlerContext, trailers: HTTPHeaders?) {
@@ -849,6 +1084,11 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             break
         }
         loop.reject(reason, client: clientIP, detail: detail)
+        switch reason {
+        case .originQueueFull: loop.defence[siteIndex].traffic.shed += 1
+        case .originUnavailable, .originTimeout, .originError: loop.defence[siteIndex].traffic.originErrors += 1
+        default: break
+        }
         if responseStarted {
             closeNow()
             return

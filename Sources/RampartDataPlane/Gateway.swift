@@ -23,6 +23,7 @@ public final class Gateway: Sendable {
     private let state: NIOLockedValueBox<ControlState>
     private let checker: NIOLoopBound<HealthChecker>
     private let bans: NIOLoopBound<BanRegistry>
+    private let detection: NIOLoopBound<DetectionService>
 
     private struct ControlState {
         var config: RuntimeConfig
@@ -32,7 +33,12 @@ public final class Gateway: Sendable {
     }
 
     /// Builds a gateway for `config` on `threads` event loops (default: one per core).
-    public init(config: GatewayConfig, logger: Logger, threads: Int = System.coreCount) throws {
+    /// `secret` signs clearance cookies and challenges (at least 16 bytes; nodes that share it
+    /// accept each other's clearances); a random one is used when none is given.
+    public init(
+        config: GatewayConfig, logger: Logger, threads: Int = System.coreCount,
+        secret: [UInt8] = (0..<32).map { _ in UInt8.random(in: 0...255) }
+    ) throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
         self.group = group
         self.ownsGroup = true
@@ -44,7 +50,7 @@ public final class Gateway: Sendable {
         for loop in loops {
             let count = loops.count
             contexts[ObjectIdentifier(loop)] = try loop.submit {
-                NIOLoopBound(LoopContext(eventLoop: loop, loopCount: count, config: runtime, logger: logger), eventLoop: loop)
+                NIOLoopBound(LoopContext(eventLoop: loop, loopCount: count, config: runtime, logger: logger, secret: secret), eventLoop: loop)
             }.wait()
         }
         self.contexts = contexts
@@ -63,6 +69,10 @@ public final class Gateway: Sendable {
                 }
             }.wait()
         }
+        let allContexts = Array(contexts.values)
+        self.detection = try acceptLoop.submit {
+            NIOLoopBound(DetectionService(loop: acceptLoop, contexts: allContexts, logger: logger), eventLoop: acceptLoop)
+        }.wait()
         let publishTo = contexts
         self.checker = try acceptLoop.submit {
             NIOLoopBound(
@@ -136,8 +146,12 @@ public final class Gateway: Sendable {
             logger.notice("listening", metadata: ["address": "\(listener.address)", "proxy_protocol": "\(listener.proxyProtocol)"])
         }
         let checker = self.checker
+        let detection = self.detection
         let source = config.source
-        acceptLoop.execute { checker.value.start(source) }
+        acceptLoop.execute {
+            checker.value.start(source)
+            detection.value.start(source)
+        }
         return bound
     }
 
@@ -195,7 +209,11 @@ public final class Gateway: Sendable {
             try await gate.eventLoop.submit { gate.value.update(limits: listener.limits) }.get()
         }
         let checker = self.checker
-        try await acceptLoop.submit { checker.value.start(config) }.get()
+        let detection = self.detection
+        try await acceptLoop.submit {
+            checker.value.start(config)
+            detection.value.start(config)
+        }.get()
         let bans = self.bans
         try await acceptLoop.submit { bans.value.list.policy = config.bans }.get()
         logger.notice("configuration reloaded", metadata: ["generation": "\(generation)"])
@@ -220,6 +238,10 @@ public final class Gateway: Sendable {
             cacheHits: total.cacheHits,
             cacheStale: total.cacheStale,
             bansIssued: total.bansIssued,
+            challengesIssued: total.challengesIssued,
+            clearancesIssued: total.clearancesIssued,
+            clearedRequests: total.clearedRequests,
+            challengeFailures: total.challengeFailures,
             rejections: rejections
         )
     }
@@ -228,7 +250,11 @@ public final class Gateway: Sendable {
     /// stops the event loops.
     public func shutdown(timeout: TimeAmount) async {
         let checker = self.checker
-        try? await acceptLoop.submit { checker.value.stop() }.get()
+        let detection = self.detection
+        try? await acceptLoop.submit {
+            checker.value.stop()
+            detection.value.stop()
+        }.get()
         for bound in contexts.values {
             try? await bound.eventLoop.submit { bound.value.draining = true }.get()
         }
@@ -258,6 +284,24 @@ public final class Gateway: Sendable {
             try? await gate.eventLoop.submit { gate.value.stopping.store(true, ordering: .relaxed) }.get()
         }
         if ownsGroup { try? await group.shutdownGracefully() }
+    }
+
+    /// Every site's mode and last second of traffic.
+    public func siteStatus() async throws -> [SiteStatus] {
+        let detection = self.detection
+        return try await acceptLoop.submit { detection.value.status() }.get()
+    }
+
+    /// Forces `site` into `mode` until cleared with nil. False when there is no such site.
+    public func setMode(site: String, mode: SiteMode?) async throws -> Bool {
+        let detection = self.detection
+        return try await acceptLoop.submit { detection.value.setOverride(site: site, mode: mode) }.get()
+    }
+
+    /// Incidents kept in memory: closed ones, then open ones.
+    public func incidents() async throws -> [Incident] {
+        let detection = self.detection
+        return try await acceptLoop.submit { detection.value.allIncidents() }.get()
     }
 
     /// The config in force.

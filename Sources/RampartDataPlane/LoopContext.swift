@@ -44,6 +44,23 @@ final class LoopContext {
     }
     /// Micro-cache stores per site (same order as the config).
     var caches: [MicroCacheStore] = []
+    /// Detection and challenge state per site (same order as the config).
+    var defence: [SiteDefence] = []
+    /// Keys that sign and check clearances, challenges and tickets.
+    var keys: SigningKeys
+
+    /// This second's traffic of every site, handed to the detection service.
+    func takeTraffic() -> [(String, TrafficSecond)] {
+        defence.map { ($0.name, $0.takeTraffic()) }
+    }
+
+    /// The detection service (or an operator) changed a site's mode or tier.
+    func setMode(site: String, mode: SiteMode, tier: ChallengeTier) {
+        for d in defence where d.name == site {
+            d.mode = mode
+            d.tier = tier
+        }
+    }
     /// Stale entries being refreshed with no client waiting (kept alive here until they end).
     var backgroundFetches: [ObjectIdentifier: BackgroundFetch] = [:]
     /// Cache keys being fetched from an origin right now, with the requests waiting for them.
@@ -67,7 +84,8 @@ final class LoopContext {
         return t
     }
 
-    init(eventLoop: any EventLoop, loopCount: Int, config: RuntimeConfig, logger: Logger) {
+    init(eventLoop: any EventLoop, loopCount: Int, config: RuntimeConfig, logger: Logger, secret: [UInt8]) {
+        self.keys = SigningKeys(secret: secret)
         self.eventLoop = eventLoop
         self.loopCount = loopCount
         self.logger = logger
@@ -80,6 +98,7 @@ final class LoopContext {
         knownGoodCredentials = Self.knownGoodTable(config.source.knownGood)
         limiters = config.sites.map { SiteRateLimiter(rules: $0.rateLimits, loops: loopCount) }
         caches = config.sites.map { MicroCacheStore(maxBytes: max(65536, $0.cache.maxBytes / loopCount)) }
+        defence = config.sites.map { SiteDefence(site: $0, loops: loopCount) }
     }
 
     /// Installs a new config: new requests use it; requests in flight keep the connection they have.
@@ -111,6 +130,10 @@ final class LoopContext {
                 return oldCaches[i]
             }
             return MicroCacheStore(maxBytes: max(65536, site.cache.maxBytes / loopCount))
+        }
+        let oldDefence = defence
+        defence = newConfig.sites.map { site in
+            oldDefence.first(where: { $0.name == site.name })?.update(site: site) ?? SiteDefence(site: site, loops: loopCount)
         }
     }
 

@@ -40,6 +40,14 @@ struct LoopCounters: Sendable {
     var bansIssued = 0
     /// Requests sent to an origin that checks or ejection had taken out, because all were out.
     var panicRouted = 0
+    /// Challenges answered with a redirect or a page.
+    var challengesIssued = 0
+    /// Clearances handed out (cookie check, proof of work, wait, and cookies given in elevated mode).
+    var clearancesIssued = 0
+    /// Requests let through on a clearance while the site was challenging.
+    var clearedRequests = 0
+    /// Clearances or answers refused (forged, replayed, expired, wrong subnet, wrong answer).
+    var challengeFailures = 0
     var rejections = [Int](repeating: 0, count: RejectReason.allCases.count)
 
     static let reasonIndex: [RejectReason: Int] = Dictionary(
@@ -59,6 +67,10 @@ struct LoopCounters: Sendable {
         cacheStale += other.cacheStale
         bansIssued += other.bansIssued
         panicRouted += other.panicRouted
+        challengesIssued += other.challengesIssued
+        clearancesIssued += other.clearancesIssued
+        clearedRequests += other.clearedRequests
+        challengeFailures += other.challengeFailures
         for i in rejections.indices { rejections[i] += other.rejections[i] }
     }
 }
@@ -79,6 +91,11 @@ public struct GatewayStats: Sendable, Equatable {
     public var cacheStale: Int
     /// Automatic bans issued.
     public var bansIssued: Int
+    /// Challenges issued, clearances handed out, requests passed on a clearance, failed answers.
+    public var challengesIssued = 0
+    public var clearancesIssued = 0
+    public var clearedRequests = 0
+    public var challengeFailures = 0
     /// Refusals by reason (only reasons seen at least once).
     public var rejections: [RejectReason: Int]
 }

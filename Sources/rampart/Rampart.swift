@@ -191,7 +191,14 @@ func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, thread
         logger.critical("state folder is not usable", metadata: ["path": "\(config.statePath)", "error": "\(error)"])
         throw ExitCode(1)
     }
-    let gateway = try Gateway(config: config, logger: logger, threads: threads ?? System.coreCount)
+    let secret: [UInt8]
+    do {
+        secret = try signingSecret(folder: config.statePath)
+    } catch {
+        logger.critical("cannot read or create the signing key", metadata: ["path": "\(config.statePath)/signing.key", "error": "\(error)"])
+        throw ExitCode(1)
+    }
+    let gateway = try Gateway(config: config, logger: logger, threads: threads ?? System.coreCount, secret: secret)
     let addresses: [SocketAddress]
     do {
         addresses = try await gateway.start()
@@ -227,6 +234,24 @@ func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, thread
         break
     }
     signals.cancel()
+}
+
+/// The secret that signs clearance cookies: `signing.key` in the state folder, made (32 random
+/// bytes, mode 0600) on first start. Keeping it across restarts keeps visitors' clearances valid;
+/// nodes that share it accept each other's clearances.
+func signingSecret(folder: String) throws -> [UInt8] {
+    let path = (folder as NSString).appendingPathComponent("signing.key")
+    if let data = FileManager.default.contents(atPath: path) {
+        guard data.count >= 16 else { throw ValidationError("\(path): a signing key needs at least 16 bytes; delete the file to make a new one") }
+        return Array(data)
+    }
+    var bytes = [UInt8](repeating: 0, count: 32)
+    var generator = SystemRandomNumberGenerator()
+    for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255, using: &generator) }
+    guard FileManager.default.createFile(atPath: path, contents: Data(bytes), attributes: [.posixPermissions: 0o600]) else {
+        throw CocoaError(.fileWriteNoPermission)
+    }
+    return bytes
 }
 
 /// Delivers POSIX signals as an async stream (the default actions are turned off for them).

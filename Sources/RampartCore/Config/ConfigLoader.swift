@@ -182,7 +182,9 @@ final class ConfigReader {
     static let banKeys = ["enabled", "strikes", "strikes_per_second", "duration", "max_duration", "capacity"]
     static let knownGoodKeys = ["successes", "min_age", "lifetime", "allow"]
     static let listenerKeys = ["address", "proxy_protocol", "limits", "timeouts"]
-    static let siteKeys = ["name", "hosts", "origins", "balance", "health_check", "passive_health", "limits", "timeouts", "rate_limits", "cache", "api_keys", "session_cookies", "bearer_credentials"]
+    static let siteKeys = ["name", "hosts", "origins", "balance", "health_check", "passive_health", "limits", "timeouts", "rate_limits", "cache", "api_keys", "session_cookies", "bearer_credentials", "detection", "challenge"]
+    static let detectionKeys = ["enabled", "min_rate", "elevated_factor", "attack_factor", "sustain", "calm_under_attack", "calm_elevated", "baseline_half_life", "cache_bust_share", "uncleared_share", "limited_share", "escalate_after"]
+    static let challengeKeys = ["enabled", "tier", "difficulty", "clearance_ttl", "clearance_rate", "clearance_burst", "wait", "wait_rate", "wait_burst", "exempt_paths", "exempt_key_holders", "suspicious_agents"]
     static let cacheKeys = ["enabled", "micro_ttl", "stale_for", "max_bytes", "max_object_bytes", "drop_query", "keep_params", "with_cookies"]
     static let rateLimitKeys = ["name", "key", "rate", "burst", "methods", "path", "action", "shadow", "subnet_v4", "subnet_v6", "table_size"]
     static let originKeys = ["address", "max_connections"]
@@ -382,6 +384,8 @@ final class ConfigReader {
         var apiKeys: Set<String> = []
         var sessionCookies: [String] = []
         var bearerCredentials = false
+        var detection = DetectionConfig()
+        var challenge = ChallengeConfig()
         var sawHosts = false
         var sawOrigins = false
         for (k, v) in f {
@@ -442,6 +446,8 @@ final class ConfigReader {
                     sessionCookies = items.enumerated().compactMap { i, item in string(item, "\(p)[\(i)]") }
                 }
             case "bearer_credentials": bearerCredentials = bool(v, p) ?? false
+            case "detection": detection = detectionConfig(v, p)
+            case "challenge": challenge = challengeConfig(v, p)
             case "api_keys":
                 if let items = list(v, p) {
                     for (i, item) in items.enumerated() {
@@ -477,7 +483,87 @@ final class ConfigReader {
         s.apiKeys = apiKeys
         s.sessionCookies = sessionCookies
         s.bearerCredentials = bearerCredentials
+        s.detection = detection
+        s.challenge = challenge
         return s
+    }
+
+    func number(_ node: Node, _ path: String, min: Double, max: Double) -> Double? {
+        guard let text = node.scalar?.string, let v = Double(text), v.isFinite, v >= min, v <= max else {
+            report(node, path, "expected a number from \(min) to \(max)")
+            return nil
+        }
+        return v
+    }
+
+    func seconds(_ node: Node, _ path: String) -> Int? {
+        guard let d = duration(node, path) else { return nil }
+        return Int(max(1, d.nanoseconds / 1_000_000_000))
+    }
+
+    func detectionConfig(_ node: Node, _ path: String) -> DetectionConfig {
+        var c = DetectionConfig()
+        guard let f = fields(node, path, allowed: Self.detectionKeys) else { return c }
+        for (k, v) in f {
+            let p = "\(path).\(k)"
+            switch k {
+            case "enabled": c.enabled = bool(v, p) ?? c.enabled
+            case "min_rate":
+                if let s = v.scalar?.string, let r = ValueParsing.rate(s) { c.minRate = r } else { report(v, p, "expected a rate such as 50/s") }
+            case "elevated_factor": c.elevatedFactor = number(v, p, min: 1.1, max: 1000) ?? c.elevatedFactor
+            case "attack_factor": c.attackFactor = number(v, p, min: 1.1, max: 10000) ?? c.attackFactor
+            case "sustain": c.sustain = seconds(v, p) ?? c.sustain
+            case "calm_under_attack": c.calmUnderAttack = seconds(v, p) ?? c.calmUnderAttack
+            case "calm_elevated": c.calmElevated = seconds(v, p) ?? c.calmElevated
+            case "baseline_half_life": c.baselineHalfLife = Double(seconds(v, p) ?? Int(c.baselineHalfLife))
+            case "cache_bust_share": c.cacheBustShare = number(v, p, min: 0.01, max: 1) ?? c.cacheBustShare
+            case "uncleared_share": c.unclearedShare = number(v, p, min: 0.01, max: 1) ?? c.unclearedShare
+            case "limited_share": c.limitedShare = number(v, p, min: 0.01, max: 1) ?? c.limitedShare
+            case "escalate_after": c.escalateAfter = seconds(v, p) ?? c.escalateAfter
+            default: break
+            }
+        }
+        if c.attackFactor < c.elevatedFactor {
+            report(node, "\(path).attack_factor", "must not be below elevated_factor (\(c.elevatedFactor))")
+        }
+        return c
+    }
+
+    func challengeConfig(_ node: Node, _ path: String) -> ChallengeConfig {
+        var c = ChallengeConfig()
+        guard let f = fields(node, path, allowed: Self.challengeKeys) else { return c }
+        for (k, v) in f {
+            let p = "\(path).\(k)"
+            switch k {
+            case "enabled": c.enabled = bool(v, p) ?? c.enabled
+            case "tier":
+                if let s = string(v, p) {
+                    if s == "auto" { c.tier = nil } else if let t = ChallengeTier(rawValue: s) { c.tier = t } else { report(v, p, "expected auto, cookie or pow") }
+                }
+            case "difficulty": c.difficulty = int(v, p, min: 1, max: 28) ?? c.difficulty
+            case "clearance_ttl": c.clearanceTTL = duration(v, p) ?? c.clearanceTTL
+            case "clearance_rate":
+                if let s = v.scalar?.string, let r = ValueParsing.rate(s), r > 0 { c.clearanceRate = r } else { report(v, p, "expected a rate such as 20/s") }
+            case "clearance_burst": c.clearanceBurst = Double(int(v, p, min: 1, max: 1_000_000) ?? Int(c.clearanceBurst))
+            case "wait": c.waitSeconds = seconds(v, p).map { Swift.min($0, 60) } ?? c.waitSeconds
+            case "wait_rate":
+                if let s = v.scalar?.string, let r = ValueParsing.rate(s), r > 0 { c.waitRate = r } else { report(v, p, "expected a rate such as 2/s") }
+            case "wait_burst": c.waitBurst = Double(int(v, p, min: 1, max: 1_000_000) ?? Int(c.waitBurst))
+            case "exempt_paths":
+                if let items = list(v, p) {
+                    c.exemptPaths = []
+                    for (i, item) in items.enumerated() {
+                        guard let s = string(item, "\(p)[\(i)]") else { continue }
+                        if s.hasPrefix("/") { c.exemptPaths.append(s) } else { report(item, "\(p)[\(i)]", "must start with '/'") }
+                    }
+                }
+            case "exempt_key_holders": c.exemptKeyHolders = bool(v, p) ?? c.exemptKeyHolders
+            case "suspicious_agents":
+                if let items = list(v, p) { c.suspiciousAgents = items.enumerated().compactMap { i, item in string(item, "\(p)[\(i)]")?.lowercased() } }
+            default: break
+            }
+        }
+        return c
     }
 
     func cacheConfig(_ node: Node, _ path: String) -> CacheConfig {

@@ -174,6 +174,10 @@ public struct SiteConfig: Hashable, Sendable {
     /// API keys of known clients (tax-filing software, partners): requests that carry one go first
     /// in origin queues and are limited per key (rules with `key: api_key`) instead of per address.
     public var apiKeys: Set<String> = []
+    /// When the site's mode changes by itself.
+    public var detection = DetectionConfig()
+    /// Who is challenged, with what, and what a clearance allows.
+    public var challenge = ChallengeConfig()
 
     /// A site with default settings.
     public init(name: String, hosts: [String], origins: [OriginConfig], limits: Limits = Limits()) {

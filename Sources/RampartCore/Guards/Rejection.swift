@@ -32,6 +32,10 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
     case expectationFailed = "expectation_failed"
     // Rate limits.
     case rateLimited = "rate_limited"
+    // Challenges.
+    case challengeRequired = "challenge_required"
+    case challengeFailed = "challenge_failed"
+    case clearanceLimited = "clearance_limited"
     // Routing and origin.
     case unknownHost = "unknown_host"
     case originUnavailable = "origin_unavailable"
@@ -50,7 +54,8 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
         case .uriTooLong: return .uriTooLong
         case .bodyTooLarge: return .payloadTooLarge
         case .methodNotAllowed: return .methodNotAllowed
-        case .rateLimited: return .tooManyRequests
+        case .rateLimited, .challengeRequired, .clearanceLimited: return .tooManyRequests
+        case .challengeFailed: return .forbidden
         case .expectationFailed: return .expectationFailed
         case .unknownHost: return .misdirectedRequest
         case .originUnavailable, .originQueueFull: return .serviceUnavailable
@@ -67,7 +72,7 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
     public var closesConnection: Bool {
         switch self {
         case .unknownHost, .originUnavailable, .originTimeout, .originQueueFull, .originError, .methodNotAllowed,
-            .uriTooLong, .rateLimited:
+            .uriTooLong, .rateLimited, .challengeRequired, .challengeFailed, .clearanceLimited:
             return false
         default:
             return true
@@ -88,6 +93,9 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
         case .methodNotAllowed: return "This method is not accepted here."
         case .rateLimited: return "Too many requests from your network. Please wait a moment and try again."
         case .expectationFailed: return "The Expect header is not supported."
+        case .challengeRequired: return "The site is under heavy load. Please open the page in your browser first, then try again."
+        case .challengeFailed: return "The browser check failed or expired. Please reload the page."
+        case .clearanceLimited: return "Too many requests from this browser. Please wait a moment and try again."
         default: return "The request could not be understood."
         }
     }

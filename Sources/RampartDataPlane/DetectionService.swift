@@ -1,0 +1,222 @@
+import Logging
+import NIOCore
+import RampartCore
+
+/// What one site looks like right now (the admin API and the dashboard read this).
+public struct SiteStatus: Sendable, Equatable {
+    public var site: String
+    public var mode: SiteMode
+    public var automaticMode: SiteMode
+    public var override: SiteMode?
+    public var tier: ChallengeTier
+    public var baseline: Double
+    /// The last complete second.
+    public var requests: Int
+    public var toOrigin: Int
+    public var cacheServed: Int
+    public var challenged: Int
+    public var cleared: Int
+    public var limited: Int
+    public var distinctSources: Int
+    public var queuePeak: Int
+    public var meanLatencyMillis: Double
+}
+
+/// One named count in a top list.
+public struct TopEntry: Sendable, Equatable, Codable {
+    public var key: String
+    public var count: Int
+}
+
+/// An attack, from the moment a site left normal mode until it returned.
+public struct Incident: Sendable, Equatable, Codable {
+    public var id: Int
+    public var site: String
+    /// Unix seconds.
+    public var start: Int64
+    public var end: Int64?
+    /// Highest mode reached.
+    public var peakMode: String
+    public var peakRequestsPerSecond: Int
+    public var peakDistinctSources: Int
+    public var requests: Int
+    public var toOrigin: Int
+    public var challenged: Int
+    public var cleared: Int
+    public var limited: Int
+    public var cacheServed: Int
+    public var topSources: [TopEntry]
+    public var topSubnets: [TopEntry]
+    public var topPaths: [TopEntry]
+    public var topAgents: [TopEntry]
+    /// Mode changes with their reasons, in order.
+    public var timeline: [String]
+}
+
+/// Collects each loop's second of traffic once a second, runs every site's ``ModeController``,
+/// publishes mode changes to the loops, and keeps incidents. Lives on the accept loop; the hot path
+/// never waits for it (loops hand over a value once a second).
+final class DetectionService {
+    private let loop: any EventLoop
+    private let contexts: [NIOLoopBound<LoopContext>]
+    private let logger: Logger
+    private var controllers: [String: ModeController] = [:]
+    private var last: [String: TrafficSecond] = [:]
+    private var open: [String: (Incident, TrafficSecond)] = [:]
+    private(set) var incidents: [Incident] = []
+    private var nextIncident = 1
+    private var task: RepeatedTask?
+    private var sites: [SiteConfig] = []
+    /// Called with every mode change (logs now; alerts and storage hook in here).
+    var onChange: ((String, ModeChange) -> Void)?
+    /// Called when an incident opens, changes mode, or closes.
+    var onIncident: ((Incident) -> Void)?
+    static let keptIncidents = 200
+
+    init(loop: any EventLoop, contexts: [NIOLoopBound<LoopContext>], logger: Logger) {
+        self.loop = loop
+        self.contexts = contexts
+        self.logger = logger
+    }
+
+    /// Starts (or, after a reload, updates) the per-site controllers and the one-second tick.
+    func start(_ config: GatewayConfig) {
+        sites = config.sites
+        var next: [String: ModeController] = [:]
+        for site in config.sites {
+            var c = controllers[site.name] ?? ModeController(config: site.detection, fixedTier: site.challenge.tier)
+            c.config = site.detection
+            c.fixedTier = site.challenge.tier
+            next[site.name] = c
+        }
+        controllers = next
+        if task == nil {
+            task = loop.scheduleRepeatedAsyncTask(initialDelay: .seconds(1), delay: .seconds(1)) { [self] _ in
+                self.tick()
+            }
+        }
+    }
+
+    func stop() {
+        task?.cancel()
+        task = nil
+    }
+
+    private func tick() -> EventLoopFuture<Void> {
+        let futures = contexts.map { bound in bound.eventLoop.submit { bound.value.takeTraffic() } }
+        return EventLoopFuture.whenAllSucceed(futures, on: loop).map { perLoop in
+            var merged: [String: TrafficSecond] = [:]
+            for list in perLoop {
+                for (site, second) in list { merged[site, default: TrafficSecond()].merge(second) }
+            }
+            self.observe(merged, at: unixNow())
+        }
+    }
+
+    /// Feeds one merged second per site (exposed for tests through the gateway).
+    func observe(_ merged: [String: TrafficSecond], at now: Int64) {
+        for (site, second) in merged {
+            guard var controller = controllers[site] else { continue }
+            let change = controller.observe(second, at: now)
+            controllers[site] = controller
+            last[site] = second
+            account(site: site, second: second, controller: controller)
+            if let change { changed(site: site, change: change, controller: controller, at: now) }
+        }
+    }
+
+    /// Forces a site's mode (nil: automatic again). False when the site does not exist.
+    func setOverride(site: String, mode: SiteMode?) -> Bool {
+        guard var controller = controllers[site] else { return false }
+        let now = unixNow()
+        let change = controller.setOverride(mode, at: now)
+        controllers[site] = controller
+        if let change { changed(site: site, change: change, controller: controller, at: now) }
+        return true
+    }
+
+    private func changed(site: String, change: ModeChange, controller: ModeController, at now: Int64) {
+        for bound in contexts {
+            let mode = controller.mode
+            let tier = controller.tier
+            bound.eventLoop.execute { bound.value.setMode(site: site, mode: mode, tier: tier) }
+        }
+        logger.notice(
+            "site mode changed",
+            metadata: [
+                "site": "\(site)", "from": "\(change.from.rawValue)", "to": "\(change.to.rawValue)",
+                "tier": "\(change.tier.rawValue)", "reason": "\(change.reason)", "manual": "\(change.manual)",
+            ]
+        )
+        onChange?(site, change)
+        let line = "\(now) \(change.from.rawValue) -> \(change.to.rawValue) (\(change.tier.rawValue))\(change.manual ? " by operator" : ""): \(change.reason)"
+        if change.to != .normal {
+            if var (incident, totals) = open[site] {
+                incident.timeline.append(line)
+                if change.to > SiteMode(rawValue: incident.peakMode) ?? .normal { incident.peakMode = change.to.rawValue }
+                open[site] = (incident, totals)
+                onIncident?(incident)
+            } else {
+                let incident = Incident(
+                    id: nextIncident, site: site, start: now, end: nil, peakMode: change.to.rawValue,
+                    peakRequestsPerSecond: 0, peakDistinctSources: 0, requests: 0, toOrigin: 0, challenged: 0, cleared: 0,
+                    limited: 0, cacheServed: 0, topSources: [], topSubnets: [], topPaths: [], topAgents: [], timeline: [line]
+                )
+                nextIncident += 1
+                open[site] = (incident, TrafficSecond())
+                if let second = last[site] { account(site: site, second: second, controller: controller) }
+                onIncident?(open[site]!.0)
+            }
+        } else if var (incident, totals) = open.removeValue(forKey: site) {
+            incident.timeline.append(line)
+            incident.end = now
+            Self.summarise(&incident, totals)
+            incidents.append(incident)
+            if incidents.count > Self.keptIncidents { incidents.removeFirst(incidents.count - Self.keptIncidents) }
+            onIncident?(incident)
+        }
+    }
+
+    private func account(site: String, second: TrafficSecond, controller: ModeController) {
+        guard var (incident, totals) = open[site] else { return }
+        totals.merge(second)
+        incident.peakRequestsPerSecond = max(incident.peakRequestsPerSecond, second.requests)
+        incident.peakDistinctSources = max(incident.peakDistinctSources, second.sources.estimate)
+        Self.summarise(&incident, totals)
+        open[site] = (incident, totals)
+    }
+
+    private static func summarise(_ incident: inout Incident, _ t: TrafficSecond) {
+        incident.requests = t.requests
+        incident.toOrigin = t.toOrigin
+        incident.challenged = t.challenged
+        incident.cleared = t.cleared
+        incident.limited = t.limited
+        incident.cacheServed = t.cacheServed
+        incident.topSources = t.topSources.top(10).map { TopEntry(key: $0.key.description, count: $0.count) }
+        incident.topSubnets = t.topSubnets.top(10).map { TopEntry(key: "\($0.key)/\($0.key.isIPv4 ? 24 : 64)", count: $0.count) }
+        incident.topPaths = t.topPaths.top(10).map { TopEntry(key: $0.key, count: $0.count) }
+        incident.topAgents = t.topAgents.top(10).map { TopEntry(key: $0.key, count: $0.count) }
+    }
+
+    /// Every site's current status.
+    func status() -> [SiteStatus] {
+        sites.compactMap { site in
+            guard let c = controllers[site.name] else { return nil }
+            let s = last[site.name] ?? TrafficSecond()
+            return SiteStatus(
+                site: site.name, mode: c.mode, automaticMode: c.automatic, override: c.override, tier: c.tier, baseline: c.baseline,
+                requests: s.requests, toOrigin: s.toOrigin, cacheServed: s.cacheServed, challenged: s.challenged, cleared: s.cleared,
+                limited: s.limited, distinctSources: s.sources.estimate, queuePeak: s.queuePeak, meanLatencyMillis: s.meanLatencyMillis
+            )
+        }
+    }
+
+    /// Closed incidents (oldest first) followed by open ones.
+    func allIncidents() -> [Incident] {
+        incidents + open.values.map(\.0).sorted { $0.id < $1.id }
+    }
+}
+
+@available(*, unavailable)
+extension DetectionService: Sendable {}

@@ -1,0 +1,118 @@
+import NIOCore
+import NIOHTTP1
+import RampartCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One site's detection and challenge state on one event loop: the mode the detector published,
+/// this second's traffic summary, and the fixed-size tables behind clearances. Loop-confined.
+final class SiteDefence {
+    let name: String
+    private(set) var config: ChallengeConfig
+    /// Published by the detection service.
+    var mode = SiteMode.normal
+    var tier = ChallengeTier.cookie
+    /// This second's traffic, taken by the detection service once a second.
+    var traffic = TrafficSecond()
+    /// Per-clearance token buckets (a clearance is one person's share).
+    var clearanceBuckets: TokenBucketTable
+    /// Second-level buckets of clearances over their limit: a clearance that keeps tripping it is revoked.
+    var clearanceAbuse: TokenBucketTable
+    /// No-JavaScript tickets redeemed, per subnet.
+    var waitBuckets: TokenBucketTable
+    /// Requests without clearance per source while challenging: a source that keeps coming back
+    /// without the cookie it was given keeps no cookies.
+    var cookieless: TokenBucketTable
+    /// Revoked clearances (by clearance key), until they would have expired anyway.
+    var revoked: BanList
+    /// Answered challenges and redeemed tickets (replays are refused).
+    var usedStamps = RecentNonces()
+    private var sampleCounter = 0
+    private let loops: Int
+
+    init(site: SiteConfig, loops: Int) {
+        name = site.name
+        config = site.challenge
+        self.loops = loops
+        let l = Double(max(1, loops))
+        clearanceBuckets = TokenBucketTable(capacity: 65_536, ratePerSecond: site.challenge.clearanceRate / l, burst: max(10, site.challenge.clearanceBurst / l))
+        clearanceAbuse = TokenBucketTable(capacity: 4096, ratePerSecond: 1, burst: 20)
+        waitBuckets = TokenBucketTable(capacity: 16_384, ratePerSecond: site.challenge.waitRate / l, burst: max(2, site.challenge.waitBurst / l))
+        cookieless = TokenBucketTable(capacity: 65_536, ratePerSecond: 0.2, burst: 6)
+        var policy = BanPolicy()
+        policy.duration = site.challenge.clearanceTTL
+        policy.maxDuration = site.challenge.clearanceTTL
+        policy.capacity = 16_384
+        revoked = BanList(policy: policy)
+    }
+
+    /// Counts a routed request for detection: sources, targets and (sampled) paths and agents.
+    func record(client: IPAddress, target: String, headers: HTTPHeaders) {
+        traffic.requests += 1
+        traffic.sources.add(hash: mix64(client.high ^ mix64(client.low)))
+        traffic.targets.add(hash: hashBytes(target.utf8))
+        traffic.topSources.add(client)
+        traffic.topSubnets.add(client.masked(prefix: client.isIPv4 ? 24 : 64))
+        sampleCounter &+= 1
+        if sampleCounter & 7 == 0 {
+            // One request in eight: the heavy hitters stand out just the same, at an eighth of the cost.
+            let path = target.firstIndex(of: "?").map { String(target[..<$0]) } ?? target
+            traffic.topPaths.add(path.utf8.count <= 200 ? path : String(path.prefix(200)), weight: 8)
+            let agent = headers.first(name: "user-agent") ?? ""
+            traffic.topAgents.add(agent.utf8.count <= 200 ? agent : String(agent.prefix(200)), weight: 8)
+        }
+    }
+
+    /// Hands this second's summary over and starts a new one.
+    func takeTraffic() -> TrafficSecond {
+        let t = traffic
+        traffic = TrafficSecond()
+        return t
+    }
+
+    /// A request without clearance from `client`: true when it keeps coming back without the
+    /// cookie it was given (its bucket ran dry).
+    func keepsNoCookies(_ client: IPAddress, now: Int64) -> Bool {
+        if case .limited = cookieless.take(client, now: now) { return true }
+        return false
+    }
+
+    /// Takes a token from a clearance's bucket; true when over its limit.
+    func clearanceOverLimit(_ key: IPAddress, now: Int64) -> (limited: Bool, revoke: Bool) {
+        guard case .limited = clearanceBuckets.take(key, now: now) else { return (false, false) }
+        if case .limited = clearanceAbuse.take(key, now: now) {
+            _ = revoked.ban(key, now: now)
+            return (true, true)
+        }
+        return (true, false)
+    }
+
+    /// Keeps state across a reload; tables are rebuilt only when the challenge settings changed.
+    func update(site: SiteConfig) -> SiteDefence {
+        guard site.challenge != config else { return self }
+        let fresh = SiteDefence(site: site, loops: loops)
+        fresh.mode = mode
+        fresh.tier = tier
+        fresh.traffic = traffic
+        fresh.revoked = revoked
+        fresh.usedStamps = usedStamps
+        return fresh
+    }
+
+    /// `Set-Cookie` value for a clearance.
+    func cookie(_ clearance: Clearance, keys: inout SigningKeys, userAgent: String, now: Int64, secure: Bool) -> String {
+        let value = clearance.encode(keys: &keys, userAgent: userAgent, now: now)
+        let ttl = max(0, clearance.expires - now)
+        return "\(ChallengeRoutes.cookie)=\(value); Path=/; Max-Age=\(ttl); HttpOnly; SameSite=Lax\(secure ? "; Secure" : "")"
+    }
+}
+
+/// Wall-clock Unix seconds (clearances and tickets carry absolute times).
+func unixNow() -> Int64 { Int64(time(nil)) }
+
+@available(*, unavailable)
+extension SiteDefence: Sendable {}

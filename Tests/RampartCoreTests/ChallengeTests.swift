@@ -1,0 +1,164 @@
+import Testing
+
+@testable import RampartCore
+
+@Suite struct ClearanceTests {
+    let secret = [UInt8](repeating: 42, count: 32)
+    let client = IPAddress("203.0.113.7")!
+    let agent = "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"
+    let now: Int64 = 1_800_000_000
+
+    @Test func aSignedClearanceVerifiesForItsClientAndAgent() throws {
+        var keys = SigningKeys(secret: secret)
+        let c = Clearance.issue(level: .pow, client: client, now: now, ttl: 3600)
+        let text = c.encode(keys: &keys, userAgent: agent, now: now)
+        let (back, rebind) = try Clearance.verify(Substring(text), keys: &keys, client: IPAddress("203.0.113.200")!, userAgent: agent, now: now + 10).get()
+        #expect(back == c)
+        #expect(!rebind)
+    }
+
+    @Test func forgedCopiedExpiredAndOtherAgentsFail() {
+        var keys = SigningKeys(secret: secret)
+        let text = Clearance.issue(level: .cookie, client: client, now: now, ttl: 600).encode(keys: &keys, userAgent: agent, now: now)
+        func verify(_ t: String, _ ip: IPAddress = IPAddress("203.0.113.7")!, agent a: String? = nil, at: Int64? = nil) -> Clearance.Failure? {
+            if case .failure(let f) = Clearance.verify(Substring(t), keys: &keys, client: ip, userAgent: a ?? agent, now: at ?? now) { return f }
+            return nil
+        }
+        #expect(verify(text) == nil)
+        // One character changed.
+        var chars = Array(text)
+        chars[10] = chars[10] == "A" ? "B" : "A"
+        #expect(verify(String(chars)) == .forged)
+        #expect(verify("not-a-cookie") == .forged)
+        #expect(verify(text, agent: "curl/8.0") == .forged)
+        #expect(verify(text, IPAddress("198.51.100.7")!) == .wrongSubnet)
+        #expect(verify(text, at: now + 601) == .expired)
+        // Signed with another secret.
+        var other = SigningKeys(secret: [UInt8](repeating: 1, count: 32))
+        let foreign = Clearance.issue(level: .cookie, client: client, now: now, ttl: 600).encode(keys: &other, userAgent: agent, now: now)
+        #expect(verify(foreign) == .forged)
+    }
+
+    @Test func keysRotateWithAnOverlapWindow() {
+        var keys = SigningKeys(secret: secret, rotation: 3600)
+        let text = Clearance.issue(level: .cookie, client: client, now: now, ttl: 86_400).encode(keys: &keys, userAgent: agent, now: now)
+        let ok = { (at: Int64) -> Bool in
+            if case .success = Clearance.verify(Substring(text), keys: &keys, client: self.client, userAgent: self.agent, now: at) { return true }
+            return false
+        }
+        #expect(ok(now + 3600))  // the next epoch still accepts the previous key
+        #expect(!ok(now + 2 * 3600 + 1))  // two epochs later the key is retired
+    }
+
+    @Test func aDualStackClientGetsTheOtherFamilyBoundInsteadOfANewChallenge() throws {
+        var keys = SigningKeys(secret: secret)
+        let c = Clearance.issue(level: .pow, client: client, now: now, ttl: 3600)
+        let text = c.encode(keys: &keys, userAgent: agent, now: now)
+        let v6 = IPAddress("2001:db8:1:2::99")!
+        let (rebound, rebind) = try Clearance.verify(Substring(text), keys: &keys, client: v6, userAgent: agent, now: now).get()
+        #expect(rebind)
+        #expect(rebound.v6 == v6.high && rebound.v4 == c.v4)
+        // The re-issued cookie works from both families, not from another /64.
+        let both = rebound.encode(keys: &keys, userAgent: agent, now: now)
+        #expect((try? Clearance.verify(Substring(both), keys: &keys, client: client, userAgent: agent, now: now).get().1) == false)
+        #expect((try? Clearance.verify(Substring(both), keys: &keys, client: v6, userAgent: agent, now: now).get().1) == false)
+        if case .failure(let f) = Clearance.verify(Substring(both), keys: &keys, client: IPAddress("2001:db8:9::1")!, userAgent: agent, now: now) {
+            #expect(f == .wrongSubnet)
+        } else {
+            Issue.record("another /64 must be refused")
+        }
+    }
+}
+
+@Suite struct ProofOfWorkTests {
+    let client = IPAddress("192.0.2.10")!
+
+    @Test func aSolvedChallengeVerifiesAndAWrongAnswerDoesNot() throws {
+        var keys = SigningKeys(secret: [UInt8](repeating: 9, count: 32))
+        let now: Int64 = 1_800_000_000
+        let text = Stamp(kind: .pow, issued: now, parameter: 12, subnet: SubnetBinding.tag(client)).encode(keys: &keys)
+        let stamp = try Stamp.verify(Substring(text), kind: .pow, keys: &keys, client: client, now: now + 2, maxAge: 600).get()
+        #expect(stamp.parameter == 12)
+        let answer = try #require(ProofOfWork.solve(challenge: text, difficulty: 12))
+        #expect(ProofOfWork.check(challenge: Substring(text), answer: Substring(answer), difficulty: 12))
+        #expect(ProofOfWork.zeroBits(challenge: Substring(text), answer: Substring(answer)) >= 12)
+        // Some answer next to it almost surely fails at 12 bits; find one that does.
+        let wrong = (0..<50).map { String(Int(answer)! + 1 + $0) }.first { !ProofOfWork.check(challenge: Substring(text), answer: Substring($0), difficulty: 12) }
+        #expect(wrong != nil)
+        #expect(!ProofOfWork.check(challenge: Substring(text), answer: "12a", difficulty: 1))
+        // A ticket is not a challenge, a stale one expires, another subnet is refused.
+        #expect(throws: Clearance.Failure.forged) { try Stamp.verify(Substring(text), kind: .wait, keys: &keys, client: client, now: now, maxAge: 600).get() }
+        #expect(throws: Clearance.Failure.expired) { try Stamp.verify(Substring(text), kind: .pow, keys: &keys, client: client, now: now + 601, maxAge: 600).get() }
+        #expect(throws: Clearance.Failure.wrongSubnet) {
+            try Stamp.verify(Substring(text), kind: .pow, keys: &keys, client: IPAddress("192.0.3.10")!, now: now, maxAge: 600).get()
+        }
+    }
+
+    @Test func usedNoncesAreRefusedInFixedMemory() {
+        var n = RecentNonces(capacity: 16)
+        let first = n.insert(1)
+        let again = n.insert(1)
+        #expect(first && !again)
+        for i in 2...40 { _ = n.insert(UInt64(i)) }
+        let recent = n.insert(40)
+        let old = n.insert(1)  // long gone: its stamp has expired by then
+        #expect(!recent && old)
+    }
+}
+
+@Suite struct ChallengePolicyTests {
+    @Test func whoIsChallengedInEachMode() {
+        func d(_ mode: SiteMode, _ tier: ChallengeTier = .cookie, method: HTTPMethodName = .get, route: Bool = false, exempt: Bool = false,
+               clearance: Clearance.Level? = nil, suspicious: Bool = false) -> ChallengeAction {
+            ChallengePolicy.decide(mode: mode, tier: tier, method: method, exemptRoute: route, exempt: exempt, clearance: clearance, suspicious: suspicious)
+        }
+        #expect(d(.normal, suspicious: true) == .pass)
+        #expect(d(.elevated) == .pass)
+        #expect(d(.elevated, suspicious: true) == .challenge(.cookie))
+        #expect(d(.underAttack) == .challenge(.cookie))
+        #expect(d(.underAttack, .pow) == .challenge(.pow))
+        #expect(d(.underAttack, .pow, clearance: .cookie) == .challenge(.pow))
+        #expect(d(.underAttack, .pow, clearance: .wait) == .pass)
+        #expect(d(.underAttack, clearance: .cookie) == .pass)
+        #expect(d(.underAttack, route: true) == .pass)
+        #expect(d(.underAttack, exempt: true) == .pass)
+        #expect(d(.underAttack, method: .other) == .refuse)
+        #expect(d(.underAttack, .pow, method: .other, clearance: .cookie) == .pass)
+        #expect(d(.elevated, method: .other) == .pass)
+    }
+
+    @Test func routesAgentsAndReturnTargets() {
+        let c = ChallengeConfig()
+        #expect(ChallengePolicy.isExempt(path: "/api/v1/returns", config: c))
+        #expect(ChallengePolicy.isExempt(path: "/.rampart/pow", config: c))
+        #expect(!ChallengePolicy.isExempt(path: "/news", config: c))
+        #expect(ChallengePolicy.isSuspiciousAgent(nil, config: c))
+        #expect(ChallengePolicy.isSuspiciousAgent("python-requests/2.31", config: c))
+        #expect(ChallengePolicy.isSuspiciousAgent("Mozilla/5.0 HeadlessChrome/120", config: c))
+        #expect(!ChallengePolicy.isSuspiciousAgent("Mozilla/5.0 (Windows NT 10.0) Firefox/140.0", config: c))
+        #expect(ChallengeRoutes.safeReturn("/a?b=1") == "/a?b=1")
+        #expect(ChallengeRoutes.safeReturn("//evil.example/") == "/")
+        #expect(ChallengeRoutes.safeReturn("https://evil.example/") == "/")
+        #expect(ChallengeRoutes.safeReturn(nil) == "/")
+        #expect(ChallengeRoutes.parameter("r", in: "/.rampart/pow?c=x&r=%2Fnews%3Fp%3D2") == "/news?p=2")
+        #expect(ChallengeRoutes.cookie("__rampart", in: ["a=1; __rampart=XYZ; b=2"]) == "XYZ")
+        #expect(ChallengeRoutes.cookie("__rampart", in: ["__rampartx=1"]) == nil)
+    }
+
+    @Test func pagesAreSelfContainedAndInTheReadersLanguage() {
+        #expect(ChallengePage.language(acceptLanguage: "lt-LT,lt;q=0.9,en;q=0.8") == .lt)
+        #expect(ChallengePage.language(acceptLanguage: "en-GB,en;q=0.9,lt;q=0.5") == .en)
+        #expect(ChallengePage.language(acceptLanguage: "de-DE") == .en)
+        #expect(ChallengePage.language(acceptLanguage: nil) == .en)
+        let page = ChallengePage.proofOfWork(
+            language: .lt, challenge: "CHALLENGE", difficulty: 16, returnTo: "/naujienos?id=1", waitURL: "/.rampart/wait?r=%2F&t=T",
+            waitSeconds: 5, requestID: "abc"
+        )
+        #expect(page.contains("<html lang=\"lt\">"))
+        #expect(page.contains("Prašome palaukti"))
+        #expect(page.contains("role=\"status\""))
+        #expect(page.contains("<noscript><meta http-equiv=\"refresh\" content=\"5;url=/.rampart/wait?r=%2F&amp;t=T\">"))
+        #expect(page.contains("r=/naujienos%3Fid%3D1&c=CHALLENGE&a="))
+        #expect(!page.contains("http://") && !page.contains("https://") && !page.contains("src="))
+    }
+}
