@@ -85,6 +85,10 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
     private var siteIndex = 0
     /// A `Set-Cookie` the gateway adds to this request's response (a clearance handed out or rebound).
     private var setCookie: String?
+    /// The request showed a valid clearance while the site was challenging: it goes first in queues.
+    private var cleared = false
+    /// The request went through the challenge stage (so a mode change need not decide it again).
+    private var challengeChecked = false
     /// When the request head arrived (origin latency for detection).
     private var requestStart = NIODeadline.uptimeNanoseconds(0)
     private var pendingBody = CircularBuffer<HTTPClientRequestPart>()
@@ -315,9 +319,11 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             return
         }
         let defence = loop.defence[siteIndex]
-        defence.record(client: clientIP, target: accepted.target, headers: head.headers)
+        defence.record(client: clientIP, method: head.method, target: accepted.target, headers: head.headers)
         requestStart = now
         setCookie = nil
+        cleared = false
+        challengeChecked = false
         // Only sites that use keys pay for looking them up.
         apiKey = site.apiKeys.isEmpty && !site.bearerCredentials && !loop.limiters[siteIndex].usesAPIKeys
             ? nil : PresentedAPIKey.find(in: head.headers, configured: site.apiKeys)
@@ -363,6 +369,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             version: head.version
         )
         if accepted.expectsContinue { forwarded.headers.remove(name: "expect") }
+        ChallengeRoutes.stripClearanceCookie(&forwarded.headers)
         upgrade = Self.upgradeRequested(head)
         if let upgrade {
             // Hop-by-hop rules removed these; an upgrade is the one case they must be passed on.
@@ -381,7 +388,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         // (coalescing); a stale copy is kept in hand in case the origin fails.
         cacheKey = nil
         if upgrade == nil,
-            let key = CachePolicy.key(method: head.method, target: accepted.target, host: accepted.host ?? "", headers: head.headers, config: site.cache)
+            let key = CachePolicy.key(method: head.method, target: accepted.target, host: accepted.host ?? "", headers: forwarded.headers, config: site.cache)
         {
             cacheKey = key
             if let (entry, fresh) = loop.caches[siteIndex].lookup(key, now: now) {
@@ -512,9 +519,10 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         traffic.traffic.toOrigin += 1
         if pool.queued > traffic.traffic.queuePeak { traffic.traffic.queuePeak = pool.queued }
         let generation = requestsOnConnection
-        let priority = apiKey?.configured == true || loop.hasPriority(clientIP, now: now)
+        let priority = cleared || apiKey?.configured == true || loop.hasPriority(clientIP, now: now)
             || credential.map { loop.knownGoodCredentials.contains($0, now: Int64(now.uptimeNanoseconds)) } == true
-        let result = pool.acquire(now: now, priority: priority) { [self] result in
+        let recheck = !challengeChecked && loop.config.sites[siteIndex].challenge.enabled
+        let result = pool.acquire(now: now, priority: priority, recheck: recheck) { [self] result in
             self.connectionArrived(result, pool: pool, generation: generation)
         }
         switch result {
@@ -544,6 +552,15 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             switch error {
             case PoolError.queueTimeout, PoolError.shed:
                 respondLocally(.originQueueFull, retryAfter: 5)
+                return
+            case PoolError.recheck:
+                // The site started challenging while this request waited: decide it as a new one would be.
+                let now = loop.eventLoop.now
+                guard let forwarded = forwardHead else { return }
+                let head = HTTPRequestHead(version: clientVersion, method: requestMethod, uri: forwarded.uri, headers: requestHeaders)
+                if challengeStage(head, target: forwarded.uri, site: loop.config.sites[siteIndex], defence: loop.defence[siteIndex], now: now) {
+                    acquire(from: pool, now: now)
+                }
                 return
             default:
                 break
@@ -667,8 +684,10 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             }
             if code < 400 {
                 // The origin vouches for this client: it goes first when the origin is saturated.
+                // Answers to form posts do not count for addresses (a login form answers 200 to
+                // wrong passwords too); a credential the origin accepts does.
                 let at = Int64(loop.eventLoop.now.uptimeNanoseconds)
-                loop.knownGood.recordSuccess(clientIP, now: at)
+                if requestMethod == .GET || requestMethod == .HEAD { loop.knownGood.recordSuccess(clientIP, now: at) }
                 // A credential earns only what the origin accepts: a forged one gets 401/403 and nothing here.
                 if let credential { loop.knownGoodCredentials.recordSuccess(credential, now: at) }
             }
@@ -845,8 +864,10 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
     private func challengeStage(_ head: HTTPRequestHead, target: String, site: SiteConfig, defence: SiteDefence, now: NIODeadline) -> Bool {
         let path = target.firstIndex(of: "?").map { target[..<$0] } ?? Substring(target)
         if ChallengePolicy.isExempt(path: path, config: site.challenge) { return true }
+        // An address the origin served well goes first in queues but is not excused from
+        // challenges: a bot that got pages before the attack was detected would be, too.
         let exempt = apiKey?.configured == true || (site.challenge.exemptKeyHolders && apiKey != nil)
-            || loop.hasPriority(clientIP, now: now)
+            || (!loop.config.source.knownGood.allow.isEmpty && loop.config.source.knownGood.allow.contains(clientIP))
             || credential.map { loop.knownGoodCredentials.contains($0, now: Int64(now.uptimeNanoseconds)) } == true
         if exempt { return true }
         let unix = unixNow()
@@ -875,6 +896,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             noCookies = defence.keepsNoCookies(clientIP, now: mono)
         } else {
             defence.traffic.cleared += 1
+            defence.traffic.clearedTargets.add(hash: hashBytes(target.utf8))
         }
         let suspicious = noCookies || ChallengePolicy.isSuspiciousAgent(agent, config: site.challenge)
         switch ChallengePolicy.decide(
@@ -882,10 +904,13 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             clearance: level, suspicious: suspicious
         ) {
         case .pass:
+            challengeChecked = true
             if let key = clearanceKey {
+                cleared = true
                 loop.counters.clearedRequests += 1
                 let (limited, revoke) = defence.clearanceOverLimit(key, now: mono)
                 if limited {
+                    defence.traffic.clearanceLimited += 1
                     if revoke { loop.rejectionLog.log(reason: .clearanceLimited, client: clientIP, detail: "clearance revoked") }
                     if loop.strike(clientIP, reason: .clearanceLimited) { keepAlive = false }
                     respondLocally(.clearanceLimited, retryAfter: 2)
@@ -1025,6 +1050,8 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
     private func sendGenerated(_ status: HTTPResponseStatus, body: String, headers extra: [(String, String)]) {
         guard let context, phase != .closed else { return }
         endFill()
+        pendingBody.removeAll()
+        pendingBodyBytes = 0
         if !requestEnded && hasBody { keepAlive = false }
         var headers = HTTPHeaders()
         headers.reserveCapacity(extra.count + 5)

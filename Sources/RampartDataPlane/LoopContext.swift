@@ -56,9 +56,13 @@ final class LoopContext {
 
     /// The detection service (or an operator) changed a site's mode or tier.
     func setMode(site: String, mode: SiteMode, tier: ChallengeTier) {
-        for d in defence where d.name == site {
+        for (i, d) in defence.enumerated() where d.name == site {
+            let raised = mode > d.mode
             d.mode = mode
             d.tier = tier
+            if raised, i < pools.count {
+                for pool in pools[i] { pool.recheckWaiters() }
+            }
         }
     }
     /// Stale entries being refreshed with no client waiting (kept alive here until they end).

@@ -32,6 +32,8 @@ final class OriginPool {
     struct Waiter {
         let enqueued: NIODeadline
         let callback: Callback
+        /// Queued before the site started challenging: decided again if it does.
+        var recheck = false
     }
 
     /// The result of asking for a connection.
@@ -58,7 +60,7 @@ final class OriginPool {
     /// A connection for one request: an idle pooled one, a new one, or a place in the queue.
     /// Every acquisition other than `.unavailable` must end in ``release(_:reusable:)`` (when a
     /// connection was handed over) or ``abandon()`` (when the callback carried an error).
-    func acquire(now: NIODeadline, priority: Bool = false, _ callback: @escaping Callback) -> Acquisition {
+    func acquire(now: NIODeadline, priority: Bool = false, recheck: Bool = false, _ callback: @escaping Callback) -> Acquisition {
         while let conn = idle.popLast() {
             if conn.channel.isActive {
                 inFlight += 1
@@ -79,7 +81,7 @@ final class OriginPool {
         if priority {
             priorityWaiters.append(Waiter(enqueued: now, callback: callback))
         } else {
-            waiters.append(Waiter(enqueued: now, callback: callback))
+            waiters.append(Waiter(enqueued: now, callback: callback, recheck: recheck))
         }
         inFlight += 1
         scheduleWaiterExpiry()
@@ -130,6 +132,20 @@ final class OriginPool {
     /// The next waiting request: known-good clients first.
     private func nextWaiter() -> Waiter? {
         priorityWaiters.popFirst() ?? waiters.popFirst()
+    }
+
+    /// The site started challenging: requests that queued before, unchecked, go back to their
+    /// handlers to be decided again (a flood admitted in the seconds before detection must not
+    /// keep the origin busy for the length of the queue).
+    func recheckWaiters() {
+        guard waiters.contains(where: \.recheck) else { return }
+        let all = waiters
+        waiters.removeAll(keepingCapacity: true)
+        var sent: [Waiter] = []
+        for w in all {
+            if w.recheck { sent.append(w) } else { waiters.append(w) }
+        }
+        for w in sent { w.callback(.failure(PoolError.recheck)) }
     }
 
     /// Requests waiting now.
@@ -215,6 +231,8 @@ final class OriginPool {
 /// Why a pool could not give a connection.
 enum PoolError: Error {
     case queueTimeout
+    /// The site's mode changed while the request waited: decide it again.
+    case recheck
     /// The event loop cannot make sockets (an embedded loop in tests).
     case unsupportedEventLoop
     /// A known-good client needed the place in a full queue.

@@ -51,8 +51,9 @@ final class SiteDefence {
     }
 
     /// Counts a routed request for detection: sources, targets and (sampled) paths and agents.
-    func record(client: IPAddress, target: String, headers: HTTPHeaders) {
+    func record(client: IPAddress, method: HTTPMethod, target: String, headers: HTTPHeaders) {
         traffic.requests += 1
+        if method != .GET && method != .HEAD { traffic.nonGet += 1 }
         traffic.sources.add(hash: mix64(client.high ^ mix64(client.low)))
         traffic.targets.add(hash: hashBytes(target.utf8))
         traffic.topSources.add(client)

@@ -105,6 +105,8 @@ public struct DrillSecond: Sendable, Codable {
     public var phase: String
     public var legitOK = 0
     public var legitFailed = 0
+    /// Challenge pages legit users answered (solved or waited out).
+    public var legitChallenged = 0
     public var attackSent = 0
     public var attackBlocked = 0
     public var originLegit = 0
@@ -124,6 +126,8 @@ public struct DrillReport: Sendable, Codable {
         public var p99ms: Double = 0
         public var apiCalls = 0
         public var apiSuccessPercent: Double = 100
+        /// Challenge pages legit users met (and answered) in this phase.
+        public var challengesSeen = 0
     }
 
     public var scenario: String
@@ -153,6 +157,7 @@ final class Recorder: Sendable {
         var pageOK = [0, 0, 0]
         var apiCalls = [0, 0, 0]
         var apiOK = [0, 0, 0]
+        var challenges = [0, 0, 0]
         var sent = 0
     }
 
@@ -201,6 +206,15 @@ final class Recorder: Sendable {
         }
     }
 
+    func challengeSeen() {
+        let t = elapsed
+        let phase = Self.phaseIndex(t, plan)
+        state.withLockedValue { s in
+            s.challenges[phase] += 1
+            s.seconds[min(Int(t), s.seconds.count - 1)].legitChallenged += 1
+        }
+    }
+
     func api(ok: Bool, at t: Double) {
         let phase = Self.phaseIndex(t, plan)
         state.withLockedValue { s in
@@ -238,6 +252,7 @@ final class Recorder: Sendable {
             let sorted = s.latencies[i].sorted()
             func q(_ f: Double) -> Double { sorted.isEmpty ? 0 : 1000 * sorted[min(sorted.count - 1, Int(Double(sorted.count) * f))] }
             p.apiCalls = s.apiCalls[i]
+            p.challengesSeen = s.challenges[i]
             p.apiSuccessPercent = s.apiCalls[i] == 0 ? 100 : 100 * Double(s.apiOK[i]) / Double(s.apiCalls[i])
             p.p50ms = q(0.50)
             p.p95ms = q(0.95)

@@ -60,16 +60,27 @@ public final class DrillRunner: Sendable {
             let began = NIODeadline.now()
             var ok = true
             var path = "/"
-            // The page, following up to three redirects with the cookies they set, then two assets.
+            // The page, following up to three redirects with the cookies they set and answering a
+            // challenge page as a browser would (solving the puzzle with JavaScript, or waiting for
+            // the meta refresh without it), then two assets.
             var redirects = 0
+            var challenges = 0
             while true {
                 guard recorder.reserve() else { return }
                 let r = await request(&connection, source: source, method: .GET, path: path, cookies: &cookies, extra: [])
-                if (r.status == 301 || r.status == 302 || r.status == 303 || r.status == 307), redirects < 3,
+                if (r.status == 301 || r.status == 302 || r.status == 303 || r.status == 307), redirects < 4,
                     let location = r.headers.first(name: "location"), location.hasPrefix("/")
                 {
                     redirects += 1
                     path = location
+                    continue
+                }
+                if r.headers.first(name: "x-rampart-challenge") != nil, challenges < 3,
+                    let next = await Self.answerChallenge(r.smallBody, javaScript: !Self.isNoScriptUser(index))
+                {
+                    challenges += 1
+                    recorder.challengeSeen()
+                    path = next
                     continue
                 }
                 ok = r.status == 200
@@ -87,6 +98,32 @@ public final class DrillRunner: Sendable {
             await sleep(until: t + 1.0 + Double.random(in: -0.1...0.1), recorder: recorder)
         }
         connection?.close()
+    }
+
+    /// One user in five browses without JavaScript (screen readers, locked-down machines).
+    static func isNoScriptUser(_ index: Int) -> Bool { index % 5 == 4 }
+
+    /// What a browser does with a challenge page: with JavaScript, solve the proof of work exactly
+    /// as the page's script does and follow its answer URL; without, wait for the `<noscript>` meta
+    /// refresh and follow it. Nil when the page has neither (a dead end).
+    static func answerChallenge(_ body: String, javaScript: Bool) async -> String? {
+        if javaScript, let c = between(body, #"var C=""#, #"""#), let d = between(body, ",D=", ","), let difficulty = Int(d),
+            let base = between(body, #"location.replace(""#, #"""#),
+            let answer = ProofOfWork.solve(challenge: c, difficulty: difficulty, limit: 1 << 24)
+        {
+            return base + answer
+        }
+        guard let refresh = between(body, #"http-equiv="refresh" content=""#, #"""#),
+            let semicolon = refresh.firstIndex(of: ";"), let seconds = Double(refresh[..<semicolon]),
+            let url = refresh[refresh.index(after: semicolon)...].split(separator: "=", maxSplits: 1).last
+        else { return nil }
+        try? await Task.sleep(nanoseconds: UInt64(min(max(seconds, 0), 30) * 1e9))
+        return String(url).replacingOccurrences(of: "&amp;", with: "&")
+    }
+
+    private static func between(_ text: String, _ start: String, _ end: String) -> String? {
+        guard let a = text.range(of: start), let b = text.range(of: end, range: a.upperBound..<text.endIndex) else { return nil }
+        return String(text[a.upperBound..<b.lowerBound])
     }
 
     /// The key simulated API client `i` sends (configure it in the gateway's `api_keys`).

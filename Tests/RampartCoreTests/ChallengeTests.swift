@@ -1,3 +1,4 @@
+import NIOHTTP1
 import Testing
 
 @testable import RampartCore
@@ -143,6 +144,15 @@ import Testing
         #expect(ChallengeRoutes.parameter("r", in: "/.rampart/pow?c=x&r=%2Fnews%3Fp%3D2") == "/news?p=2")
         #expect(ChallengeRoutes.cookie("__rampart", in: ["a=1; __rampart=XYZ; b=2"]) == "XYZ")
         #expect(ChallengeRoutes.cookie("__rampart", in: ["__rampartx=1"]) == nil)
+    }
+
+    @Test func theGatewaysCookieIsNotForwarded() {
+        var h = HTTPHeaders([("Cookie", "a=1; __rampart=XYZ; b=2"), ("Cookie", "__rampart=Q")])
+        ChallengeRoutes.stripClearanceCookie(&h)
+        #expect(h["cookie"] == ["a=1; b=2"])
+        var untouched = HTTPHeaders([("Cookie", "sessionid=1")])
+        ChallengeRoutes.stripClearanceCookie(&untouched)
+        #expect(untouched["cookie"] == ["sessionid=1"])
     }
 
     @Test func pagesAreSelfContainedAndInTheReadersLanguage() {

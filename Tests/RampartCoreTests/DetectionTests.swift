@@ -5,9 +5,11 @@ import Testing
 /// Synthetic seconds of traffic for the mode controller.
 private func second(
     requests: Int, sources: Int, distinctTargets: Int, limited: Int = 0, cleared: Int = 0, uncleared: Int = 0,
-    saturated: Bool = false
+    saturated: Bool = false, posts: Int = 0, clearedTargets: Int = 0
 ) -> TrafficSecond {
     var s = TrafficSecond()
+    s.nonGet = posts
+    for i in 0..<clearedTargets { s.clearedTargets.add(hash: mix64(UInt64(i) &+ 0xC1EA)) }
     s.requests = requests
     s.limited = limited
     s.cleared = cleared
@@ -146,11 +148,31 @@ private func second(
         var escalated: ModeChange?
         for _ in 0..<8 {
             // Bots now return the cookie: most requests pass the cookie check.
-            if let c = m.observe(second(requests: 3000, sources: 2000, distinctTargets: 2900, cleared: 2800, uncleared: 200), at: t) { escalated = c }
+            if let c = m.observe(second(requests: 3000, sources: 2000, distinctTargets: 2900, cleared: 2800, uncleared: 200, clearedTargets: 2700), at: t) {
+                escalated = c
+            }
             t += 1
         }
         #expect(m.tier == .pow)
         #expect(escalated?.tier == .pow)
+    }
+
+    @Test mutating func aSurgeOfClearedPeopleIsNeverEscalated() {
+        var (m, t) = warmedUp()
+        _ = m.setOverride(.underAttack, at: t)
+        // Under attack (say, the tail of a flood) when a surge of real users arrives: they pass
+        // the cookie check and load the same few pages, saturating the origin.
+        for _ in 0..<20 {
+            _ = m.observe(second(requests: 1500, sources: 1000, distinctTargets: 30, cleared: 1400, uncleared: 100, saturated: true, clearedTargets: 25), at: t)
+            t += 1
+        }
+        #expect(m.tier == .cookie)
+    }
+
+    @Test mutating func aLoginFloodIsSeenByItsShareOfPosts() {
+        var (m, t) = warmedUp()
+        for _ in 0..<2 { _ = m.observe(second(requests: 1500, sources: 1200, distinctTargets: 2, saturated: true, posts: 1450), at: t); t += 1 }
+        #expect(m.mode == .underAttack)
     }
 
     @Test mutating func operatorOverrideWinsUntilCleared() {

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOHTTP1
 
 /// A site's challenge settings (`challenge:` in the config).
 public struct ChallengeConfig: Hashable, Sendable {
@@ -122,6 +123,21 @@ public enum ChallengeRoutes {
             !c.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F })
         else { return "/" }
         return String(c)
+    }
+
+    /// Removes the gateway's own cookie from `Cookie` headers before a request goes on: the origin
+    /// has no use for it, and a request that carries no other cookie stays cacheable.
+    public static func stripClearanceCookie(_ headers: inout HTTPHeaders) {
+        let values = headers["cookie"]
+        guard values.contains(where: { $0.contains(cookie + "=") }) else { return }
+        headers.remove(name: "cookie")
+        for value in values {
+            let kept = value.split(separator: ";").filter { part in
+                let p = part.drop(while: { $0 == " " })
+                return !(p.hasPrefix(cookie) && p.dropFirst(cookie.count).first == "=")
+            }
+            if !kept.isEmpty { headers.add(name: "Cookie", value: kept.map { $0.drop(while: { $0 == " " }) }.joined(separator: "; ")) }
+        }
     }
 
     /// The value of cookie `name` in the request's Cookie headers.

@@ -183,7 +183,7 @@ final class ConfigReader {
     static let knownGoodKeys = ["successes", "min_age", "lifetime", "allow"]
     static let listenerKeys = ["address", "proxy_protocol", "limits", "timeouts"]
     static let siteKeys = ["name", "hosts", "origins", "balance", "health_check", "passive_health", "limits", "timeouts", "rate_limits", "cache", "api_keys", "session_cookies", "bearer_credentials", "detection", "challenge"]
-    static let detectionKeys = ["enabled", "min_rate", "elevated_factor", "attack_factor", "sustain", "calm_under_attack", "calm_elevated", "baseline_half_life", "cache_bust_share", "uncleared_share", "limited_share", "escalate_after"]
+    static let detectionKeys = ["enabled", "min_rate", "elevated_factor", "attack_factor", "sustain", "calm_under_attack", "calm_elevated", "baseline_half_life", "cache_bust_share", "uncleared_share", "limited_share", "post_share", "escalate_after"]
     static let challengeKeys = ["enabled", "tier", "difficulty", "clearance_ttl", "clearance_rate", "clearance_burst", "wait", "wait_rate", "wait_burst", "exempt_paths", "exempt_key_holders", "suspicious_agents"]
     static let cacheKeys = ["enabled", "micro_ttl", "stale_for", "max_bytes", "max_object_bytes", "drop_query", "keep_params", "with_cookies"]
     static let rateLimitKeys = ["name", "key", "rate", "burst", "methods", "path", "action", "shadow", "subnet_v4", "subnet_v6", "table_size"]
@@ -519,6 +519,7 @@ final class ConfigReader {
             case "cache_bust_share": c.cacheBustShare = number(v, p, min: 0.01, max: 1) ?? c.cacheBustShare
             case "uncleared_share": c.unclearedShare = number(v, p, min: 0.01, max: 1) ?? c.unclearedShare
             case "limited_share": c.limitedShare = number(v, p, min: 0.01, max: 1) ?? c.limitedShare
+            case "post_share": c.postShare = number(v, p, min: 0.01, max: 1) ?? c.postShare
             case "escalate_after": c.escalateAfter = seconds(v, p) ?? c.escalateAfter
             default: break
             }

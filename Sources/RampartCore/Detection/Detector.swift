@@ -56,6 +56,9 @@ public struct DetectionConfig: Hashable, Sendable {
     public var unclearedShare: Double = 0.6
     /// Share of requests refused by rate limits that marks heavy sources.
     public var limitedShare: Double = 0.3
+    /// Share of requests with a method other than GET/HEAD that marks a flood of form posts
+    /// (login, search): everyday traffic is mostly page views.
+    public var postShare: Double = 0.6
     /// Seconds in under attack after which cleared clients that still flood raise the tier to pow.
     public var escalateAfter = 5
 
@@ -79,6 +82,12 @@ public struct TrafficSecond: Sendable {
     public var uncleared = 0
     /// Requests refused by rate limits.
     public var limited = 0
+    /// Requests with a method other than GET and HEAD.
+    public var nonGet = 0
+    /// Requests refused because their clearance was over its own rate limit.
+    public var clearanceLimited = 0
+    /// Distinct targets among requests let through on a clearance.
+    public var clearedTargets = HyperLogLog()
     /// Origin failures (refused, timed out, 5xx answered by the gateway).
     public var originErrors = 0
     /// Requests refused because the origin queue was full.
@@ -110,6 +119,9 @@ public struct TrafficSecond: Sendable {
         cleared += o.cleared
         uncleared += o.uncleared
         limited += o.limited
+        nonGet += o.nonGet
+        clearanceLimited += o.clearanceLimited
+        clearedTargets.merge(o.clearedTargets)
         originErrors += o.originErrors
         shed += o.shed
         queuePeak = max(queuePeak, o.queuePeak)
@@ -202,6 +214,7 @@ public struct ModeController: Sendable {
         let distinctTargets = Double(s.targets.estimate)
         let cacheBusting = s.requests >= 20 && distinctTargets >= config.cacheBustShare * rate
         let heavySources = s.requests >= 20 && Double(s.limited) >= config.limitedShare * rate
+        let formFlood = s.requests >= 20 && Double(s.nonGet) >= config.postShare * rate
         let challengeable = s.uncleared + s.cleared
         // Cookies are handed out from elevated on; only then does "came back without one" mean something.
         let keepsNoCookies = automatic >= .elevated && now - since >= Int64(config.sustain) && challengeable >= 20
@@ -212,6 +225,7 @@ public struct ModeController: Sendable {
         var signals: [String] = []
         if cacheBusting { signals.append("\(Int(distinctTargets)) distinct URLs") }
         if heavySources { signals.append("\(s.limited) requests over rate limits") }
+        if formFlood { signals.append("\(s.nonGet) of \(s.requests) requests are form posts") }
         if keepsNoCookies { signals.append("\(s.uncleared) of \(challengeable) requests without the clearance cookie") }
         let attack = attackLoad && !signals.isEmpty
 
@@ -220,6 +234,7 @@ public struct ModeController: Sendable {
         calmSeconds = (stillHot || attack) ? 0 : calmSeconds + 1
 
         var reason = ""
+        let calm = "calm for \(calmSeconds) s (\(s.requests) req/s)"
         let load = "\(s.requests) req/s against a baseline of \(Int(base))\(s.originSaturated ? ", origin saturated" : "")"
         switch automatic {
         case .normal:
@@ -238,7 +253,7 @@ public struct ModeController: Sendable {
                 reason = "\(load); \(signals.joined(separator: ", "))"
             } else if calmSeconds >= config.calmElevated {
                 enter(.normal, at: now)
-                reason = "calm for \(calmSeconds) s (\(s.requests) req/s)"
+                reason = calm
             } else if signals.isEmpty, !s.originSaturated {
                 // A surge of clients that behave (a deadline, breaking news) slowly becomes the norm.
                 learned = max(learned, 60)
@@ -247,12 +262,18 @@ public struct ModeController: Sendable {
         case .underAttack:
             if calmSeconds >= config.calmUnderAttack {
                 enter(.elevated, at: now)
-                reason = "calm for \(calmSeconds) s (\(s.requests) req/s)"
-            } else if fixedTier == nil, tier == .cookie, now - since >= Int64(config.escalateAfter),
-                Double(s.cleared) >= base * config.attackFactor || (s.originSaturated && Double(s.cleared) >= base * config.elevatedFactor)
+                reason = calm
+            } else if fixedTier == nil, tier == .cookie, now - since >= Int64(config.escalateAfter), s.cleared >= 20,
+                Double(s.cleared) >= base * config.elevatedFactor || s.originSaturated
             {
-                tier = .pow
-                reason = "\(s.cleared) req/s pass the cookie check: the attack keeps cookies, proof of work required"
+                // Clients that pass the cookie check still flood: they bust the cache or trip their
+                // clearances' own limits. People in a surge do neither, so a surge is never escalated.
+                let clearedBusting = Double(s.clearedTargets.estimate) >= config.cacheBustShare * Double(s.cleared)
+                let clearedHeavy = Double(s.clearanceLimited) >= config.limitedShare * Double(s.cleared)
+                if clearedBusting || clearedHeavy {
+                    tier = .pow
+                    reason = "\(s.cleared) req/s pass the cookie check and still \(clearedBusting ? "bust the cache" : "trip their limits"): the attack keeps cookies, proof of work required"
+                }
             }
         }
         if automatic == .normal, fixedTier == nil { tier = .cookie }
