@@ -866,7 +866,8 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         if ChallengePolicy.isExempt(path: path, config: site.challenge) { return true }
         // An address the origin served well goes first in queues but is not excused from
         // challenges: a bot that got pages before the attack was detected would be, too.
-        let exempt = apiKey?.configured == true || (site.challenge.exemptKeyHolders && apiKey != nil)
+        let keyHolder = site.challenge.exemptKeyHolders && (apiKey ?? PresentedAPIKey.find(in: head.headers, configured: site.apiKeys)) != nil
+        let exempt = apiKey?.configured == true || keyHolder
             || (!loop.config.source.knownGood.allow.isEmpty && loop.config.source.knownGood.allow.contains(clientIP))
             || credential.map { loop.knownGoodCredentials.contains($0, now: Int64(now.uptimeNanoseconds)) } == true
         if exempt { return true }

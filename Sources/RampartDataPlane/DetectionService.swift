@@ -81,6 +81,7 @@ final class DetectionService {
 
     /// Starts (or, after a reload, updates) the per-site controllers and the one-second tick.
     func start(_ config: GatewayConfig) {
+        let previous = Dictionary(sites.map { ($0.name, $0.fixedMode) }, uniquingKeysWith: { a, _ in a })
         sites = config.sites
         var next: [String: ModeController] = [:]
         for site in config.sites {
@@ -90,6 +91,11 @@ final class DetectionService {
             next[site.name] = c
         }
         controllers = next
+        // A mode written in the config acts as an operator override; removing it returns the site
+        // to automatic (an override set through the admin API stays until cleared there).
+        for site in config.sites where site.fixedMode != (previous[site.name] ?? nil) {
+            _ = setOverride(site: site.name, mode: site.fixedMode)
+        }
         if task == nil {
             task = loop.scheduleRepeatedAsyncTask(initialDelay: .seconds(1), delay: .seconds(1)) { [self] _ in
                 self.tick()

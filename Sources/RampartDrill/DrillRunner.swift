@@ -106,7 +106,7 @@ public final class DrillRunner: Sendable {
     /// What a browser does with a challenge page: with JavaScript, solve the proof of work exactly
     /// as the page's script does and follow its answer URL; without, wait for the `<noscript>` meta
     /// refresh and follow it. Nil when the page has neither (a dead end).
-    static func answerChallenge(_ body: String, javaScript: Bool) async -> String? {
+    public static func answerChallenge(_ body: String, javaScript: Bool) async -> String? {
         if javaScript, let c = between(body, #"var C=""#, #"""#), let d = between(body, ",D=", ","), let difficulty = Int(d),
             let base = between(body, #"location.replace(""#, #"""#),
             let answer = ProofOfWork.solve(challenge: c, difficulty: difficulty, limit: 1 << 24)

@@ -182,7 +182,7 @@ final class ConfigReader {
     static let banKeys = ["enabled", "strikes", "strikes_per_second", "duration", "max_duration", "capacity"]
     static let knownGoodKeys = ["successes", "min_age", "lifetime", "allow"]
     static let listenerKeys = ["address", "proxy_protocol", "limits", "timeouts"]
-    static let siteKeys = ["name", "hosts", "origins", "balance", "health_check", "passive_health", "limits", "timeouts", "rate_limits", "cache", "api_keys", "session_cookies", "bearer_credentials", "detection", "challenge"]
+    static let siteKeys = ["name", "hosts", "origins", "balance", "health_check", "passive_health", "limits", "timeouts", "rate_limits", "cache", "api_keys", "session_cookies", "bearer_credentials", "detection", "challenge", "mode"]
     static let detectionKeys = ["enabled", "min_rate", "elevated_factor", "attack_factor", "sustain", "calm_under_attack", "calm_elevated", "baseline_half_life", "cache_bust_share", "uncleared_share", "limited_share", "post_share", "escalate_after"]
     static let challengeKeys = ["enabled", "tier", "difficulty", "clearance_ttl", "clearance_rate", "clearance_burst", "wait", "wait_rate", "wait_burst", "exempt_paths", "exempt_key_holders", "suspicious_agents"]
     static let cacheKeys = ["enabled", "micro_ttl", "stale_for", "max_bytes", "max_object_bytes", "drop_query", "keep_params", "with_cookies"]
@@ -386,6 +386,7 @@ final class ConfigReader {
         var bearerCredentials = false
         var detection = DetectionConfig()
         var challenge = ChallengeConfig()
+        var fixedMode: SiteMode? = nil
         var sawHosts = false
         var sawOrigins = false
         for (k, v) in f {
@@ -447,6 +448,12 @@ final class ConfigReader {
                 }
             case "bearer_credentials": bearerCredentials = bool(v, p) ?? false
             case "detection": detection = detectionConfig(v, p)
+            case "mode":
+                if let m = string(v, p) {
+                    if m == "auto" { fixedMode = nil } else if let mode = SiteMode(rawValue: m) { fixedMode = mode } else {
+                        report(v, p, "expected auto, normal, elevated or under_attack")
+                    }
+                }
             case "challenge": challenge = challengeConfig(v, p)
             case "api_keys":
                 if let items = list(v, p) {
@@ -485,6 +492,7 @@ final class ConfigReader {
         s.bearerCredentials = bearerCredentials
         s.detection = detection
         s.challenge = challenge
+        s.fixedMode = fixedMode
         return s
     }
 

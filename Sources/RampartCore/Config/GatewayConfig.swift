@@ -176,6 +176,8 @@ public struct SiteConfig: Hashable, Sendable {
     public var apiKeys: Set<String> = []
     /// When the site's mode changes by itself.
     public var detection = DetectionConfig()
+    /// A mode fixed by the operator in the config (`mode:`); nil lets the detector decide.
+    public var fixedMode: SiteMode? = nil
     /// Who is challenged, with what, and what a clearance allows.
     public var challenge = ChallengeConfig()
 
