@@ -28,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         // Decision logic: config model, address math, guards' decisions. No sockets; time is passed in.
@@ -41,11 +42,22 @@ let package = Package(
             ],
             swiftSettings: hotPath
         ),
+        // Local state in SQLite: bans and incidents across restarts.
+        .target(
+            name: "RampartState",
+            dependencies: [
+                "RampartCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // The NIO data plane: listeners, codecs, the guard pipeline, the origin pools.
         .target(
             name: "RampartDataPlane",
             dependencies: [
                 "RampartCore",
+                "RampartState",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -75,6 +87,7 @@ let package = Package(
             dependencies: [
                 "RampartCore",
                 "RampartDataPlane",
+                "RampartState",
                 "RampartDemoOrigin",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -127,6 +140,7 @@ let package = Package(
             name: "RampartIntegrationTests",
             dependencies: [
                 "rampart",
+                "RampartState",
                 "rampart-drill",
                 "RampartDrill",
                 "RampartCore",

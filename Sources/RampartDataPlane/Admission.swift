@@ -1,6 +1,7 @@
 import Atomics
 import NIOCore
 import RampartCore
+import RampartState
 
 extension IPAddress {
     /// The IP of a socket address; nil for Unix sockets.
@@ -26,10 +27,36 @@ extension IPAddress {
 final class BanRegistry {
     var list: BanList
     private let loop: LoopContext
+    private let store: StateStore?
+    /// Why each ban in force was issued (for the admin API); bounded by the list's capacity.
+    private(set) var reasons: [IPAddress: String] = [:]
 
-    init(policy: BanPolicy, loop: LoopContext) {
+    init(policy: BanPolicy, loop: LoopContext, store: StateStore?) {
         self.list = BanList(policy: policy)
         self.loop = loop
+        self.store = store
+        guard let store else { return }
+        // Bans survive a restart: put back the ones still in force.
+        let now = Int64(loop.eventLoop.now.uptimeNanoseconds)
+        let unix = unixNow()
+        do {
+            for record in try store.activeBans(now: unix) {
+                guard let ip = IPAddress(record.address) else { continue }
+                list.restore(ip, until: now + (record.until - unix) * 1_000_000_000, level: record.level, now: now)
+                reasons[ip] = record.reason
+            }
+        } catch {
+            loop.logger.error("cannot read stored bans; starting without them", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func persist(_ ip: IPAddress, reason: String) {
+        reasons[ip] = reason
+        if reasons.count > list.policy.capacity * 2 { reasons = reasons.filter { list.entry($0.key) != nil } }
+        guard let store, let entry = list.entry(ip) else { return }
+        let now = Int64(loop.eventLoop.now.uptimeNanoseconds)
+        let unix = unixNow()
+        store.saveBan(BanRecord(address: ip.description, until: unix + (entry.until - now) / 1_000_000_000, level: entry.level, reason: reason, created: unix))
     }
 
     func isBanned(_ ip: IPAddress) -> Bool {
@@ -41,8 +68,29 @@ final class BanRegistry {
         let now = Int64(loop.eventLoop.now.uptimeNanoseconds)
         guard !list.isBanned(ip, now: now) else { return }
         let length = list.ban(ip, now: now)
+        persist(ip, reason: reason)
         loop.counters.bansIssued += 1
         loop.logger.notice("source banned", metadata: ["client": "\(ip)", "seconds": "\(length.nanoseconds / 1_000_000_000)", "reason": "\(reason)"])
+    }
+}
+
+extension BanRegistry {
+    /// An operator's ban for `length`.
+    func ban(_ ip: IPAddress, length: TimeAmount, reason: String) {
+        let now = Int64(loop.eventLoop.now.uptimeNanoseconds)
+        list.ban(ip, now: now, length: length)
+        persist(ip, reason: reason)
+        loop.counters.bansIssued += 1
+        loop.logger.notice("source banned", metadata: ["client": "\(ip)", "seconds": "\(length.nanoseconds / 1_000_000_000)", "reason": "\(reason)"])
+    }
+
+    /// Lifts a ban; false when there was none in force.
+    func unban(_ ip: IPAddress) -> Bool {
+        let was = isBanned(ip)
+        list.unban(ip)
+        reasons[ip] = nil
+        store?.removeBan(address: ip.description)
+        return was
     }
 }
 

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import RampartCore
+import RampartState
 
 /// What one site looks like right now (the admin API and the dashboard read this).
 public struct SiteStatus: Sendable, Equatable {
@@ -20,37 +21,6 @@ public struct SiteStatus: Sendable, Equatable {
     public var distinctSources: Int
     public var queuePeak: Int
     public var meanLatencyMillis: Double
-}
-
-/// One named count in a top list.
-public struct TopEntry: Sendable, Equatable, Codable {
-    public var key: String
-    public var count: Int
-}
-
-/// An attack, from the moment a site left normal mode until it returned.
-public struct Incident: Sendable, Equatable, Codable {
-    public var id: Int
-    public var site: String
-    /// Unix seconds.
-    public var start: Int64
-    public var end: Int64?
-    /// Highest mode reached.
-    public var peakMode: String
-    public var peakRequestsPerSecond: Int
-    public var peakDistinctSources: Int
-    public var requests: Int
-    public var toOrigin: Int
-    public var challenged: Int
-    public var cleared: Int
-    public var limited: Int
-    public var cacheServed: Int
-    public var topSources: [TopEntry]
-    public var topSubnets: [TopEntry]
-    public var topPaths: [TopEntry]
-    public var topAgents: [TopEntry]
-    /// Mode changes with their reasons, in order.
-    public var timeline: [String]
 }
 
 /// Collects each loop's second of traffic once a second, runs every site's ``ModeController``,
@@ -73,10 +43,29 @@ final class DetectionService {
     var onIncident: ((Incident) -> Void)?
     static let keptIncidents = 200
 
-    init(loop: any EventLoop, contexts: [NIOLoopBound<LoopContext>], logger: Logger) {
+    private let store: StateStore?
+
+    init(loop: any EventLoop, contexts: [NIOLoopBound<LoopContext>], logger: Logger, store: StateStore?) {
         self.loop = loop
         self.contexts = contexts
         self.logger = logger
+        self.store = store
+        guard let store else { return }
+        do {
+            // Incidents survive a restart; one left open by a stop is closed at the restart.
+            let now = unixNow()
+            incidents = try store.incidents(limit: Self.keptIncidents).map { stored in
+                guard stored.end == nil else { return stored }
+                var closed = stored
+                closed.end = now
+                closed.timeline.append("\(now) closed: the gateway restarted")
+                store.saveIncident(closed)
+                return closed
+            }
+            nextIncident = (incidents.map(\.id).max() ?? 0) + 1
+        } catch {
+            logger.error("cannot read stored incidents; starting without them", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Starts (or, after a reload, updates) the per-site controllers and the one-second tick.
@@ -127,6 +116,7 @@ final class DetectionService {
             controllers[site] = controller
             last[site] = second
             account(site: site, second: second, controller: controller)
+            if now % 5 == 0, let (incident, _) = open[site] { store?.saveIncident(incident) }
             if let change { changed(site: site, change: change, controller: controller, at: now) }
         }
     }
@@ -162,16 +152,14 @@ final class DetectionService {
                 if change.to > SiteMode(rawValue: incident.peakMode) ?? .normal { incident.peakMode = change.to.rawValue }
                 open[site] = (incident, totals)
                 onIncident?(incident)
+                store?.saveIncident(incident)
             } else {
-                let incident = Incident(
-                    id: nextIncident, site: site, start: now, end: nil, peakMode: change.to.rawValue,
-                    peakRequestsPerSecond: 0, peakDistinctSources: 0, requests: 0, toOrigin: 0, challenged: 0, cleared: 0,
-                    limited: 0, cacheServed: 0, topSources: [], topSubnets: [], topPaths: [], topAgents: [], timeline: [line]
-                )
+                let incident = Incident(id: nextIncident, site: site, start: now, mode: change.to, line: line)
                 nextIncident += 1
                 open[site] = (incident, TrafficSecond())
                 if let second = last[site] { account(site: site, second: second, controller: controller) }
                 onIncident?(open[site]!.0)
+                store?.saveIncident(open[site]!.0)
             }
         } else if var (incident, totals) = open.removeValue(forKey: site) {
             incident.timeline.append(line)
@@ -180,6 +168,7 @@ final class DetectionService {
             incidents.append(incident)
             if incidents.count > Self.keptIncidents { incidents.removeFirst(incidents.count - Self.keptIncidents) }
             onIncident?(incident)
+            store?.saveIncident(incident)
         }
     }
 

@@ -5,6 +5,7 @@ import NIOExtras
 import NIOHTTP1
 import NIOPosix
 import RampartCore
+import RampartState
 
 /// The running data plane: listeners, per-loop contexts, health checks; reload and drain.
 ///
@@ -37,7 +38,8 @@ public final class Gateway: Sendable {
     /// accept each other's clearances); a random one is used when none is given.
     public init(
         config: GatewayConfig, logger: Logger, threads: Int = System.coreCount,
-        secret: [UInt8] = (0..<32).map { _ in UInt8.random(in: 0...255) }
+        secret: [UInt8] = (0..<32).map { _ in UInt8.random(in: 0...255) },
+        store: StateStore? = nil
     ) throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
         self.group = group
@@ -59,7 +61,7 @@ public final class Gateway: Sendable {
         let acceptLoop = self.acceptLoop
         let acceptContext = contexts[ObjectIdentifier(acceptLoop)]!
         let bans = try acceptLoop.submit {
-            NIOLoopBound(BanRegistry(policy: config.bans, loop: acceptContext.value), eventLoop: acceptLoop)
+            NIOLoopBound(BanRegistry(policy: config.bans, loop: acceptContext.value, store: store), eventLoop: acceptLoop)
         }.wait()
         self.bans = bans
         for bound in contexts.values {
@@ -71,7 +73,7 @@ public final class Gateway: Sendable {
         }
         let allContexts = Array(contexts.values)
         self.detection = try acceptLoop.submit {
-            NIOLoopBound(DetectionService(loop: acceptLoop, contexts: allContexts, logger: logger), eventLoop: acceptLoop)
+            NIOLoopBound(DetectionService(loop: acceptLoop, contexts: allContexts, logger: logger, store: store), eventLoop: acceptLoop)
         }.wait()
         let publishTo = contexts
         self.checker = try acceptLoop.submit {

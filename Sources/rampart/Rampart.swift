@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import RampartCore
 import RampartDataPlane
+import RampartState
 import RampartDemoOrigin
 
 #if canImport(Glibc)
@@ -198,7 +199,15 @@ func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, thread
         logger.critical("cannot read or create the signing key", metadata: ["path": "\(config.statePath)/signing.key", "error": "\(error)"])
         throw ExitCode(1)
     }
-    let gateway = try Gateway(config: config, logger: logger, threads: threads ?? System.coreCount, secret: secret)
+    // Bans and incidents live in SQLite in the state folder. A database that cannot be opened is
+    // no reason to leave a site unprotected: the gateway runs on without persistence, loudly.
+    var store: StateStore?
+    do {
+        store = try StateStore(folder: config.statePath, logger: logger)
+    } catch {
+        logger.error("state database unavailable: bans and incidents will not survive a restart", metadata: ["path": "\(config.statePath)/state.sqlite", "error": "\(error)"])
+    }
+    let gateway = try Gateway(config: config, logger: logger, threads: threads ?? System.coreCount, secret: secret, store: store)
     let addresses: [SocketAddress]
     do {
         addresses = try await gateway.start()
@@ -231,6 +240,7 @@ func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, thread
         }
         logger.notice("shutting down: draining in-flight requests", metadata: ["signal": "\(signal)"])
         await gateway.shutdown(timeout: config.drainTimeout)
+        store?.flush()
         break
     }
     signals.cancel()

@@ -77,6 +77,31 @@ public struct BanList: Sendable {
         return .nanoseconds(length)
     }
 
+    /// The ban of `source` (end in the list's clock, repeat level), if one is held.
+    public func entry(_ source: IPAddress) -> (until: Int64, level: Int)? {
+        entries[source].map { ($0.until, $0.level) }
+    }
+
+    /// Puts back a ban read from storage: ends at `until` (the list's clock), repeat `level`.
+    public mutating func restore(_ source: IPAddress, until: Int64, level: Int, now: Int64) {
+        if entries.count >= policy.capacity, entries[source] == nil { evict(now: now) }
+        entries[source] = Entry(until: until, level: level)
+    }
+
+    /// Bans `source` for `length` (an operator's ban); returns its end in the list's clock.
+    @discardableResult
+    public mutating func ban(_ source: IPAddress, now: Int64, length: TimeAmount) -> Int64 {
+        if entries.count >= policy.capacity, entries[source] == nil { evict(now: now) }
+        let level = entries[source]?.level ?? 0
+        entries[source] = Entry(until: now + max(1, length.nanoseconds), level: level)
+        return now + length.nanoseconds
+    }
+
+    /// Bans in force at `now`: address, end (the list's clock), repeat level.
+    public func active(now: Int64) -> [(source: IPAddress, until: Int64, level: Int)] {
+        entries.compactMap { now < $0.value.until ? ($0.key, $0.value.until, $0.value.level) : nil }
+    }
+
     /// Lifts a ban.
     public mutating func unban(_ source: IPAddress) {
         entries.removeValue(forKey: source)

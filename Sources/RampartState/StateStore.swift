@@ -1,0 +1,127 @@
+import Foundation
+import GRDB
+import Logging
+import RampartCore
+
+/// A ban as stored: who, until when (Unix seconds), how many times before, and why.
+public struct BanRecord: Sendable, Equatable, Codable {
+    public var address: String
+    /// Unix seconds when the ban ends.
+    public var until: Int64
+    /// Repeat count (each repeat doubles the length).
+    public var level: Int
+    public var reason: String
+    /// Unix seconds when it was issued.
+    public var created: Int64
+
+    public init(address: String, until: Int64, level: Int, reason: String, created: Int64) {
+        self.address = address
+        self.until = until
+        self.level = level
+        self.reason = reason
+        self.created = created
+    }
+}
+
+/// Local state in one SQLite file (`state.sqlite` in the state folder): bans and incidents, so a
+/// restart neither forgives attackers nor forgets what happened.
+///
+/// Writes go through one serial queue, never on an event loop. A failing database (disk full,
+/// file removed) is logged and the gateway keeps running on its in-memory state.
+public final class StateStore: Sendable {
+    private let db: DatabaseQueue
+    private let queue = DispatchQueue(label: "rampart.state")
+    private let logger: Logger
+    /// The database file.
+    public let path: String
+
+    /// Opens (or creates) the database in `folder` and brings its schema up to date.
+    public init(folder: String, logger: Logger) throws {
+        path = (folder as NSString).appendingPathComponent("state.sqlite")
+        self.logger = logger
+        var config = Configuration()
+        config.busyMode = .timeout(5)
+        db = try DatabaseQueue(path: path, configuration: config)
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.create(table: "ban") { t in
+                t.primaryKey("address", .text)
+                t.column("until", .integer).notNull()
+                t.column("level", .integer).notNull()
+                t.column("reason", .text).notNull()
+                t.column("created", .integer).notNull()
+            }
+            try db.create(table: "incident") { t in
+                t.primaryKey("id", .integer)
+                t.column("site", .text).notNull()
+                t.column("start", .integer).notNull()
+                t.column("end", .integer)
+                t.column("body", .text).notNull()
+            }
+        }
+        try migrator.migrate(db)
+    }
+
+    private func write(_ what: String, _ work: @escaping @Sendable (Database) throws -> Void) {
+        let db = self.db
+        let logger = self.logger
+        queue.async {
+            do {
+                try db.write(work)
+            } catch {
+                logger.error("state database write failed; the gateway keeps its in-memory state", metadata: ["what": "\(what)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Waits until every write queued so far is done (shutdown, tests).
+    public func flush() { queue.sync {} }
+
+    /// Stores (or replaces) a ban.
+    public func saveBan(_ ban: BanRecord) {
+        write("ban") { db in
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO ban (address, until, level, reason, created) VALUES (?, ?, ?, ?, ?)",
+                arguments: [ban.address, ban.until, ban.level, ban.reason, ban.created]
+            )
+        }
+    }
+
+    /// Lifts a ban.
+    public func removeBan(address: String) {
+        write("unban") { db in try db.execute(sql: "DELETE FROM ban WHERE address = ?", arguments: [address]) }
+    }
+
+    /// Bans still in force at `now` (Unix seconds); expired ones are deleted on the way.
+    public func activeBans(now: Int64) throws -> [BanRecord] {
+        try queue.sync {
+            try db.write { db in
+                try db.execute(sql: "DELETE FROM ban WHERE until <= ?", arguments: [now])
+                return try Row.fetchAll(db, sql: "SELECT address, until, level, reason, created FROM ban ORDER BY until DESC").map {
+                    BanRecord(address: $0["address"], until: $0["until"], level: $0["level"], reason: $0["reason"], created: $0["created"])
+                }
+            }
+        }
+    }
+
+    /// Stores an incident (open ones are updated as they go; the last write wins).
+    public func saveIncident(_ incident: Incident) {
+        guard let body = try? String(decoding: JSONEncoder().encode(incident), as: UTF8.self) else { return }
+        write("incident") { db in
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO incident (id, site, start, \"end\", body) VALUES (?, ?, ?, ?, ?)",
+                arguments: [incident.id, incident.site, incident.start, incident.end, body]
+            )
+        }
+    }
+
+    /// The most recent `limit` incidents, oldest first.
+    public func incidents(limit: Int = 200) throws -> [Incident] {
+        try queue.sync {
+            try db.read { db in
+                let rows = try String.fetchAll(db, sql: "SELECT body FROM incident ORDER BY id DESC LIMIT ?", arguments: [limit])
+                return rows.compactMap { try? JSONDecoder().decode(Incident.self, from: Data($0.utf8)) }.reversed()
+            }
+        }
+    }
+}
