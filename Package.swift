@@ -29,6 +29,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // Decision logic: config model, address math, guards' decisions. No sockets; time is passed in.
@@ -68,6 +70,19 @@ let package = Package(
             ],
             swiftSettings: hotPath
         ),
+        // The admin listener: dashboard, JSON API, event stream, Prometheus metrics.
+        .target(
+            name: "RampartAdmin",
+            dependencies: [
+                "RampartCore",
+                "RampartDataPlane",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         // A small capacity-limited origin: the demo's backend, the tests' origin, the drill's target.
         .target(
             name: "RampartDemoOrigin",
@@ -88,6 +103,7 @@ let package = Package(
                 "RampartCore",
                 "RampartDataPlane",
                 "RampartState",
+                "RampartAdmin",
                 "RampartDemoOrigin",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

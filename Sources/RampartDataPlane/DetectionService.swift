@@ -23,6 +23,15 @@ public struct SiteStatus: Sendable, Equatable {
     public var meanLatencyMillis: Double
 }
 
+/// The heaviest keys of one site's last second.
+public struct SiteTop: Sendable, Equatable, Codable {
+    public var site: String
+    public var sources: [TopEntry]
+    public var subnets: [TopEntry]
+    public var paths: [TopEntry]
+    public var agents: [TopEntry]
+}
+
 /// Collects each loop's second of traffic once a second, runs every site's ``ModeController``,
 /// publishes mode changes to the loops, and keeps incidents. Lives on the accept loop; the hot path
 /// never waits for it (loops hand over a value once a second).
@@ -203,6 +212,20 @@ final class DetectionService {
                 site: site.name, mode: c.mode, automaticMode: c.automatic, override: c.override, tier: c.tier, baseline: c.baseline,
                 requests: s.requests, toOrigin: s.toOrigin, cacheServed: s.cacheServed, challenged: s.challenged, cleared: s.cleared,
                 limited: s.limited, distinctSources: s.sources.estimate, queuePeak: s.queuePeak, meanLatencyMillis: s.meanLatencyMillis
+            )
+        }
+    }
+
+    /// The last second's heaviest sources, subnets, paths and agents of every site.
+    func top(_ n: Int) -> [SiteTop] {
+        sites.map { site in
+            let s = last[site.name] ?? TrafficSecond()
+            return SiteTop(
+                site: site.name,
+                sources: s.topSources.top(n).map { TopEntry(key: $0.key.description, count: $0.count) },
+                subnets: s.topSubnets.top(n).map { TopEntry(key: "\($0.key)/\($0.key.isIPv4 ? 24 : 64)", count: $0.count) },
+                paths: s.topPaths.top(n).map { TopEntry(key: $0.key, count: $0.count) },
+                agents: s.topAgents.top(n).map { TopEntry(key: $0.key, count: $0.count) }
             )
         }
     }

@@ -300,6 +300,46 @@ public final class Gateway: Sendable {
         return try await acceptLoop.submit { detection.value.setOverride(site: site, mode: mode) }.get()
     }
 
+    /// The last second's top sources, subnets, paths and agents per site.
+    public func top(_ n: Int = 10) async throws -> [SiteTop] {
+        let detection = self.detection
+        return try await acceptLoop.submit { detection.value.top(n) }.get()
+    }
+
+    /// A ban in force.
+    public struct Ban: Sendable, Equatable, Codable {
+        public var address: String
+        /// Seconds left.
+        public var remaining: Int
+        public var reason: String
+        /// How many times this source was banned before (each repeat doubles the length).
+        public var repeats: Int
+    }
+
+    /// Bans in force, longest remaining first.
+    public func bans() async throws -> [Ban] {
+        let bans = self.bans
+        return try await acceptLoop.submit {
+            let registry = bans.value
+            let now = Int64(bans.eventLoop.now.uptimeNanoseconds)
+            return registry.list.active(now: now)
+                .map { Ban(address: $0.source.description, remaining: Int(($0.until - now) / 1_000_000_000), reason: registry.reasons[$0.source] ?? "", repeats: $0.level) }
+                .sorted { $0.remaining > $1.remaining }
+        }.get()
+    }
+
+    /// Bans `address` for `length` (refused at accept from now on).
+    public func ban(_ address: IPAddress, length: TimeAmount, reason: String) async throws {
+        let bans = self.bans
+        try await acceptLoop.submit { bans.value.ban(address, length: length, reason: reason) }.get()
+    }
+
+    /// Lifts a ban; false when none was in force.
+    public func unban(_ address: IPAddress) async throws -> Bool {
+        let bans = self.bans
+        return try await acceptLoop.submit { bans.value.unban(address) }.get()
+    }
+
     /// Incidents kept in memory: closed ones, then open ones.
     public func incidents() async throws -> [Incident] {
         let detection = self.detection

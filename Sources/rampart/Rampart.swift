@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import NIOCore
 import RampartCore
+import RampartAdmin
 import RampartDataPlane
 import RampartState
 import RampartDemoOrigin
@@ -144,6 +145,12 @@ struct Demo: AsyncParsableCommand {
     @Option(name: .long, help: "Demo origin listen address.")
     var originListen: String = "127.0.0.1:8081"
 
+    @Option(name: .long, help: "Admin listener (dashboard, API, /metrics).")
+    var admin: String = "127.0.0.1:9090"
+
+    @Option(name: .long, help: "Folder for local state (bans, incidents, admin token, signing key).")
+    var state: String = "rampart-state"
+
     @OptionGroup var log: LogOptions
 
     func run() async throws {
@@ -155,7 +162,10 @@ struct Demo: AsyncParsableCommand {
         let demoOrigin = DemoOrigin(configuration: originConfig)
         let port = try await demoOrigin.start(host: o.host, port: o.port)
         logger.notice("demo origin listening", metadata: ["address": "\(o.host):\(port)"])
-        let config = GatewayConfig.oneSite(listen: l, origins: [HostPort(host: o.host, port: port)])
+        var config = GatewayConfig.oneSite(listen: l, origins: [HostPort(host: o.host, port: port)])
+        guard let a = HostPort(parsing: admin) else { throw ValidationError("--admin: expected host:port") }
+        config.adminAddress = a
+        config.statePath = state
         try await serve(config, source: .flags, logger: logger, threads: log.threads) {
             say("Rampart demo: open http://\(l)/ (the demo origin is at http://\(o.host):\(port)/)")
         }
@@ -219,6 +229,7 @@ func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, thread
     for (listener, address) in zip(config.listeners, addresses) {
         say("Rampart listening on http://\(HostPort(host: listener.address.host, port: address.port ?? listener.address.port))/")
     }
+    let adminTask = try await startAdmin(config, source: source, gateway: gateway, logger: logger)
     started()
 
     let signals = SignalStream([SIGTERM, SIGINT, SIGHUP])
@@ -239,11 +250,50 @@ func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, thread
             continue
         }
         logger.notice("shutting down: draining in-flight requests", metadata: ["signal": "\(signal)"])
+        adminTask?.cancel()
         await gateway.shutdown(timeout: config.drainTimeout)
         store?.flush()
         break
     }
     signals.cancel()
+}
+
+/// Starts the admin listener and prints the dashboard link (`http://ADMIN/?token=TOKEN`). A port
+/// that cannot be bound is logged and the gateway runs on without it: protection comes first.
+func startAdmin(_ config: GatewayConfig, source: ConfigSource, gateway: Gateway, logger: Logger) async throws -> Task<Void, Never>? {
+    guard config.adminEnabled else { return nil }
+    let token: String
+    do {
+        token = try AdminToken.resolve(configured: config.adminToken, stateFolder: config.statePath)
+    } catch {
+        logger.critical("cannot read or create the admin token", metadata: ["path": "\(config.statePath)/admin.token", "error": "\(error)"])
+        throw ExitCode(1)
+    }
+    var reload: (@Sendable () async throws -> Void)? = nil
+    if case .file(let path) = source {
+        reload = {
+            let newConfig = try ConfigLoader.load(path: path)
+            try await gateway.reload(newConfig)
+        }
+    }
+    let admin = AdminServer(gateway: gateway, token: token, logger: logger, reload: reload)
+    let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+    let address = config.adminAddress
+    let task = Task {
+        do {
+            try await admin.run(address: address) { continuation.yield($0) }
+        } catch is CancellationError {
+        } catch {
+            logger.error("admin listener not available; the gateway runs on without it", metadata: ["address": "\(address)", "error": "\(error)"])
+        }
+        continuation.finish()
+    }
+    for await port in ports {
+        let host = address.host == "0.0.0.0" || address.host == "::" ? "127.0.0.1" : address.host
+        say("Rampart dashboard: http://\(HostPort(host: host, port: port))/?token=\(token)")
+        break
+    }
+    return task
 }
 
 /// The secret that signs clearance cookies: `signing.key` in the state folder, made (32 random

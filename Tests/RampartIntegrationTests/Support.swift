@@ -34,7 +34,9 @@ final class GatewayProcess: @unchecked Sendable {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-it-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try yaml.write(to: configURL, atomically: true, encoding: .utf8)
-        try launch(["run", "--config", configURL.path, "--state", directory.appendingPathComponent("state").path] + extraArguments)
+        // Each test's gateway gets its own admin port (tests run side by side).
+        let admin = extraArguments.contains("--admin") ? [] : ["--admin", "127.0.0.1:0"]
+        try launch(["run", "--config", configURL.path, "--state", directory.appendingPathComponent("state").path] + admin + extraArguments)
     }
 
     /// Starts `rampart` (or another of the package's executables) with the given arguments.
@@ -78,6 +80,23 @@ final class GatewayProcess: @unchecked Sendable {
             usleep(20_000)
         }
         throw TestFailure("gateway did not start; stderr:\n\(errors.text)")
+    }
+
+    /// The admin port and token from the printed dashboard link.
+    func adminLink(timeout: Double = 20) throws -> (port: Int, token: String) {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            for line in lines.all where line.hasPrefix("Rampart dashboard: http://") {
+                let rest = line.dropFirst("Rampart dashboard: http://".count)
+                let hostPort = rest.prefix { $0 != "/" }
+                if let port = hostPort.split(separator: ":").last.flatMap({ Int($0) }), let t = rest.range(of: "?token=") {
+                    return (port, String(rest[t.upperBound...]))
+                }
+            }
+            if !process.isRunning { break }
+            usleep(20_000)
+        }
+        throw TestFailure("no dashboard link; stderr:\n\(errors.text)")
     }
 
     func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }

@@ -190,7 +190,7 @@ final class ConfigReader {
     static let originKeys = ["address", "max_connections"]
     static let healthKeys = ["enabled", "path", "interval", "timeout", "unhealthy_after", "healthy_after"]
     static let passiveKeys = ["max_fails", "eject_for"]
-    static let adminKeys = ["listen"]
+    static let adminKeys = ["listen", "token", "token_file", "enabled"]
     static let drainKey = "drain"
 
     enum Scope { case top, listener, site }
@@ -246,8 +246,23 @@ final class ConfigReader {
                 config.defaultSite = string(v, k)
             case "admin":
                 if let f = fields(v, k, allowed: Self.adminKeys) {
-                    for (ak, av) in f where ak == "listen" {
-                        if let hp = hostPort(av, "admin.listen") { config.adminAddress = hp }
+                    for (ak, av) in f {
+                        switch ak {
+                        case "listen": if let hp = hostPort(av, "admin.listen") { config.adminAddress = hp }
+                        case "enabled": config.adminEnabled = bool(av, "admin.enabled") ?? true
+                        case "token":
+                            if let t = string(av, "admin.token") {
+                                if t.utf8.count < 16 { report(av, "admin.token", "an admin token needs at least 16 characters") } else { config.adminToken = t }
+                            }
+                        case "token_file":
+                            if let path = string(av, "admin.token_file") {
+                                let text = readTextFile(path)?.trimmingCharacters()
+                                if let text, text.utf8.count >= 16 { config.adminToken = text } else {
+                                    report(av, "admin.token_file", "cannot read a token of at least 16 characters from '\(path)'")
+                                }
+                            }
+                        default: break
+                        }
                     }
                 }
             case "state":

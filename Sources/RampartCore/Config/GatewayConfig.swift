@@ -218,6 +218,11 @@ public struct GatewayConfig: Hashable, Sendable {
     public var defaultSite: String? = nil
     /// Admin listener address.
     public var adminAddress = HostPort(host: "127.0.0.1", port: 9090)
+    /// False: no admin listener.
+    public var adminEnabled = true
+    /// Admin token from the config (`admin.token` or `admin.token_file`); `RAMPART_ADMIN_TOKEN`
+    /// wins over it, and without either a token is generated in the state folder.
+    public var adminToken: String? = nil
     /// Folder for local state (bans, incidents, generated admin token).
     public var statePath: String = "rampart-state"
     /// How long SIGTERM waits for in-flight requests before closing what is left.

@@ -1,0 +1,333 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import Prometheus
+import RampartCore
+import RampartDataPlane
+
+/// The admin listener: the dashboard, a JSON API, a per-second event stream and Prometheus
+/// metrics, all behind one bearer token. Separate from the data plane (its own port, default
+/// 127.0.0.1:9090); nothing here runs on a request's path.
+public final class AdminServer: Sendable {
+    public static let version = "0.4.0"
+
+    let gateway: Gateway
+    let token: String
+    let logger: Logger
+    let metrics: GatewayMetrics
+    /// Reloads the config file (nil when the gateway runs from flags).
+    let reload: (@Sendable () async throws -> Void)?
+
+    public init(gateway: Gateway, token: String, logger: Logger, reload: (@Sendable () async throws -> Void)?) {
+        self.gateway = gateway
+        self.token = token
+        self.logger = logger
+        self.metrics = GatewayMetrics()
+        self.reload = reload
+    }
+
+    /// Binds `address` and serves until the task is cancelled. `bound` gets the bound port first.
+    public func run(address: HostPort, bound: @escaping @Sendable (Int) -> Void) async throws {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: TokenAuth(token: token, metrics: metrics))
+        routes(router)
+        var adminLogger = logger
+        adminLogger.logLevel = max(logger.logLevel, .warning)
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(address.host, port: address.port), serverName: "rampart-admin"),
+            onServerRunning: { channel in bound(channel.localAddress?.port ?? address.port) },
+            logger: adminLogger
+        )
+        try await app.run()
+    }
+
+    static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+        return Response(
+            status: status,
+            headers: [.contentType: "application/json", .cacheControl: "no-store"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: data))
+        )
+    }
+
+    static func problem(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        json(["error": message], status: status)
+    }
+
+    func routes(_ router: Router<BasicRequestContext>) {
+        let gateway = self.gateway
+        let metrics = self.metrics
+        let reload = self.reload
+        let logger = self.logger
+
+        router.get("/") { request, _ -> Response in
+            if let t = request.uri.queryParameters.get("token") {
+                // The printed link: keep the token in a cookie and show a clean URL.
+                return Response(
+                    status: .seeOther,
+                    headers: [
+                        .location: "/",
+                        .setCookie: "\(TokenAuth<BasicRequestContext>.cookie)=\(t); Path=/; HttpOnly; SameSite=Strict",
+                        .cacheControl: "no-store",
+                    ]
+                )
+            }
+            return Response(
+                status: .ok,
+                headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store", .contentSecurityPolicy: Dashboard.contentSecurityPolicy],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: Dashboard.page))
+            )
+        }
+        router.get("/openapi.yaml") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "application/yaml"], body: ResponseBody(byteBuffer: ByteBuffer(string: OpenAPIDocument.text)))
+        }
+        router.get("/api/health") { _, _ -> Response in
+            Self.json(["status": "ok", "version": Self.version])
+        }
+        router.get("/api/sites") { _, _ -> Response in
+            Self.json(try await gateway.siteStatus().map(SiteView.init))
+        }
+        router.put("/api/sites/{site}/mode") { request, context -> Response in
+            guard let site = context.parameters.get("site") else { return Self.problem(.badRequest, "site missing") }
+            let body = try await request.body.collect(upTo: 4096)
+            guard let m = try? JSONDecoder().decode(ModeRequest.self, from: Data(buffer: body)) else {
+                return Self.problem(.badRequest, "expected {\"mode\": \"normal|elevated|under_attack|auto\"}")
+            }
+            let mode: SiteMode?
+            if m.mode == "auto" {
+                mode = nil
+            } else if let parsed = SiteMode(rawValue: m.mode.replacingOccurrences(of: "-", with: "_")) {
+                mode = parsed
+            } else {
+                return Self.problem(.badRequest, "unknown mode '\(m.mode)'; expected normal, elevated, under_attack or auto")
+            }
+            guard try await gateway.setMode(site: site, mode: mode) else { return Self.problem(.notFound, "no site named '\(site)'") }
+            logger.notice("mode set through the admin API", metadata: ["site": "\(site)", "mode": "\(m.mode)"])
+            return Self.json(try await gateway.siteStatus().filter { $0.site == site }.map(SiteView.init).first)
+        }
+        router.get("/api/bans") { request, _ -> Response in
+            let filter = request.uri.queryParameters.get("filter") ?? ""
+            let offset = max(0, request.uri.queryParameters.get("offset", as: Int.self) ?? 0)
+            let limit = min(1000, max(1, request.uri.queryParameters.get("limit", as: Int.self) ?? 100))
+            let all = try await gateway.bans().filter { filter.isEmpty || $0.address.contains(filter) || $0.reason.contains(filter) }
+            let page = all.dropFirst(offset).prefix(limit)
+            return Self.json(BanPage(total: all.count, offset: offset, bans: Array(page)))
+        }
+        router.post("/api/bans") { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 4096)
+            guard let b = try? JSONDecoder().decode(BanRequest.self, from: Data(buffer: body)), let ip = IPAddress(b.address) else {
+                return Self.problem(.badRequest, "expected {\"address\": \"IP\", \"ttl_seconds\": N, \"reason\": \"...\"}")
+            }
+            let ttl = min(max(b.ttlSeconds ?? 3600, 1), 30 * 86400)
+            try await gateway.ban(ip, length: .seconds(Int64(ttl)), reason: b.reason ?? "manual")
+            logger.notice("ban added through the admin API", metadata: ["client": "\(ip)", "seconds": "\(ttl)"])
+            return Self.json(["address": ip.description, "ttl_seconds": String(ttl)], status: .created)
+        }
+        router.delete("/api/bans/{address}") { _, context -> Response in
+            guard let text = context.parameters.get("address"), let ip = IPAddress(text) else { return Self.problem(.badRequest, "not an IP address") }
+            guard try await gateway.unban(ip) else { return Self.problem(.notFound, "\(ip) is not banned") }
+            return Response(status: .noContent)
+        }
+        router.get("/api/top") { request, _ -> Response in
+            let n = min(100, max(1, request.uri.queryParameters.get("n", as: Int.self) ?? 10))
+            return Self.json(try await gateway.top(n))
+        }
+        router.get("/api/incidents") { _, _ -> Response in
+            Self.json(try await gateway.incidents().reversed().map { $0 })
+        }
+        router.get("/api/incidents/{id}") { _, context -> Response in
+            guard let id = context.parameters.get("id", as: Int.self), let incident = try await gateway.incidents().first(where: { $0.id == id }) else {
+                return Self.problem(.notFound, "no such incident")
+            }
+            return Self.json(incident)
+        }
+        router.post("/api/reload") { _, _ -> Response in
+            guard let reload else { return Self.problem(.conflict, "the gateway runs from command-line flags; there is no config file to reload") }
+            do {
+                try await reload()
+                return Self.json(["status": "reloaded"])
+            } catch {
+                return Self.problem(.unprocessableContent, "\(error)")
+            }
+        }
+        router.get("/api/stats") { _, _ -> Response in
+            Self.json(try await StatsFrame.now(gateway))
+        }
+        router.get("/api/stream") { _, _ -> Response in
+            // Server-sent events: one frame a second, for as long as the client listens (bounded
+            // to a day; browsers reconnect by themselves).
+            Response(
+                status: .ok,
+                headers: [.contentType: "text/event-stream", .cacheControl: "no-store"],
+                body: ResponseBody { writer in
+                    for _ in 0..<86_400 {
+                        let frame = try await StatsFrame.now(gateway)
+                        let data = (try? JSONEncoder().encode(frame)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+                        try await writer.write(ByteBuffer(string: "data: \(data)\n\n"))
+                        try await Task.sleep(nanoseconds: 1_000_000_000)
+                    }
+                    try await writer.finish(nil)
+                }
+            )
+        }
+        router.get("/metrics") { _, _ -> Response in
+            let text = try await metrics.render(gateway)
+            return Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: text))
+            )
+        }
+    }
+}
+
+struct ModeRequest: Decodable { var mode: String }
+
+struct BanRequest: Decodable {
+    var address: String
+    var ttlSeconds: Int?
+    var reason: String?
+    enum CodingKeys: String, CodingKey {
+        case address
+        case ttlSeconds = "ttl_seconds"
+        case reason
+    }
+}
+
+struct BanPage: Encodable {
+    var total: Int
+    var offset: Int
+    var bans: [Gateway.Ban]
+}
+
+/// A site as the API shows it.
+struct SiteView: Codable, Equatable {
+    var site: String
+    var mode: String
+    var automaticMode: String
+    var override: String?
+    var tier: String
+    var baseline: Double
+    var requests: Int
+    var toOrigin: Int
+    var cacheServed: Int
+    var challenged: Int
+    var cleared: Int
+    var limited: Int
+    var distinctSources: Int
+    var queuePeak: Int
+    var originLatencyMs: Double
+
+    init(_ s: SiteStatus) {
+        site = s.site
+        mode = s.mode.rawValue
+        automaticMode = s.automaticMode.rawValue
+        override = s.override?.rawValue
+        tier = s.tier.rawValue
+        baseline = (s.baseline * 10).rounded() / 10
+        requests = s.requests
+        toOrigin = s.toOrigin
+        cacheServed = s.cacheServed
+        challenged = s.challenged
+        cleared = s.cleared
+        limited = s.limited
+        distinctSources = s.distinctSources
+        queuePeak = s.queuePeak
+        originLatencyMs = (s.meanLatencyMillis * 10).rounded() / 10
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case site, mode, override, tier, baseline, requests, challenged, cleared, limited
+        case automaticMode = "automatic_mode"
+        case toOrigin = "to_origin"
+        case cacheServed = "cache_served"
+        case distinctSources = "distinct_sources"
+        case queuePeak = "queue_peak"
+        case originLatencyMs = "origin_latency_ms"
+    }
+}
+
+/// One second of the whole gateway, for the dashboard's stream.
+struct StatsFrame: Codable {
+    var time: Int64
+    var sites: [SiteView]
+    var top: [SiteTop]
+    var bans: Int
+    var incidents: [Incident]
+
+    static func now(_ gateway: Gateway) async throws -> StatsFrame {
+        StatsFrame(
+            time: Int64(Date().timeIntervalSince1970),
+            sites: try await gateway.siteStatus().map(SiteView.init),
+            top: try await gateway.top(10),
+            bans: try await gateway.bans().count,
+            incidents: Array(try await gateway.incidents().suffix(20).reversed())
+        )
+    }
+}
+
+/// Bearer-token check for every route but the dashboard shell: `Authorization: Bearer`, the
+/// dashboard's cookie, or `?token=` (the printed link). Compared in constant time; refusals are
+/// counted.
+struct TokenAuth<Context: RequestContext>: RouterMiddleware {
+    static var cookie: String { "rampart_admin" }
+    let token: String
+    let metrics: GatewayMetrics
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let path = request.uri.path
+        if path == "/" || path == "/openapi.yaml" { return try await next(request, context) }
+        if let presented = Self.presented(request), Self.equal(presented, token) { return try await next(request, context) }
+        metrics.unauthorized()
+        return Response(
+            status: .unauthorized,
+            headers: [.contentType: "application/json", .wwwAuthenticate: "Bearer realm=\"rampart\""],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: "{\"error\":\"a valid admin token is required\"}"))
+        )
+    }
+
+    static func presented(_ request: Request) -> String? {
+        if let auth = request.headers[.authorization], auth.lowercased().hasPrefix("bearer ") {
+            return String(auth.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        }
+        for header in request.headers[values: .cookie] {
+            for part in header.split(separator: ";") {
+                let p = part.trimmingCharacters(in: .whitespaces)
+                if p.hasPrefix(cookie + "=") { return String(p.dropFirst(cookie.count + 1)) }
+            }
+        }
+        return request.uri.queryParameters.get("token")
+    }
+
+    static func equal(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8)
+        let y = Array(b.utf8)
+        var diff = UInt8(x.count == y.count ? 0 : 1)
+        for i in 0..<max(x.count, y.count) { diff |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0) }
+        return diff == 0
+    }
+}
+
+/// The admin token: `RAMPART_ADMIN_TOKEN`, else the config's, else `admin.token` in the state
+/// folder (made on first start: 32 random bytes, hex, mode 0600).
+public enum AdminToken {
+    public static func resolve(configured: String?, stateFolder: String) throws -> String {
+        if let env = ProcessInfo.processInfo.environment["RAMPART_ADMIN_TOKEN"], !env.isEmpty { return env }
+        if let configured, !configured.isEmpty { return configured }
+        let path = (stateFolder as NSString).appendingPathComponent("admin.token")
+        if let data = FileManager.default.contents(atPath: path) {
+            let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            if text.count >= 16 { return text }
+        }
+        var generator = SystemRandomNumberGenerator()
+        let token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        guard FileManager.default.createFile(atPath: path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw CocoaError(.fileWriteNoPermission)
+        }
+        return token
+    }
+}

@@ -1,0 +1,66 @@
+import NIOConcurrencyHelpers
+import Prometheus
+import RampartCore
+import RampartDataPlane
+
+/// Prometheus metrics of the gateway, read from its exact decision counters at each scrape (the
+/// data plane counts in plain per-loop integers and never touches this registry). Labels are a
+/// closed set: site, decision, reason, mode; never an address or a raw path.
+final class GatewayMetrics: Sendable {
+    private let registry = PrometheusCollectorRegistry()
+    private let unauthorizedCount = NIOLockedValueBox(0)
+
+    func unauthorized() { unauthorizedCount.withLockedValue { $0 += 1 } }
+
+    private func counter(_ name: String, _ help: String, _ labels: [(String, String)] = [], _ value: Int) {
+        let c = labels.isEmpty ? registry.makeCounter(name: name, help: help) : registry.makeCounter(name: name, labels: labels, help: help)
+        c.reset()
+        c.increment(by: Int64(value))
+    }
+
+    private func gauge(_ name: String, _ help: String, _ labels: [(String, String)] = [], _ value: Double) {
+        let g = labels.isEmpty ? registry.makeGauge(name: name, help: help) : registry.makeGauge(name: name, labels: labels, help: help)
+        g.set(to: value)
+    }
+
+    func render(_ gateway: Gateway) async throws -> String {
+        let stats = try await gateway.stats()
+        let sites = try await gateway.siteStatus()
+        let bans = try await gateway.bans()
+        let decisions = "Requests by what the gateway decided."
+        counter("rampart_requests_total", "Request heads received.", [], stats.requests)
+        counter("rampart_decisions_total", decisions, [("decision", "proxied")], stats.proxied)
+        counter("rampart_decisions_total", decisions, [("decision", "cache_fresh")], stats.cacheHits)
+        counter("rampart_decisions_total", decisions, [("decision", "cache_stale")], stats.cacheStale)
+        counter("rampart_decisions_total", decisions, [("decision", "challenged")], stats.challengesIssued)
+        counter("rampart_decisions_total", decisions, [("decision", "rejected")], stats.rejections.values.reduce(0, +))
+        for reason in RejectReason.allCases {
+            counter("rampart_rejections_total", "Refusals by reason.", [("reason", reason.rawValue)], stats.rejections[reason] ?? 0)
+        }
+        counter("rampart_connections_accepted_total", "Client connections admitted.", [], stats.connectionsAccepted)
+        counter("rampart_bans_issued_total", "Bans issued (automatic and by operators).", [], stats.bansIssued)
+        gauge("rampart_bans_active", "Bans in force.", [], Double(bans.count))
+        counter("rampart_challenge_outcomes_total", "Challenge outcomes.", [("outcome", "issued")], stats.challengesIssued)
+        counter("rampart_challenge_outcomes_total", "Challenge outcomes.", [("outcome", "clearance_issued")], stats.clearancesIssued)
+        counter("rampart_challenge_outcomes_total", "Challenge outcomes.", [("outcome", "failed")], stats.challengeFailures)
+        counter("rampart_cleared_requests_total", "Requests let through on a clearance while challenging.", [], stats.clearedRequests)
+        counter("rampart_shadow_limited_total", "Requests a shadow-mode rule would have refused.", [], stats.shadowLimited)
+        counter("rampart_admin_unauthorized_total", "Admin API calls refused for a missing or wrong token.", [], unauthorizedCount.withLockedValue { $0 })
+        for s in sites {
+            let site = [("site", s.site)]
+            for mode in SiteMode.allCases {
+                gauge("rampart_site_mode", "1 for the mode a site is in.", site + [("mode", mode.rawValue)], s.mode == mode ? 1 : 0)
+            }
+            gauge("rampart_site_requests_per_second", "Requests in the last complete second.", site, Double(s.requests))
+            gauge("rampart_site_baseline_requests_per_second", "Learned calm-time rate.", site, s.baseline)
+            gauge("rampart_site_origin_requests_per_second", "Requests sent to origins in the last second.", site, Double(s.toOrigin))
+            gauge("rampart_site_challenged_per_second", "Challenges issued in the last second.", site, Double(s.challenged))
+            gauge("rampart_site_limited_per_second", "Requests refused by rate limits in the last second.", site, Double(s.limited))
+            gauge("rampart_site_cache_served_per_second", "Requests answered from the cache in the last second.", site, Double(s.cacheServed))
+            gauge("rampart_site_distinct_sources", "Distinct client addresses in the last second.", site, Double(s.distinctSources))
+            gauge("rampart_site_origin_queue_peak", "Most requests waiting for an origin connection in the last second.", site, Double(s.queuePeak))
+            gauge("rampart_site_origin_latency_seconds", "Mean origin response time in the last second.", site, s.meanLatencyMillis / 1000)
+        }
+        return registry.emitToString()
+    }
+}
