@@ -39,7 +39,7 @@ enum Dashboard {
         <script>
         "use strict";
         const history = {}; const N = 120;
-        const series = [["to_origin","#2b6cb0","to origin"],["cache_served","#1f8a4c","cached"],["challenged","#b7791f","challenged"],["limited","#c53030","limited"]];
+        const series = [["requests","#6b46c1","received"],["to_origin","#2b6cb0","to origin"],["cache_served","#1f8a4c","cached"],["challenged","#b7791f","challenged"],["limited","#c53030","limited"]];
         function el(tag, attrs, text){const e=document.createElement(tag);for(const k in attrs||{})e.setAttribute(k,attrs[k]);if(text!==undefined)e.textContent=text;return e}
         async function api(method, path, body){
           const r = await fetch(path,{method,headers:{"Content-Type":"application/json"},body:body?JSON.stringify(body):undefined,credentials:"same-origin"});
@@ -71,7 +71,8 @@ enum Dashboard {
           ctx.strokeStyle="#d9dde3";ctx.beginPath();ctx.moveTo(0,H-1);ctx.lineTo(W,H-1);ctx.stroke();
           ctx.fillStyle="#5b6470";ctx.font="12px sans-serif";ctx.fillText(max+"/s",4,12);
           for(const [k,c] of series){ctx.strokeStyle=c;ctx.lineWidth=2;ctx.beginPath();
-            h.forEach((p,i)=>{const x=W*(i+N-h.length)/(N-1),y=H-2-(H-16)*p[k]/max;i?ctx.lineTo(x,y):ctx.moveTo(x,y)});ctx.stroke()}
+            h.forEach((p,i)=>{const x=W*(i+N-h.length)/(N-1),y=H-2-(H-16)*p[k]/max;i?ctx.lineTo(x,y):ctx.moveTo(x,y)});ctx.stroke();
+            const last=h[h.length-1],lx=W*(N-1)/(N-1)-3,ly=H-2-(H-16)*last[k]/max;ctx.fillStyle=c;ctx.fillRect(lx-2,ly-2,5,5)}
         }
         function fillTop(frame){
           const t=document.getElementById("topSources");t.replaceChildren();
