@@ -327,8 +327,10 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         // Only sites that use keys pay for looking them up.
         apiKey = site.apiKeys.isEmpty && !site.bearerCredentials && !loop.limiters[siteIndex].usesAPIKeys
             ? nil : PresentedAPIKey.find(in: head.headers, configured: site.apiKeys)
-        credential = (site.sessionCookies.isEmpty && !site.bearerCredentials) ? nil
-            : CredentialKey.find(in: head.headers, cookies: site.sessionCookies, bearer: site.bearerCredentials, apiKey: apiKey)
+        // Session cookies named in the config, else the ones the origin was seen to set.
+        let sessionCookies = site.sessionCookies.isEmpty ? defence.learnedCookies : site.sessionCookies
+        credential = (sessionCookies.isEmpty && !site.bearerCredentials) ? nil
+            : CredentialKey.find(in: head.headers, cookies: sessionCookies, bearer: site.bearerCredentials, apiKey: apiKey)
         switch loop.limiters[siteIndex].check(client: clientIP, method: head.method, target: accepted.target, apiKey: apiKey, now: Int64(now.uptimeNanoseconds)) {
         case .allowed(let shadowHits):
             for rule in shadowHits {
@@ -690,6 +692,10 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
                 if requestMethod == .GET || requestMethod == .HEAD { loop.knownGood.recordSuccess(clientIP, now: at) }
                 // A credential earns only what the origin accepts: a forged one gets 401/403 and nothing here.
                 if let credential { loop.knownGoodCredentials.recordSuccess(credential, now: at) }
+                let site = loop.config.sites[siteIndex]
+                if site.sessionCookies.isEmpty, loop.defence[siteIndex].learnedCookies.count < SiteDefence.maxLearned {
+                    loop.defence[siteIndex].learnCookies(from: head.headers)
+                }
             }
             upstreamKeepAlive = head.isKeepAlive
             if let upgrade {
@@ -869,8 +875,19 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         let keyHolder = site.challenge.exemptKeyHolders && (apiKey ?? PresentedAPIKey.find(in: head.headers, configured: site.apiKeys)) != nil
         let exempt = apiKey?.configured == true || keyHolder
             || (!loop.config.source.knownGood.allow.isEmpty && loop.config.source.knownGood.allow.contains(clientIP))
-            || credential.map { loop.knownGoodCredentials.contains($0, now: Int64(now.uptimeNanoseconds)) } == true
         if exempt { return true }
+        if let credential, loop.knownGoodCredentials.contains(credential, now: Int64(now.uptimeNanoseconds)) {
+            // A session the origin keeps vouching for passes, at one person's rate.
+            if case .limited = defence.credentialBuckets.take(credential, now: Int64(now.uptimeNanoseconds)) {
+                defence.traffic.clearanceLimited += 1
+                if loop.strike(clientIP, reason: .clearanceLimited) { keepAlive = false }
+                respondLocally(.clearanceLimited, retryAfter: 2)
+                return false
+            }
+            challengeChecked = true
+            cleared = true
+            return true
+        }
         let unix = unixNow()
         let mono = Int64(now.uptimeNanoseconds)
         let agent = head.headers.first(name: "user-agent") ?? ""

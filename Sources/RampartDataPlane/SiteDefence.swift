@@ -31,6 +31,13 @@ final class SiteDefence {
     var revoked: BanList
     /// Answered challenges and redeemed tickets (replays are refused).
     var usedStamps = RecentNonces()
+    /// Per-credential buckets: a session the origin vouches for is one person's share too, so a
+    /// stolen session cookie cannot carry a flood past the challenges.
+    var credentialBuckets: TokenBucketTable
+    /// Names of cookies the origin sets (learned from its `Set-Cookie`), at most `maxLearned`:
+    /// held by a client the origin keeps answering well, such a cookie vouches for it.
+    private(set) var learnedCookies: [String] = []
+    static let maxLearned = 8
     private var sampleCounter = 0
     private let loops: Int
 
@@ -43,6 +50,7 @@ final class SiteDefence {
         clearanceAbuse = TokenBucketTable(capacity: 4096, ratePerSecond: 1, burst: 20)
         waitBuckets = TokenBucketTable(capacity: 16_384, ratePerSecond: site.challenge.waitRate / l, burst: max(2, site.challenge.waitBurst / l))
         cookieless = TokenBucketTable(capacity: 65_536, ratePerSecond: 0.2, burst: 6)
+        credentialBuckets = TokenBucketTable(capacity: 65_536, ratePerSecond: site.challenge.clearanceRate / l, burst: max(10, site.challenge.clearanceBurst / l))
         var policy = BanPolicy()
         policy.duration = site.challenge.clearanceTTL
         policy.maxDuration = site.challenge.clearanceTTL
@@ -92,6 +100,18 @@ final class SiteDefence {
         return (true, false)
     }
 
+    /// Learns the cookie names in an origin's successful response.
+    func learnCookies(from headers: HTTPHeaders) {
+        guard learnedCookies.count < Self.maxLearned else { return }
+        for value in headers[canonicalForm: "set-cookie"] {
+            guard let eq = value.firstIndex(of: "="), eq > value.startIndex else { continue }
+            let name = String(value[..<eq].filter { $0 != " " && $0 != "\t" })
+            guard name != ChallengeRoutes.cookie, name.utf8.count <= 64, !learnedCookies.contains(name) else { continue }
+            learnedCookies.append(name)
+            if learnedCookies.count >= Self.maxLearned { return }
+        }
+    }
+
     /// Keeps state across a reload; tables are rebuilt only when the challenge settings changed.
     func update(site: SiteConfig) -> SiteDefence {
         guard site.challenge != config else { return self }
@@ -101,6 +121,7 @@ final class SiteDefence {
         fresh.traffic = traffic
         fresh.revoked = revoked
         fresh.usedStamps = usedStamps
+        fresh.learnedCookies = learnedCookies
         return fresh
     }
 

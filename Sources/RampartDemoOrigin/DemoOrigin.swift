@@ -237,7 +237,10 @@ final class OriginHandler: ChannelInboundHandler, RemovableChannelHandler {
             let body = #"{"method":"\#(head.method.rawValue)","uri":"\#(Self.json(head.uri))","body_bytes":\#(bodyBytes),"headers":{\#(fields.joined(separator: ","))}}"#
             respond(context: context, head: head, status: .ok, type: "application/json", body: body)
         case (.POST, "/login"):
-            respond(context: context, head: head, status: .ok, type: "application/json", body: #"{"login":"ok"}"#)
+            // A session cookie, as a real site's login sets one (the gateway can learn its name).
+            let session = String(UInt64.random(in: 1...UInt64.max), radix: 16)
+            respond(context: context, head: head, status: .ok, type: "application/json", body: #"{"login":"ok"}"#,
+                    extraHeaders: [("Set-Cookie", "sessionid=\(session); Path=/; HttpOnly")])
         case (.POST, "/upload"), (.PUT, "/upload"):
             respond(context: context, head: head, status: .ok, type: "application/json", body: #"{"received":\#(bodyBytes)}"#)
         case (.GET, "/stream"):
@@ -268,7 +271,10 @@ final class OriginHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    func respond(context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus, type: String, body: String, cache: String? = nil) {
+    func respond(
+        context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus, type: String, body: String, cache: String? = nil,
+        extraHeaders: [(String, String)] = []
+    ) {
         guard context.channel.isActive else { return }
         var buffer = context.channel.allocator.buffer(capacity: body.utf8.count)
         buffer.writeString(body)
@@ -276,6 +282,7 @@ final class OriginHandler: ChannelInboundHandler, RemovableChannelHandler {
         headers.add(name: "Content-Type", value: type)
         headers.add(name: "Content-Length", value: String(buffer.readableBytes))
         if let cache { headers.add(name: "Cache-Control", value: cache) }
+        for (name, value) in extraHeaders { headers.add(name: name, value: value) }
         if !head.isKeepAlive { headers.add(name: "Connection", value: "close") }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
         if head.method != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil) }

@@ -125,6 +125,39 @@ import Glibc
         #expect(plain.request("GET", "/", headers: [ua, "Cookie: \(cookie2)"])?.status == 200)
     }
 
+    @Test func aSessionTheOriginIssuedPassesChallengesAtOnePersonsRate() async throws {
+        let origin = DemoOrigin()
+        let originPort = try await origin.start()
+        defer { Task { await origin.stop() } }
+        let gw = try GatewayProcess(
+            yaml: Self.yaml(origin: originPort, site: "    challenge: { clearance_rate: 1/s, clearance_burst: 10 }")
+                .replacingOccurrences(of: "sites:", with: "known_good: { successes: 2, min_age: 0s }\nsites:"),
+            extraArguments: ["--threads", "1"]
+        )
+        defer { gw.stop() }
+        let port = try gw.waitUntilListening()[0]
+        let (admin, token) = try gw.adminLink()
+        let ua = "User-Agent: Mozilla/5.0 Firefox/140.0"
+        // Log in (the origin sets `sessionid`; no config names it) and use the session a little.
+        let home = try RawClient(port: port, source: "127.0.0.50")
+        let login = try #require(home.request("POST", "/login", headers: [ua], body: "u=a&p=b"))
+        let session = try #require(login.headers.first { $0.0 == "set-cookie" }.map { String($0.1.split(separator: ";")[0]) })
+        #expect(session.hasPrefix("sessionid="))
+        for _ in 0..<2 { #expect(home.request("GET", "/account", headers: [ua, "Cookie: \(session)"])?.status == 200) }
+
+        let auth = ["Authorization: Bearer \(token)", "Content-Type: application/json"]
+        #expect(try RawClient(port: admin).request("PUT", "/api/sites/www/mode", headers: auth, body: #"{"mode":"under_attack"}"#)?.status == 200)
+        // From another network, the session passes without a challenge; without it, a challenge.
+        let away = try RawClient(port: port, source: "127.0.8.50")
+        #expect(eventually { away.request("GET", "/news", headers: [ua])?.status == 302 })
+        #expect(away.request("GET", "/news", headers: [ua, "Cookie: \(session)"])?.status == 200)
+        // But a flood carried on that one session is cut to one person's share.
+        var statuses: [Int] = []
+        for _ in 0..<30 { statuses.append(away.request("GET", "/news", headers: [ua, "Cookie: \(session)"])?.status ?? 0) }
+        #expect(statuses.filter { $0 == 200 }.count <= 12)
+        #expect(statuses.contains(429))
+    }
+
     @Test func aFloodFromManySourcesRaisesTheModeWithinSecondsAndItReturnsToNormal() async throws {
         var originConfig = DemoOrigin.Configuration()
         originConfig.concurrency = 20
