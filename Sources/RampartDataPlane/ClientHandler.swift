@@ -318,6 +318,12 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             respondLocally(reason)
             return
         }
+        if site.httpsRedirect, scheme == "http", let host = accepted.host {
+            // Plain HTTP for a site that wants HTTPS: a permanent redirect, nothing forwarded.
+            let location = "https://\(host.split(separator: ":").first.map(String.init) ?? host)\(accepted.target)"
+            sendGenerated(.movedPermanently, body: "", headers: [("Location", location)])
+            return
+        }
         let defence = loop.defence[siteIndex]
         defence.record(client: clientIP, method: head.method, target: accepted.target, headers: head.headers)
         requestStart = now
@@ -728,6 +734,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
                 response.headers.add(name: "Connection", value: "keep-alive")
             }
             if let setCookie { response.headers.add(name: "Set-Cookie", value: setCookie) }
+            if scheme == "https", let hsts = loop.config.sites[siteIndex].hsts { response.headers.replaceOrAdd(name: "Strict-Transport-Security", value: hsts) }
             let traffic = loop.defence[siteIndex]
             traffic.traffic.latencySumMicros += Int((loop.eventLoop.now - requestStart).nanoseconds / 1000)
             traffic.traffic.latencyCount += 1

@@ -4,6 +4,7 @@ import NIOCore
 import NIOExtras
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import RampartCore
 import RampartState
 
@@ -47,12 +48,13 @@ public final class Gateway: Sendable {
         self.logger = logger
         self.acceptLoop = group.next()
         let runtime = RuntimeConfig(config, generation: 1)
+        let tlsContexts = try Self.tlsContexts(config)
         var contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]
         let loops = Array(group.makeIterator())
         for loop in loops {
             let count = loops.count
             contexts[ObjectIdentifier(loop)] = try loop.submit {
-                NIOLoopBound(LoopContext(eventLoop: loop, loopCount: count, config: runtime, logger: logger, secret: secret), eventLoop: loop)
+                NIOLoopBound(LoopContext(eventLoop: loop, loopCount: count, config: runtime, logger: logger, secret: secret, tls: tlsContexts), eventLoop: loop)
             }.wait()
         }
         self.contexts = contexts
@@ -129,7 +131,12 @@ public final class Gateway: Sendable {
                 .childChannelOption(.maxMessagesPerRead, value: 16)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        let ctx = contexts[ObjectIdentifier(channel.eventLoop)]!.value
+                        let bound = contexts[ObjectIdentifier(channel.eventLoop)]!
+                        let ctx = bound.value
+                        if index < ctx.tlsContexts.count, let tls = ctx.tlsContexts[index] {
+                            try Gateway.configureTLSPipeline(channel: channel, context: bound, listener: index, tls: tls, gate: gate)
+                            return
+                        }
                         try Gateway.configureClientPipeline(
                             channel: channel,
                             context: ctx,
@@ -164,13 +171,28 @@ public final class Gateway: Sendable {
         proxyProtocol: Bool,
         gate: NIOLoopBound<AcceptGate>
     ) throws {
-        let limits = context.config.source.listeners[listener].limits
         let peer = IPAddress(channel.remoteAddress) ?? IPAddress(v4: 0)
-        let client = ClientHandler(loop: context, listener: listener, peer: peer, scheme: "http", now: channel.eventLoop.now)
-        let sync = channel.pipeline.syncOperations
-        if proxyProtocol {
-            try sync.addHandler(ProxyProtocolHandler(client: client, loop: context, gate: gate))
+        try configureHTTP1(channel: channel, context: context, listener: listener, peer: peer, scheme: "http") { client in
+            if proxyProtocol {
+                try channel.pipeline.syncOperations.addHandler(ProxyProtocolHandler(client: client, loop: context, gate: gate))
+            }
         }
+    }
+
+    /// The HTTP/1.1 pipeline: activity tracking, the decoder with the listener's header limits,
+    /// the encoder, and the client handler. `before` adds handlers in front (the PROXY handler).
+    static func configureHTTP1(
+        channel: any Channel,
+        context: LoopContext,
+        listener: Int,
+        peer: IPAddress,
+        scheme: String,
+        before: (ClientHandler) throws -> Void = { _ in }
+    ) throws {
+        let limits = context.config.source.listeners[listener].limits
+        let client = ClientHandler(loop: context, listener: listener, peer: peer, scheme: scheme, now: channel.eventLoop.now)
+        let sync = channel.pipeline.syncOperations
+        try before(client)
         try sync.addHandler(ClientActivityHandler(client: client))
         var decoderLimits = NIOHTTPDecoderLimitConfiguration()
         decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
@@ -199,8 +221,15 @@ public final class Gateway: Sendable {
             throw ReloadError(message: "listener addresses or proxy_protocol changed; restart Rampart to apply listener changes")
         }
         let runtime = RuntimeConfig(config, generation: generation)
+        // Certificate files are read again: a renewed certificate takes effect for new connections.
+        let tlsContexts: [NIOSSLContext?]
+        do {
+            tlsContexts = try Self.tlsContexts(config)
+        } catch {
+            throw ReloadError(message: "cannot load a TLS certificate or key: \(error)")
+        }
         for bound in contexts.values {
-            try await bound.eventLoop.submit { bound.value.apply(runtime) }.get()
+            try await bound.eventLoop.submit { bound.value.apply(runtime, tls: tlsContexts) }.get()
         }
         let gates = state.withLockedValue { s -> [NIOLoopBound<AcceptGate>] in
             s.config = runtime
@@ -286,6 +315,13 @@ public final class Gateway: Sendable {
             try? await gate.eventLoop.submit { gate.value.stopping.store(true, ordering: .relaxed) }.get()
         }
         if ownsGroup { try? await group.shutdownGracefully() }
+    }
+
+    /// One TLS context per listener (nil for plain HTTP ones).
+    static func tlsContexts(_ config: GatewayConfig) throws -> [NIOSSLContext?] {
+        try config.listeners.map { listener in
+            try listener.tls.map { try TLSSetup.context($0, sites: config.sites, defaultSite: config.defaultSite) }
+        }
     }
 
     /// Every site's mode and last second of traffic.

@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOSSL
 import RampartCore
 
 /// Everything one event loop needs to serve requests: the current config, its own origin pools and
@@ -88,8 +89,12 @@ final class LoopContext {
         return t
     }
 
-    init(eventLoop: any EventLoop, loopCount: Int, config: RuntimeConfig, logger: Logger, secret: [UInt8]) {
+    /// TLS contexts per listener (nil for plain HTTP), swapped on reload.
+    private(set) var tlsContexts: [NIOSSLContext?]
+
+    init(eventLoop: any EventLoop, loopCount: Int, config: RuntimeConfig, logger: Logger, secret: [UInt8], tls: [NIOSSLContext?] = []) {
         self.keys = SigningKeys(secret: secret)
+        self.tlsContexts = tls
         self.eventLoop = eventLoop
         self.loopCount = loopCount
         self.logger = logger
@@ -107,7 +112,8 @@ final class LoopContext {
 
     /// Installs a new config: new requests use it; requests in flight keep the connection they have.
     /// Pools of origins that stay are kept with their connections and health.
-    func apply(_ newConfig: RuntimeConfig) {
+    func apply(_ newConfig: RuntimeConfig, tls: [NIOSSLContext?]) {
+        tlsContexts = tls
         var previous: [String: OriginPool] = [:]
         for (s, site) in config.sites.enumerated() {
             for (o, origin) in site.origins.enumerated() { previous["\(site.name)|\(origin.address)"] = pools[s][o] }

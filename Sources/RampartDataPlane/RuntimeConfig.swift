@@ -40,6 +40,8 @@ struct LoopCounters: Sendable {
     var bansIssued = 0
     /// Requests sent to an origin that checks or ejection had taken out, because all were out.
     var panicRouted = 0
+    /// Connections that chose HTTP/2 by ALPN.
+    var http2Connections = 0
     /// Challenges answered with a redirect or a page.
     var challengesIssued = 0
     /// Clearances handed out (cookie check, proof of work, wait, and cookies given in elevated mode).
@@ -67,6 +69,7 @@ struct LoopCounters: Sendable {
         cacheStale += other.cacheStale
         bansIssued += other.bansIssued
         panicRouted += other.panicRouted
+        http2Connections += other.http2Connections
         challengesIssued += other.challengesIssued
         clearancesIssued += other.clearancesIssued
         clearedRequests += other.clearedRequests

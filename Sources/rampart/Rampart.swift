@@ -82,8 +82,8 @@ struct Run: AsyncParsableCommand {
 
     func run() async throws {
         let logger = try log.makeLogger()
-        if tlsCert != nil {
-            throw ValidationError("TLS termination is not in this build yet (tracked as the TLS and HTTP/2 issue); run plain HTTP behind a TLS terminator for now")
+        if tlsCert != nil, config != nil {
+            throw ValidationError("--tls-cert/--tls-key are for one-site mode; with --config use listeners[].tls")
         }
         let source: ConfigSource
         var gatewayConfig: GatewayConfig
@@ -104,6 +104,12 @@ struct Run: AsyncParsableCommand {
                 origins.append(hp)
             }
             gatewayConfig = GatewayConfig.oneSite(listen: l, origins: origins)
+            if let cert = tlsCert, let key = tlsKey {
+                for file in [cert, key] where !FileManager.default.isReadableFile(atPath: file) {
+                    throw ValidationError("cannot read '\(file)'")
+                }
+                gatewayConfig.listeners[0].tls = ListenerTLS(files: CertificateFiles(certificate: cert, key: key))
+            }
         }
         if let admin {
             guard let hp = HostPort(parsing: admin) else { throw ValidationError("--admin: expected host:port, got '\(admin)'") }
@@ -227,7 +233,7 @@ func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, thread
         throw ExitCode(1)
     }
     for (listener, address) in zip(config.listeners, addresses) {
-        say("Rampart listening on http://\(HostPort(host: listener.address.host, port: address.port ?? listener.address.port))/")
+        say("Rampart listening on \(listener.tls == nil ? "http" : "https")://\(HostPort(host: listener.address.host, port: address.port ?? listener.address.port))/")
     }
     let adminTask = try await startAdmin(config, source: source, gateway: gateway, logger: logger)
     started()

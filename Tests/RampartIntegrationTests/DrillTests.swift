@@ -66,7 +66,9 @@ import Testing
             originStats: try DrillSafety.loopbackTarget("127.0.0.1:\(originPort)"),
             scenario: .s1
         )
-        plan.warmup = 1
+        // Two seconds of warm-up: users start within the first second, and a loaded CI machine
+        // (browser tests run alongside) may start them late.
+        plan.warmup = 2
         plan.attack = 2
         plan.cooldown = 1
         plan.legitUsers = 4

@@ -68,8 +68,8 @@ final class GatewayProcess: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             let found = lines.all.compactMap { line -> Int? in
-                guard line.hasPrefix("Rampart listening on http://") else { return nil }
-                let trimmed = line.dropFirst("Rampart listening on http://".count).dropLast()
+                guard line.hasPrefix("Rampart listening on http") else { return nil }
+                let trimmed = line.drop { $0 != "/" }.dropFirst(2).dropLast()
                 return trimmed.split(separator: ":").last.flatMap { Int($0) }
             }
             if found.count >= count {

@@ -181,8 +181,10 @@ final class ConfigReader {
     static let rootKeys = ["listeners", "sites", "trusted_proxies", "default_site", "admin", "state", "limits", "timeouts", "known_good", "bans"]
     static let banKeys = ["enabled", "strikes", "strikes_per_second", "duration", "max_duration", "capacity"]
     static let knownGoodKeys = ["successes", "min_age", "lifetime", "allow"]
-    static let listenerKeys = ["address", "proxy_protocol", "limits", "timeouts"]
-    static let siteKeys = ["name", "hosts", "origins", "balance", "health_check", "passive_health", "limits", "timeouts", "rate_limits", "cache", "api_keys", "session_cookies", "bearer_credentials", "detection", "challenge", "mode"]
+    static let listenerKeys = ["address", "proxy_protocol", "limits", "timeouts", "tls"]
+    static let listenerTLSKeys = ["cert", "key", "http2"]
+    static let certKeys = ["cert", "key"]
+    static let siteKeys = ["name", "hosts", "origins", "balance", "health_check", "passive_health", "limits", "timeouts", "rate_limits", "cache", "api_keys", "session_cookies", "bearer_credentials", "detection", "challenge", "mode", "tls", "hsts", "https_redirect"]
     static let detectionKeys = ["enabled", "min_rate", "elevated_factor", "attack_factor", "sustain", "calm_under_attack", "calm_elevated", "baseline_half_life", "cache_bust_share", "uncleared_share", "limited_share", "post_share", "escalate_after"]
     static let challengeKeys = ["enabled", "tier", "difficulty", "clearance_ttl", "clearance_rate", "clearance_burst", "wait", "wait_rate", "wait_burst", "exempt_paths", "exempt_key_holders", "suspicious_agents"]
     static let cacheKeys = ["enabled", "micro_ttl", "stale_for", "max_bytes", "max_object_bytes", "drop_query", "keep_params", "with_cookies"]
@@ -364,6 +366,7 @@ final class ConfigReader {
         guard let f = fields(node, path, allowed: Self.listenerKeys) else { return nil }
         var address: HostPort? = nil
         var proxyProtocol = false
+        var tls: ListenerTLS? = nil
         var limits = base
         var sawAddress = false
         for (k, v) in f {
@@ -371,6 +374,12 @@ final class ConfigReader {
             switch k {
             case "address": sawAddress = true; address = hostPort(v, p)
             case "proxy_protocol": proxyProtocol = bool(v, p) ?? false
+            case "tls":
+                if let files = certificateFiles(v, p, allowed: Self.listenerTLSKeys) {
+                    var t = ListenerTLS(files: files)
+                    if let h2 = v.mapping?["http2"] { t.http2 = bool(h2, "\(p).http2") ?? true }
+                    tls = t
+                }
             case "limits": decodeLimits(v, p, into: &limits, scope: .listener)
             case "timeouts":
                 var unused = TimeAmount.zero
@@ -382,7 +391,37 @@ final class ConfigReader {
         guard let address else { return nil }
         var l = ListenerConfig(address: address, limits: limits)
         l.proxyProtocol = proxyProtocol
+        l.tls = tls
+        if tls != nil, proxyProtocol { report(node, "\(path).proxy_protocol", "PROXY protocol on a TLS listener is not supported yet") }
         return l
+    }
+
+    /// `{cert: FILE, key: FILE}`: both files must be readable PEM.
+    func certificateFiles(_ node: Node, _ path: String, allowed: [String]) -> CertificateFiles? {
+        guard let f = fields(node, path, allowed: allowed) else { return nil }
+        var cert: String?
+        var key: String?
+        for (k, v) in f {
+            let p = "\(path).\(k)"
+            switch k {
+            case "cert", "key":
+                guard let file = string(v, p) else { continue }
+                guard let text = readTextFile(file) else {
+                    report(v, p, "cannot read '\(file)'")
+                    continue
+                }
+                if k == "cert" {
+                    if !text.contains("-----BEGIN CERTIFICATE-----") { report(v, p, "'\(file)' is not a PEM certificate") } else { cert = file }
+                } else {
+                    if !text.contains("PRIVATE KEY-----") { report(v, p, "'\(file)' is not a PEM private key") } else { key = file }
+                }
+            default: break
+            }
+        }
+        if !f.contains(where: { $0.0 == "cert" }) { report(node, "\(path).cert", "a certificate file is required") }
+        if !f.contains(where: { $0.0 == "key" }) { report(node, "\(path).key", "a private key file is required") }
+        guard let cert, let key else { return nil }
+        return CertificateFiles(certificate: cert, key: key)
     }
 
     func site(_ node: Node, _ path: String, base: Limits) -> SiteConfig? {
@@ -402,6 +441,9 @@ final class ConfigReader {
         var detection = DetectionConfig()
         var challenge = ChallengeConfig()
         var fixedMode: SiteMode? = nil
+        var siteTLS: CertificateFiles? = nil
+        var hsts: String? = nil
+        var httpsRedirect = false
         var sawHosts = false
         var sawOrigins = false
         for (k, v) in f {
@@ -463,6 +505,12 @@ final class ConfigReader {
                 }
             case "bearer_credentials": bearerCredentials = bool(v, p) ?? false
             case "detection": detection = detectionConfig(v, p)
+            case "tls": siteTLS = certificateFiles(v, p, allowed: Self.certKeys)
+            case "hsts":
+                if let h = string(v, p) {
+                    if h.hasPrefix("max-age=") { hsts = h } else { report(v, p, "expected a Strict-Transport-Security value such as 'max-age=31536000'") }
+                }
+            case "https_redirect": httpsRedirect = bool(v, p) ?? false
             case "mode":
                 if let m = string(v, p) {
                     if m == "auto" { fixedMode = nil } else if let mode = SiteMode(rawValue: m) { fixedMode = mode } else {
@@ -508,6 +556,9 @@ final class ConfigReader {
         s.detection = detection
         s.challenge = challenge
         s.fixedMode = fixedMode
+        s.tls = siteTLS
+        s.hsts = hsts
+        s.httpsRedirect = httpsRedirect
         return s
     }
 

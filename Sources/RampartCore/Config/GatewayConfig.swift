@@ -176,6 +176,12 @@ public struct SiteConfig: Hashable, Sendable {
     public var apiKeys: Set<String> = []
     /// When the site's mode changes by itself.
     public var detection = DetectionConfig()
+    /// The site's own certificate, chosen by SNI on TLS listeners.
+    public var tls: CertificateFiles? = nil
+    /// `Strict-Transport-Security` value added to HTTPS responses (nil: none).
+    public var hsts: String? = nil
+    /// Answer plain-HTTP requests with a redirect to HTTPS.
+    public var httpsRedirect = false
     /// A mode fixed by the operator in the config (`mode:`); nil lets the detector decide.
     public var fixedMode: SiteMode? = nil
     /// Who is challenged, with what, and what a clearance allows.
@@ -190,12 +196,37 @@ public struct SiteConfig: Hashable, Sendable {
     }
 }
 
+/// A certificate chain and its private key, as PEM files.
+public struct CertificateFiles: Hashable, Sendable {
+    /// PEM file with the certificate chain (leaf first).
+    public var certificate: String
+    /// PEM file with the private key.
+    public var key: String
+
+    public init(certificate: String, key: String) {
+        self.certificate = certificate
+        self.key = key
+    }
+}
+
+/// TLS on a listener.
+public struct ListenerTLS: Hashable, Sendable {
+    /// The default certificate (when no site's certificate matches the SNI name).
+    public var files: CertificateFiles
+    /// Offer HTTP/2 by ALPN (`h2`, then `http/1.1`).
+    public var http2 = true
+
+    public init(files: CertificateFiles) { self.files = files }
+}
+
 /// One client-facing listener.
 public struct ListenerConfig: Hashable, Sendable {
     /// Address and port to bind.
     public var address: HostPort
     /// When true, every connection must start with a PROXY protocol v1 or v2 header.
     public var proxyProtocol: Bool = false
+    /// TLS termination; nil for plain HTTP.
+    public var tls: ListenerTLS? = nil
     /// Connection-phase limits (connections, header size and time, keep-alive).
     public var limits: Limits
 

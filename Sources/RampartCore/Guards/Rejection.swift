@@ -36,6 +36,8 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
     case challengeRequired = "challenge_required"
     case challengeFailed = "challenge_failed"
     case clearanceLimited = "clearance_limited"
+    // HTTP/2.
+    case http2Flood = "http2_flood"
     // Routing and origin.
     case unknownHost = "unknown_host"
     case originUnavailable = "origin_unavailable"
@@ -47,7 +49,7 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
     public var status: HTTPResponseStatus {
         switch self {
         case .banned, .maxConnections, .maxConnectionsPerIP, .proxyProtocolMissing, .proxyProtocolMalformed,
-            .idleTimeout, .sendTimeout:
+            .idleTimeout, .sendTimeout, .http2Flood:
             return .serviceUnavailable
         case .headerTimeout, .bodyTimeout, .bodyTooSlow: return .requestTimeout
         case .headerTooLarge: return .requestHeaderFieldsTooLarge
