@@ -194,3 +194,22 @@ private func second(
         #expect(m.mode == .normal)
     }
 }
+
+@Suite struct ReplayTests {
+    @Test func nginxCombinedLinesParseWithTheirTimeZone() throws {
+        let r = try #require(LogRecord.nginxCombined(#"203.0.113.9 - - [01/Jul/2026:12:00:05 +0200] "POST /login?x=1 HTTP/1.1" 429 12 "-" "curl/8.5""#))
+        #expect(r.client == IPAddress("203.0.113.9"))
+        #expect(r.time == 1_782_900_005)  // 10:00:05 UTC
+        #expect(r.method == "POST" && r.target == "/login?x=1" && r.status == 429 && r.agent == "curl/8.5")
+        #expect(LogRecord.nginxCombined("garbage") == nil)
+        #expect(LogRecord.nginxCombined(#"203.0.113.9 - - [99/Foo/2026:12:00:05 +0200] "GET / HTTP/1.1" 200 1 "-" "-""#) == nil)
+    }
+
+    @Test func replayOfAQuietLogDoesNothing() {
+        let records = (0..<300).map { LogRecord(time: 1000 + Int64($0 / 5), client: IPAddress(v4: 0xC000_0200 + UInt32($0 % 30)), method: "GET", target: "/", status: 200, agent: "Mozilla") }
+        let report = Replay.run(records)
+        #expect(report.events.isEmpty)
+        #expect(report.requests == 300)
+        #expect(report.secondsInMode[.underAttack] == nil)
+    }
+}
