@@ -89,6 +89,12 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
     private var cleared = false
     /// The request went through the challenge stage (so a mode change need not decide it again).
     private var challengeChecked = false
+    // For the access log: what was answered and why.
+    private var requestTarget = "/"
+    private var responseStatus = 0
+    private var responseBytes = 0
+    private var decision = "proxied"
+    private var decisionReason: String?
     /// When the request head arrived (origin latency for detection).
     private var requestStart = NIODeadline.uptimeNanoseconds(0)
     private var pendingBody = CircularBuffer<HTTPClientRequestPart>()
@@ -273,6 +279,8 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         requestID = loop.nextRequestID()
         clientVersion = head.version
         requestMethod = head.method
+        requestTarget = head.uri
+        requestStart = now
         requestHeaders = head.headers
         requestEnded = false
         responseStarted = false
@@ -321,7 +329,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         if site.httpsRedirect, scheme == "http", let host = accepted.host {
             // Plain HTTP for a site that wants HTTPS: a permanent redirect, nothing forwarded.
             let location = "https://\(host.split(separator: ":").first.map(String.init) ?? host)\(accepted.target)"
-            sendGenerated(.movedPermanently, body: "", headers: [("Location", location)])
+            sendGenerated(.movedPermanently, body: "", headers: [("Location", location)], decision: "https_redirect")
             return
         }
         let defence = loop.defence[siteIndex]
@@ -481,6 +489,9 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             head.headers.add(name: "Connection", value: "keep-alive")
         }
         responseStarted = true
+        responseStatus = Int(entry.status.code)
+        responseBytes = requestMethod == .HEAD ? 0 : entry.body.readableBytes
+        decision = label == "STALE" ? "cache_stale" : "cache"
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if requestMethod != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(entry.body))), promise: nil) }
         if !requestEnded { phase = .discarding }
@@ -733,6 +744,9 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             } else if clientVersion == .http1_0 {
                 response.headers.add(name: "Connection", value: "keep-alive")
             }
+            responseStatus = Int(code)
+            responseBytes = 0
+            decision = "proxied"
             if let setCookie { response.headers.add(name: "Set-Cookie", value: setCookie) }
             if scheme == "https", let hsts = loop.config.sites[siteIndex].hsts { response.headers.replaceOrAdd(name: "Strict-Transport-Security", value: hsts) }
             let traffic = loop.defence[siteIndex]
@@ -747,6 +761,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
                     fillBody!.writeImmutableBuffer(buffer)
                 }
             }
+            responseBytes += buffer.readableBytes
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end(let trailers):
             if let key = fillKey, var head = fillHead, let body = fillBody {
@@ -1068,12 +1083,16 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         let clearance = Clearance.issue(level: level, client: clientIP, now: unix, ttl: site.challenge.clearanceTTL.nanoseconds / 1_000_000_000)
         let cookie = defence.cookie(clearance, keys: &loop.keys, userAgent: agent, now: unix, secure: scheme == "https")
         loop.counters.clearancesIssued += 1
-        sendGenerated(.found, body: "", headers: [("Location", returnTo), ("Set-Cookie", cookie)])
+        sendGenerated(.found, body: "", headers: [("Location", returnTo), ("Set-Cookie", cookie)], decision: "cleared")
     }
 
     /// Answers the current request with a response the gateway made (challenge pages, redirects).
-    private func sendGenerated(_ status: HTTPResponseStatus, body: String, headers extra: [(String, String)]) {
+    private func sendGenerated(_ status: HTTPResponseStatus, body: String, headers extra: [(String, String)], decision: String = "challenged") {
         guard let context, phase != .closed else { return }
+        responseStatus = Int(status.code)
+        responseBytes = requestMethod == .HEAD ? 0 : body.utf8.count
+        self.decision = decision
+        decisionReason = nil
         endFill()
         pendingBody.removeAll()
         pendingBodyBytes = 0
@@ -1101,6 +1120,17 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
     // MARK: - Finishing
 
     private func finishResponse(context: ChannelHandlerContext, trailers: HTTPHeaders?) {
+        if let log = loop.accessLog {
+            let site = siteIndex < loop.config.sites.count ? loop.config.sites[siteIndex].name : ""
+            log.record(
+                AccessLog.Entry(
+                    site: site, client: clientIP, method: requestMethod, target: forwardHead?.uri ?? requestTarget, status: responseStatus,
+                    bytes: responseBytes, durationMicros: (loop.eventLoop.now - requestStart).nanoseconds / 1000, decision: decision,
+                    reason: decisionReason, requestID: requestID, agent: requestHeaders.first(name: "user-agent")
+                )
+            )
+        }
+        decisionReason = nil
         if keepAlive {
             context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
             phase = requestEnded ? .idle : .discarding
@@ -1148,6 +1178,8 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         pendingBody.removeAll()
         pendingBodyBytes = 0
         if reason.closesConnection || (!requestEnded && hasBody) { keepAlive = false }
+        decision = "rejected"
+        decisionReason = reason.rawValue
         let (h, body) = loop.pageTemplate(reason, json: ErrorPage.wantsJSON(requestHeaders)).render(
             requestID: requestID.isEmpty ? loop.nextRequestID() : requestID,
             close: !keepAlive,
@@ -1156,6 +1188,8 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             allocator: context.channel.allocator
         )
         responseStarted = true
+        responseStatus = Int(h.status.code)
+        responseBytes = body.readableBytes
         context.write(wrapOutboundOut(.head(h)), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         setUpstreamBlocked(false)

@@ -26,6 +26,7 @@ public final class Gateway: Sendable {
     private let checker: NIOLoopBound<HealthChecker>
     private let bans: NIOLoopBound<BanRegistry>
     private let detection: NIOLoopBound<DetectionService>
+    private let accessLogSink: AccessLogSink?
 
     private struct ControlState {
         var config: RuntimeConfig
@@ -49,12 +50,18 @@ public final class Gateway: Sendable {
         self.acceptLoop = group.next()
         let runtime = RuntimeConfig(config, generation: 1)
         let tlsContexts = try Self.tlsContexts(config)
+        let sink = try config.accessLogPath.map { try AccessLogSink(path: $0) }
+        self.accessLogSink = sink
         var contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]
         let loops = Array(group.makeIterator())
         for loop in loops {
             let count = loops.count
             contexts[ObjectIdentifier(loop)] = try loop.submit {
-                NIOLoopBound(LoopContext(eventLoop: loop, loopCount: count, config: runtime, logger: logger, secret: secret, tls: tlsContexts), eventLoop: loop)
+                {
+                    let ctx = LoopContext(eventLoop: loop, loopCount: count, config: runtime, logger: logger, secret: secret, tls: tlsContexts)
+                    if let sink { ctx.accessLog = AccessLog(sink: sink, perSecond: config.accessLogPerSecond, eventLoop: loop) }
+                    return NIOLoopBound(ctx, eventLoop: loop)
+                }()
             }.wait()
         }
         self.contexts = contexts
@@ -314,8 +321,15 @@ public final class Gateway: Sendable {
         for gate in gates {
             try? await gate.eventLoop.submit { gate.value.stopping.store(true, ordering: .relaxed) }.get()
         }
+        for bound in contexts.values {
+            try? await bound.eventLoop.submit { bound.value.accessLog?.flush() }.get()
+        }
+        accessLogSink?.flush()
         if ownsGroup { try? await group.shutdownGracefully() }
     }
+
+    /// Reopens the access log file (SIGUSR1, after logrotate moved it).
+    public func reopenLogs() { accessLogSink?.reopen() }
 
     /// One TLS context per listener (nil for plain HTTP ones).
     static func tlsContexts(_ config: GatewayConfig) throws -> [NIOSSLContext?] {

@@ -89,6 +89,8 @@ final class LoopContext {
         return t
     }
 
+    /// The access log, when one is configured.
+    var accessLog: AccessLog?
     /// TLS contexts per listener (nil for plain HTTP), swapped on reload.
     private(set) var tlsContexts: [NIOSSLContext?]
 

@@ -65,6 +65,9 @@ struct Run: AsyncParsableCommand {
     @Option(name: .long, help: "Folder for local state (bans, incidents).")
     var state: String?
 
+    @Option(name: .long, help: "JSON access log: '-' for standard output, or a file (reopened on SIGUSR1).")
+    var accessLog: String?
+
     @Option(name: .long, help: "TLS certificate (PEM) for the listener.")
     var tlsCert: String?
 
@@ -116,6 +119,7 @@ struct Run: AsyncParsableCommand {
             gatewayConfig.adminAddress = hp
         }
         if let state { gatewayConfig.statePath = state }
+        if let accessLog { gatewayConfig.accessLogPath = accessLog }
         try await serve(gatewayConfig, source: source, logger: logger, threads: log.threads)
     }
 }
@@ -197,6 +201,9 @@ func say(_ text: String) {
 /// Runs a gateway until SIGTERM/SIGINT (drain, then exit); SIGHUP reloads the config file.
 func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, threads: Int?, started: () -> Void = {}) async throws {
     if let threads, threads < 1 || threads > 256 { throw ValidationError("--threads must be between 1 and 256") }
+    // Signals are caught from the start: a SIGTERM that arrives while listeners and the admin API
+    // come up is served (drain, exit 0) once they are up, not the default kill.
+    let signals = SignalStream([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
     // The state folder holds bans, incidents and the generated admin token: make sure it is usable
     // before taking traffic rather than failing later.
     do {
@@ -223,7 +230,13 @@ func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, thread
     } catch {
         logger.error("state database unavailable: bans and incidents will not survive a restart", metadata: ["path": "\(config.statePath)/state.sqlite", "error": "\(error)"])
     }
-    let gateway = try Gateway(config: config, logger: logger, threads: threads ?? System.coreCount, secret: secret, store: store)
+    let gateway: Gateway
+    do {
+        gateway = try Gateway(config: config, logger: logger, threads: threads ?? System.coreCount, secret: secret, store: store)
+    } catch {
+        logger.critical("cannot start the gateway", metadata: ["error": "\(error)"])
+        throw ExitCode(1)
+    }
     let addresses: [SocketAddress]
     do {
         addresses = try await gateway.start()
@@ -238,8 +251,12 @@ func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, thread
     let adminTask = try await startAdmin(config, source: source, gateway: gateway, logger: logger)
     started()
 
-    let signals = SignalStream([SIGTERM, SIGINT, SIGHUP])
     for await signal in signals.stream {
+        if signal == SIGUSR1 {
+            gateway.reopenLogs()
+            logger.notice("access log reopened")
+            continue
+        }
         if signal == SIGHUP {
             guard case .file(let path) = source else {
                 logger.notice("SIGHUP ignored: no config file to reload")

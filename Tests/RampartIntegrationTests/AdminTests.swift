@@ -9,6 +9,7 @@ import Glibc
 
 /// The admin listener of the real binary: token, endpoints and their effect on the gateway,
 /// metrics, the OpenAPI document and the event stream.
+extension IntegrationTests {
 @Suite(.serialized) struct AdminTests {
     static let siteYAML = """
         listeners:
@@ -143,4 +144,5 @@ import Glibc
         #expect(first.contains("text/event-stream"))
         #expect(first.contains("data: {"))
     }
+}
 }

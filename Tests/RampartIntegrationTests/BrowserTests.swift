@@ -15,6 +15,7 @@ let browserAvailable = ProcessInfo.processInfo.environment["RAMPART_REQUIRE_BROW
 /// dashboard fills with live data and its controls act on the gateway. `.ci/run` installs
 /// chromium and sets RAMPART_REQUIRE_BROWSER=1, so CI cannot skip these; elsewhere they run
 /// when chromium is present.
+extension IntegrationTests {
 @Suite(.serialized, .enabled(if: browserAvailable)) struct BrowserTests {
     static var repo: URL {
         var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -118,4 +119,5 @@ let browserAvailable = ProcessInfo.processInfo.environment["RAMPART_REQUIRE_BROW
         let bans = try #require(try RawClient(port: admin).request("GET", "/api/bans", headers: auth))
         #expect(String(decoding: bans.body, as: UTF8.self).contains(#""reason":"dashboard""#))
     }
+}
 }

@@ -8,6 +8,7 @@ import Glibc
 #endif
 
 /// The operator commands against a running gateway, and `replay` on a committed log.
+extension IntegrationTests {
 @Suite(.serialized) struct OperatorCLITests {
     static func rampart(_ args: [String]) throws -> (Int32, String) {
         let p = Process()
@@ -48,6 +49,43 @@ import Glibc
         #expect(sw != 0 && wrong.contains("refused the admin token"), "\(wrong)")
     }
 
+    @Test func theAccessLogIsJSONLinesReopenedOnSIGUSR1AndReplayable() async throws {
+        let origin = DemoOrigin()
+        let originPort = try await origin.start()
+        defer { Task { await origin.stop() } }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-log-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let log = dir.appendingPathComponent("access.log").path
+        let gw = try GatewayProcess(yaml: GatewayBinaryTests.yaml(origin: originPort), extraArguments: ["--access-log", log])
+        defer { gw.stop() }
+        let port = try gw.waitUntilListening()[0]
+        let c = try RawClient(port: port, source: "127.0.0.90")
+        #expect(c.request("GET", "/news?a=1", headers: ["User-Agent: Mozilla/5.0 \"quoted\""])?.status == 200)
+        #expect(c.request("GET", "/", host: "unknown.example")?.status == 421)
+        var lines: [[String: Any]] = []
+        #expect(eventually {
+            lines = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n")
+                .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] } ?? []
+            return lines.count >= 2
+        })
+        let first = try #require(lines.first)
+        #expect(first["site"] as? String == "www" && first["client"] as? String == "127.0.0.90" && first["method"] as? String == "GET")
+        #expect(first["path"] as? String == "/news?a=1" && first["status"] as? Int == 200 && first["decision"] as? String == "proxied")
+        #expect(first["agent"] as? String == "Mozilla/5.0 \"quoted\"" && (first["request_id"] as? String)?.count == 15)
+        #expect((first["time"] as? String)?.hasSuffix("Z") == true && first["duration_ms"] is Double)
+        #expect(lines[1]["status"] as? Int == 421 && lines[1]["decision"] as? String == "rejected" && lines[1]["reason"] as? String == "unknown_host")
+        // logrotate: move the file away, SIGUSR1, and new lines go to a new file.
+        try FileManager.default.moveItem(atPath: log, toPath: log + ".1")
+        gw.signal(SIGUSR1)
+        #expect(eventually { gw.stderrText.contains("access log reopened") })
+        #expect(c.request("GET", "/after")?.status == 200)
+        #expect(eventually { (try? String(contentsOfFile: log, encoding: .utf8))?.contains("\"/after\"") == true })
+        // The same lines feed `rampart replay`.
+        let (status, out) = try Self.rampart(["replay", log + ".1"])
+        #expect(status == 0 && out.contains("2 requests"), "\(out)")
+    }
+
     @Test func replayTellsWhenTheModeWouldHaveRisenAndWhomItWouldHaveBanned() throws {
         let log = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("testdata/flood-access.log").path
         let (status, out) = try Self.rampart(["replay", log])
@@ -58,4 +96,5 @@ import Glibc
         #expect(out.contains("elevated -> normal"))
         #expect(out.contains("top agents:   Mozilla/5.0 (flood)"))
     }
+}
 }

@@ -10,6 +10,7 @@ import Glibc
 
 /// Detection and challenges through the real binary: what a browser, a client without
 /// JavaScript, a cookie-less flood and a forger each get.
+extension IntegrationTests {
 @Suite(.serialized) struct DefenceTests {
     static func yaml(origin: Int, site: String) -> String {
         """
@@ -205,4 +206,5 @@ import Glibc
         // And the site calms down by itself once the flood ends.
         #expect(eventually(timeout: 20) { gw.stderrText.contains("from=elevated manual=false reason=calm") })
     }
+}
 }

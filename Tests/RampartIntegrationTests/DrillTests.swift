@@ -5,6 +5,7 @@ import RampartDemoOrigin
 import RampartDrill
 import Testing
 
+extension IntegrationTests {
 @Suite struct DrillSafetyTests {
     @Test(arguments: ["10.0.0.1:80", "192.168.1.10:8080", "8.8.8.8:53", "example.com:80", "[2001:db8::1]:80", "0.0.0.0:80", "127.0.0.1"])
     func refusesAnythingButLoopback(_ target: String) {
@@ -25,7 +26,9 @@ import Testing
         }
     }
 }
+}
 
+extension IntegrationTests {
 @Suite(.serialized) struct DrillRunTests {
     static func originConfig() -> DemoOrigin.Configuration {
         var c = DemoOrigin.Configuration()
@@ -91,4 +94,5 @@ import Testing
         #expect(DrillOutput.html([report], title: "t").contains("<svg"))
         #expect(DrillOutput.json([report]).contains("\"attackSent\""))
     }
+}
 }

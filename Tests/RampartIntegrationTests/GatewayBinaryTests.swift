@@ -8,6 +8,7 @@ import Glibc
 #endif
 
 /// The real `rampart` binary on loopback in front of the demo origin.
+extension IntegrationTests {
 @Suite(.serialized) struct GatewayBinaryTests {
     static func yaml(origin: Int, listener: String = "", top: String = "", site: String = "") -> String {
         """
@@ -580,4 +581,5 @@ import Glibc
         let good = try GatewayProcess(arguments: ["check", "--config", root.appendingPathComponent("examples/rampart.yaml").path])
         #expect(good.waitForExit() == 0)
     }
+}
 }

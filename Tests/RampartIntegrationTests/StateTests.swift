@@ -10,6 +10,7 @@ import Glibc
 #endif
 
 /// Bans and incidents in the SQLite state folder, across a restart of the real binary.
+extension IntegrationTests {
 @Suite(.serialized) struct StateTests {
     @Test func theStoreKeepsBansUntilTheyEndAndIncidentsInOrder() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-state-\(UUID().uuidString)").path
@@ -81,4 +82,5 @@ import Glibc
         #expect(incidents.first?.timeline.last?.contains("gateway restarted") == true)
         #expect(incidents.first?.peakMode == "under_attack")
     }
+}
 }

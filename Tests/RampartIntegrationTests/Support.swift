@@ -5,6 +5,11 @@ import Testing
 import Glibc
 #endif
 
+/// Every suite that starts processes, floods loopback or drives a browser is nested here and runs
+/// one at a time: on a 2-core CI machine, timing-sensitive tests must not compete with chromium or
+/// with another test's flood for the CPU.
+@Suite(.serialized) enum IntegrationTests {}
+
 /// The built `rampart` executable, next to the test bundle.
 enum Binary {
     static var rampart: String { path("rampart") }

@@ -9,6 +9,7 @@ import Glibc
 /// HTTPS and HTTP/2 through the real binary, with real clients: curl (HTTP/2 and HTTP/1.1 over
 /// TLS), openssl s_client (SNI), and a raw-frame HTTP/2 attacker (rapid reset, CONTINUATION
 /// flood) written with Python's standard library.
+extension IntegrationTests {
 @Suite(.serialized) struct TLSTests {
     /// Runs a command; returns its exit status and output (stdout and stderr).
     static func run(_ args: [String], input: String? = nil) throws -> (Int32, String) {
@@ -127,4 +128,5 @@ import Glibc
         // The flooding source is banned at accept after these; others are not.
         #expect(eventually { gw.stderrText.contains("source banned") })
     }
+}
 }

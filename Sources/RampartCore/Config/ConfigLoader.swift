@@ -178,7 +178,8 @@ final class ConfigReader {
 
     // MARK: - Sections
 
-    static let rootKeys = ["listeners", "sites", "trusted_proxies", "default_site", "admin", "state", "limits", "timeouts", "known_good", "bans"]
+    static let rootKeys = ["listeners", "sites", "trusted_proxies", "default_site", "admin", "state", "limits", "timeouts", "known_good", "bans", "access_log"]
+    static let accessLogKeys = ["path", "per_second"]
     static let banKeys = ["enabled", "strikes", "strikes_per_second", "duration", "max_duration", "capacity"]
     static let knownGoodKeys = ["successes", "min_age", "lifetime", "allow"]
     static let listenerKeys = ["address", "proxy_protocol", "limits", "timeouts", "tls"]
@@ -246,6 +247,16 @@ final class ConfigReader {
             case "default_site":
                 defaultSiteNode = v
                 config.defaultSite = string(v, k)
+            case "access_log":
+                if let f = fields(v, k, allowed: Self.accessLogKeys) {
+                    for (ak, av) in f {
+                        switch ak {
+                        case "path": config.accessLogPath = string(av, "access_log.path")
+                        case "per_second": config.accessLogPerSecond = int(av, "access_log.per_second", min: 1, max: 10_000_000) ?? config.accessLogPerSecond
+                        default: break
+                        }
+                    }
+                }
             case "admin":
                 if let f = fields(v, k, allowed: Self.adminKeys) {
                     for (ak, av) in f {

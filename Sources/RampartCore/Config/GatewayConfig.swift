@@ -249,6 +249,10 @@ public struct GatewayConfig: Hashable, Sendable {
     public var defaultSite: String? = nil
     /// Admin listener address.
     public var adminAddress = HostPort(host: "127.0.0.1", port: 9090)
+    /// JSON access log: `-` for standard output, a file path, or nil for none.
+    public var accessLogPath: String? = nil
+    /// Most access-log lines per second per event loop (the rest are counted, not written).
+    public var accessLogPerSecond = 2000
     /// False: no admin listener.
     public var adminEnabled = true
     /// Admin token from the config (`admin.token` or `admin.token_file`); `RAMPART_ADMIN_TOKEN`
