@@ -23,6 +23,38 @@ public struct SiteStatus: Sendable, Equatable {
     public var meanLatencyMillis: Double
 }
 
+/// What alert webhooks are told.
+public struct AlertEvent: Sendable, Codable, Equatable {
+    public enum Kind: String, Sendable, Codable {
+        case modeChanged = "mode_changed"
+        case incidentOpened = "incident_opened"
+        case incidentClosed = "incident_closed"
+    }
+
+    public var kind: Kind
+    public var site: String
+    public var from: String
+    public var to: String
+    public var tier: String
+    public var reason: String
+    public var manual: Bool
+    public var incident: Incident?
+
+    /// One line for chat systems (Slack's and Matrix hookshot's `text` field).
+    public var text: String {
+        switch kind {
+        case .modeChanged:
+            return "Rampart: site \(site) is now \(to.replacingOccurrences(of: "_", with: " ")) (was \(from.replacingOccurrences(of: "_", with: " ")))\(manual ? ", set by an operator" : ""): \(reason)"
+        case .incidentOpened:
+            return "Rampart: incident #\(incident?.id ?? 0) opened on \(site): \(reason)"
+        case .incidentClosed:
+            let i = incident
+            let length = i.map { ($0.end ?? $0.start) - $0.start } ?? 0
+            return "Rampart: incident #\(i?.id ?? 0) on \(site) closed after \(length) s; peak \(i?.peakRequestsPerSecond ?? 0) req/s, \(i?.toOrigin ?? 0) requests reached the origin, \(i?.challenged ?? 0) challenged, \(i?.limited ?? 0) limited"
+        }
+    }
+}
+
 /// The heaviest keys of one site's last second.
 public struct SiteTop: Sendable, Equatable, Codable {
     public var site: String
@@ -46,10 +78,8 @@ final class DetectionService {
     private var nextIncident = 1
     private var task: RepeatedTask?
     private var sites: [SiteConfig] = []
-    /// Called with every mode change (logs now; alerts and storage hook in here).
-    var onChange: ((String, ModeChange) -> Void)?
-    /// Called when an incident opens, changes mode, or closes.
-    var onIncident: ((Incident) -> Void)?
+    /// Called with every mode change and when incidents open and close (alert webhooks).
+    var alert: (@Sendable (AlertEvent) -> Void)?
     static let keptIncidents = 200
 
     private let store: StateStore?
@@ -153,22 +183,25 @@ final class DetectionService {
                 "tier": "\(change.tier.rawValue)", "reason": "\(change.reason)", "manual": "\(change.manual)",
             ]
         )
-        onChange?(site, change)
+        alert?(AlertEvent(
+            kind: .modeChanged, site: site, from: change.from.rawValue, to: change.to.rawValue, tier: change.tier.rawValue,
+            reason: change.reason, manual: change.manual, incident: nil
+        ))
         let line = "\(now) \(change.from.rawValue) -> \(change.to.rawValue) (\(change.tier.rawValue))\(change.manual ? " by operator" : ""): \(change.reason)"
         if change.to != .normal {
             if var (incident, totals) = open[site] {
                 incident.timeline.append(line)
                 if change.to > SiteMode(rawValue: incident.peakMode) ?? .normal { incident.peakMode = change.to.rawValue }
                 open[site] = (incident, totals)
-                onIncident?(incident)
                 store?.saveIncident(incident)
             } else {
                 let incident = Incident(id: nextIncident, site: site, start: now, mode: change.to, line: line)
                 nextIncident += 1
                 open[site] = (incident, TrafficSecond())
                 if let second = last[site] { account(site: site, second: second, controller: controller) }
-                onIncident?(open[site]!.0)
                 store?.saveIncident(open[site]!.0)
+                alert?(AlertEvent(kind: .incidentOpened, site: site, from: change.from.rawValue, to: change.to.rawValue, tier: change.tier.rawValue,
+                                  reason: change.reason, manual: change.manual, incident: open[site]!.0))
             }
         } else if var (incident, totals) = open.removeValue(forKey: site) {
             incident.timeline.append(line)
@@ -176,8 +209,9 @@ final class DetectionService {
             Self.summarise(&incident, totals)
             incidents.append(incident)
             if incidents.count > Self.keptIncidents { incidents.removeFirst(incidents.count - Self.keptIncidents) }
-            onIncident?(incident)
             store?.saveIncident(incident)
+            alert?(AlertEvent(kind: .incidentClosed, site: site, from: change.from.rawValue, to: change.to.rawValue, tier: change.tier.rawValue,
+                              reason: change.reason, manual: change.manual, incident: incident))
         }
     }
 

@@ -328,6 +328,12 @@ public final class Gateway: Sendable {
         if ownsGroup { try? await group.shutdownGracefully() }
     }
 
+    /// Calls `handler` (off the event loops' request path) for mode changes and incidents.
+    public func onAlert(_ handler: @escaping @Sendable (AlertEvent) -> Void) async throws {
+        let detection = self.detection
+        try await acceptLoop.submit { detection.value.alert = handler }.get()
+    }
+
     /// Reopens the access log file (SIGUSR1, after logrotate moved it).
     public func reopenLogs() { accessLogSink?.reopen() }
 

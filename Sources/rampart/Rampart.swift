@@ -237,6 +237,10 @@ func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, thread
         logger.critical("cannot start the gateway", metadata: ["error": "\(error)"])
         throw ExitCode(1)
     }
+    if !config.alertWebhooks.isEmpty {
+        let sender = WebhookSender(urls: config.alertWebhooks, logger: logger)
+        try await gateway.onAlert { sender.send($0) }
+    }
     let addresses: [SocketAddress]
     do {
         addresses = try await gateway.start()

@@ -86,6 +86,42 @@ extension IntegrationTests {
         #expect(status == 0 && out.contains("2 requests"), "\(out)")
     }
 
+    @Test func alertWebhooksHearOfModeChangesAndIncidentsWithRetries() async throws {
+        let receiver = Process()
+        receiver.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        receiver.arguments = ["python3", BrowserTests.repo.appendingPathComponent("Tests/tools/webhook_receiver.py").path, "40"]
+        let out = Pipe()
+        receiver.standardOutput = out
+        let received = LineCollector()
+        out.fileHandleForReading.readabilityHandler = { received.append($0.availableData) }
+        try receiver.run()
+        defer { receiver.terminate() }
+        #expect(eventually { received.all.contains { $0.hasPrefix("PORT ") } })
+        let hookPort = try #require(received.all.first { $0.hasPrefix("PORT ") }.flatMap { Int($0.dropFirst(5)) })
+
+        let origin = DemoOrigin()
+        let originPort = try await origin.start()
+        defer { Task { await origin.stop() } }
+        let yaml = GatewayBinaryTests.yaml(origin: originPort, top: "alerts: { webhooks: [http://127.0.0.1:\(hookPort)/hook] }")
+        let gw = try GatewayProcess(yaml: yaml + "    mode: under_attack\n")
+        defer { gw.stop() }
+        _ = try gw.waitUntilListening()
+        // Opened: a mode change and an incident; the first delivery got 500 and was retried.
+        #expect(eventually(timeout: 15) {
+            let lines = received.all.filter { $0.hasPrefix("200 ") }
+            return lines.contains { $0.contains(#""kind":"mode_changed""#) } && lines.contains { $0.contains(#""kind":"incident_opened""#) }
+        }, "\(received.all)")
+        #expect(received.all.contains { $0.hasPrefix("500 ") })
+        // Back to automatic (normal): the incident closes and says so.
+        try yaml.write(to: gw.configURL, atomically: true, encoding: .utf8)
+        gw.signal(SIGHUP)
+        #expect(eventually(timeout: 15) { received.all.contains { $0.hasPrefix("200 ") && $0.contains(#""kind":"incident_closed""#) } }, "\(received.all)")
+        let closed = try #require(received.all.first { $0.contains(#""kind":"incident_closed""#) })
+        let body = try #require(try JSONSerialization.jsonObject(with: Data(closed.dropFirst(4).utf8)) as? [String: Any])
+        #expect((body["text"] as? String)?.contains("incident #1 on www closed") == true)
+        #expect(body["site"] as? String == "www")
+    }
+
     @Test func replayTellsWhenTheModeWouldHaveRisenAndWhomItWouldHaveBanned() throws {
         let log = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("testdata/flood-access.log").path
         let (status, out) = try Self.rampart(["replay", log])

@@ -178,7 +178,8 @@ final class ConfigReader {
 
     // MARK: - Sections
 
-    static let rootKeys = ["listeners", "sites", "trusted_proxies", "default_site", "admin", "state", "limits", "timeouts", "known_good", "bans", "access_log"]
+    static let rootKeys = ["listeners", "sites", "trusted_proxies", "default_site", "admin", "state", "limits", "timeouts", "known_good", "bans", "access_log", "alerts"]
+    static let alertKeys = ["webhooks"]
     static let accessLogKeys = ["path", "per_second"]
     static let banKeys = ["enabled", "strikes", "strikes_per_second", "duration", "max_duration", "capacity"]
     static let knownGoodKeys = ["successes", "min_age", "lifetime", "allow"]
@@ -247,6 +248,19 @@ final class ConfigReader {
             case "default_site":
                 defaultSiteNode = v
                 config.defaultSite = string(v, k)
+            case "alerts":
+                if let f = fields(v, k, allowed: Self.alertKeys) {
+                    for (ak, av) in f where ak == "webhooks" {
+                        if let items = list(av, "alerts.webhooks") {
+                            for (i, item) in items.enumerated() {
+                                guard let u = string(item, "alerts.webhooks[\(i)]") else { continue }
+                                if u.hasPrefix("http://") || u.hasPrefix("https://") { config.alertWebhooks.append(u) } else {
+                                    report(item, "alerts.webhooks[\(i)]", "expected an http:// or https:// URL")
+                                }
+                            }
+                        }
+                    }
+                }
             case "access_log":
                 if let f = fields(v, k, allowed: Self.accessLogKeys) {
                     for (ak, av) in f {

@@ -249,6 +249,8 @@ public struct GatewayConfig: Hashable, Sendable {
     public var defaultSite: String? = nil
     /// Admin listener address.
     public var adminAddress = HostPort(host: "127.0.0.1", port: 9090)
+    /// URLs that get a JSON POST on mode changes and when incidents open and close.
+    public var alertWebhooks: [String] = []
     /// JSON access log: `-` for standard output, a file path, or nil for none.
     public var accessLogPath: String? = nil
     /// Most access-log lines per second per event loop (the rest are counted, not written).
