@@ -61,6 +61,19 @@ final class GatewayMetrics: Sendable {
             gauge("rampart_site_origin_queue_peak", "Most requests waiting for an origin connection in the last second.", site, Double(s.queuePeak))
             gauge("rampart_site_origin_latency_seconds", "Mean origin response time in the last second.", site, s.meanLatencyMillis / 1000)
         }
-        return registry.emitToString()
+        // The response-time histogram is kept as exact per-loop bucket counts; swift-prometheus has
+        // no way to load counts into a histogram, so it is written here in the same text format.
+        var text = registry.emitToString()
+        text += "# HELP rampart_response_seconds Time from request head to the end of the response.\n"
+        text += "# TYPE rampart_response_seconds histogram\n"
+        var cumulative = 0
+        for (bound, count) in zip(stats.latencyBounds, stats.latencyBuckets) {
+            cumulative += count
+            text += "rampart_response_seconds_bucket{le=\"\(bound)\"} \(cumulative)\n"
+        }
+        text += "rampart_response_seconds_bucket{le=\"+Inf\"} \(stats.latencyCount)\n"
+        text += "rampart_response_seconds_sum \(stats.latencySumSeconds)\n"
+        text += "rampart_response_seconds_count \(stats.latencyCount)\n"
+        return text
     }
 }

@@ -1120,6 +1120,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
     // MARK: - Finishing
 
     private func finishResponse(context: ChannelHandlerContext, trailers: HTTPHeaders?) {
+        loop.counters.observeLatency(micros: Int((loop.eventLoop.now - requestStart).nanoseconds / 1000))
         if let log = loop.accessLog {
             let site = siteIndex < loop.config.sites.count ? loop.config.sites[siteIndex].name : ""
             log.record(

@@ -280,6 +280,10 @@ public final class Gateway: Sendable {
             clearancesIssued: total.clearancesIssued,
             clearedRequests: total.clearedRequests,
             challengeFailures: total.challengeFailures,
+            latencyBounds: LoopCounters.latencyBounds,
+            latencyBuckets: total.latencyBuckets,
+            latencySumSeconds: Double(total.latencySumMicros) / 1e6,
+            latencyCount: total.latencyCount,
             rejections: rejections
         )
     }

@@ -51,6 +51,23 @@ struct LoopCounters: Sendable {
     /// Clearances or answers refused (forged, replayed, expired, wrong subnet, wrong answer).
     var challengeFailures = 0
     var rejections = [Int](repeating: 0, count: RejectReason.allCases.count)
+    /// Response times of answered requests (head received to response end), cumulative buckets
+    /// by upper bound in seconds (``latencyBounds``), plus their sum and count.
+    var latencyBuckets = [Int](repeating: 0, count: LoopCounters.latencyBounds.count)
+    var latencySumMicros = 0
+    var latencyCount = 0
+
+    static let latencyBounds: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+    mutating func observeLatency(micros: Int) {
+        latencySumMicros += micros
+        latencyCount += 1
+        let seconds = Double(micros) / 1e6
+        for i in Self.latencyBounds.indices where seconds <= Self.latencyBounds[i] {
+            latencyBuckets[i] += 1
+            return
+        }
+    }
 
     static let reasonIndex: [RejectReason: Int] = Dictionary(
         uniqueKeysWithValues: RejectReason.allCases.enumerated().map { ($1, $0) }
@@ -75,6 +92,9 @@ struct LoopCounters: Sendable {
         clearedRequests += other.clearedRequests
         challengeFailures += other.challengeFailures
         for i in rejections.indices { rejections[i] += other.rejections[i] }
+        for i in latencyBuckets.indices { latencyBuckets[i] += other.latencyBuckets[i] }
+        latencySumMicros += other.latencySumMicros
+        latencyCount += other.latencyCount
     }
 }
 
@@ -99,6 +119,11 @@ public struct GatewayStats: Sendable, Equatable {
     public var clearancesIssued = 0
     public var clearedRequests = 0
     public var challengeFailures = 0
+    /// Response-time histogram: upper bounds in seconds, counts per bucket (not cumulative), sum, count.
+    public var latencyBounds: [Double] = []
+    public var latencyBuckets: [Int] = []
+    public var latencySumSeconds: Double = 0
+    public var latencyCount = 0
     /// Refusals by reason (only reasons seen at least once).
     public var rejections: [RejectReason: Int]
 }

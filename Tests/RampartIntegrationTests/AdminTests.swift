@@ -135,6 +135,10 @@ extension IntegrationTests {
         #expect((requests ?? 0) >= 4)
         #expect(text.contains(#"rampart_site_mode{site="www",mode="normal"} 1"#))
         #expect(text.contains(#"rampart_decisions_total{decision="challenged"}"#))
+        #expect(text.contains("# TYPE rampart_response_seconds histogram"))
+        let count = text.split(separator: "\n").first { $0.hasPrefix("rampart_response_seconds_count ") }.flatMap { Int($0.split(separator: " ")[1]) }
+        let inf = text.split(separator: "\n").first { $0.hasPrefix("rampart_response_seconds_bucket{le=\"+Inf\"} ") }.flatMap { Int($0.split(separator: " ")[1]) }
+        #expect((count ?? 0) >= 4 && count == inf)
 
         // The event stream sends a frame a second.
         let stream = try RawClient(port: admin)
