@@ -59,7 +59,7 @@ sites:
       - {address: 127.0.0.1:$ORIGIN_PORT, max_connections: $((CONCURRENCY * 2))}
     api_keys: [drill-api-key-0000, drill-api-key-0001, drill-api-key-0002, drill-api-key-0003, drill-api-key-0004]
 EOF
-  "$BIN/rampart" run --config "$WORK/rampart.yaml" --log-level warning > "$WORK/rampart.log" 2>&1 &
+  "$BIN/rampart" run --config "$WORK/rampart.yaml" --log-level notice > "$WORK/rampart.log" 2>&1 &
   echo $!
 }
 
@@ -137,17 +137,23 @@ EOF
 
 TABLE=()
 for peer in $PEERS; do
-  pid=$("start_$peer")
-  wait_port $PROXY_PORT
-  echo "== $peer (pid $pid): ${SCENARIOS[*]}" >&2
-  "$BIN/rampart-drill" run --target 127.0.0.1:$PROXY_PORT --origin 127.0.0.1:$ORIGIN_PORT \
-    --scenario "${SCENARIOS[@]}" --warmup "$WARMUP" --attack "$ATTACK" --cooldown "$COOLDOWN" \
-    --capacity "$CAPACITY" --intensity "$INTENSITY" --users "$USERS" --gateway-pid "$pid" --label "$peer" \
-    --json "$OUT/drill-$peer.json" --html "$OUT/drill-$peer.html" > "$WORK/$peer.txt"
-  TABLE+=("$(grep "^| $peer |" "$WORK/$peer.txt")")
-  kill "$pid" 2>/dev/null || true
-  [ "$peer" = nginx ] && { kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true; rm -f "$WORK/nginx.pid"; }
-  sleep 1
+  # A fresh proxy per scenario: each starts from calm (no mode, bans or cache left by the last one).
+  for scenario in "${SCENARIOS[@]}"; do
+    rm -rf "$WORK/rampart-state"
+    pid=$("start_$peer")
+    wait_port $PROXY_PORT
+    echo "== $peer (pid $pid): $scenario" >&2
+    "$BIN/rampart-drill" run --target 127.0.0.1:$PROXY_PORT --origin 127.0.0.1:$ORIGIN_PORT \
+      --scenario "$scenario" --warmup "$WARMUP" --attack "$ATTACK" --cooldown "$COOLDOWN" \
+      --capacity "$CAPACITY" --intensity "$INTENSITY" --users "$USERS" --gateway-pid "$pid" --label "$peer" \
+      --json "$OUT/drill-$peer-$scenario.json" --html "$OUT/drill-$peer-$scenario.html" > "$WORK/$peer.txt"
+    TABLE+=("$(grep "^| $peer |" "$WORK/$peer.txt")")
+    kill "$pid" 2>/dev/null || true
+    [ "$peer" = nginx ] && { kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true; rm -f "$WORK/nginx.pid"; }
+    # Rampart's own account of the run: when its sites changed mode, and why.
+    [ "$peer" = rampart ] && grep -h "site mode changed\|source banned" "$WORK/rampart.log" > "$OUT/rampart-$scenario.modes.log" || true
+    sleep 1
+  done
 done
 
 {

@@ -32,16 +32,7 @@ extension IntegrationTests {
 
     /// Runs the browser driver; returns its exit status and output.
     static func browse(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", repo.appendingPathComponent("Tests/browser/cdp.py").path] + arguments
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        try runProgram(["python3", repo.appendingPathComponent("Tests/browser/cdp.py").path] + arguments)
     }
 
     @Test func aBrowserSolvesTheChallengeAndOneWithoutJavaScriptWaitsItsWayIn() async throws {

@@ -11,16 +11,7 @@ import Glibc
 extension IntegrationTests {
 @Suite(.serialized) struct OperatorCLITests {
     static func rampart(_ args: [String]) throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Binary.rampart)
-        p.arguments = args
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        try runProgram(args, executable: Binary.rampart)
     }
 
     @Test func modeBanIncidentsAndTopTalkToTheRunningGateway() async throws {

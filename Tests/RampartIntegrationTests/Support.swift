@@ -126,6 +126,25 @@ final class GatewayProcess: @unchecked Sendable {
     deinit { stop() }
 }
 
+/// Runs a program to its end (`/usr/bin/env NAME ARGS`, or a path); returns its exit status and
+/// its standard output and error together.
+func runProgram(_ arguments: [String], executable: String = "/usr/bin/env", input: String? = nil) throws -> (Int32, String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = arguments
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardError = out
+    let inPipe = Pipe()
+    p.standardInput = inPipe
+    try p.run()
+    if let input { inPipe.fileHandleForWriting.write(Data(input.utf8)) }
+    try? inPipe.fileHandleForWriting.close()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
 /// Collects text from a pipe, thread-safely.
 final class LineCollector: @unchecked Sendable {
     private let lock = NSLock()

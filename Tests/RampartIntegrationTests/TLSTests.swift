@@ -11,22 +11,8 @@ import Glibc
 /// flood) written with Python's standard library.
 extension IntegrationTests {
 @Suite(.serialized) struct TLSTests {
-    /// Runs a command; returns its exit status and output (stdout and stderr).
     static func run(_ args: [String], input: String? = nil) throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = args
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        let inPipe = Pipe()
-        p.standardInput = inPipe
-        try p.run()
-        if let input { inPipe.fileHandleForWriting.write(Data(input.utf8)) }
-        try? inPipe.fileHandleForWriting.close()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        try runProgram(args, input: input)
     }
 
     /// A self-signed certificate for `name` in `folder`: (cert path, key path).

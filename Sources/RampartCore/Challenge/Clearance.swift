@@ -262,14 +262,17 @@ public enum ProofOfWork {
         var h = SHA256()
         h.update(data: Array(challenge.utf8))
         h.update(data: Array(answer.utf8))
+        return leadingZeroBits(h.finalize())
+    }
+
+    static func leadingZeroBits(_ digest: SHA256.Digest) -> Int {
         var bits = 0
-        for byte in h.finalize() {
+        for byte in digest {
             if byte == 0 {
                 bits += 8
                 continue
             }
-            bits += byte.leadingZeroBitCount
-            break
+            return bits + byte.leadingZeroBitCount
         }
         return bits
     }
@@ -288,16 +291,7 @@ public enum ProofOfWork {
         for n in 0..<limit {
             var h = base
             h.update(data: Array(String(n).utf8))
-            var bits = 0
-            for byte in h.finalize() {
-                if byte == 0 {
-                    bits += 8
-                    continue
-                }
-                bits += byte.leadingZeroBitCount
-                break
-            }
-            if bits >= difficulty { return String(n) }
+            if leadingZeroBits(h.finalize()) >= difficulty { return String(n) }
         }
         return nil
     }
