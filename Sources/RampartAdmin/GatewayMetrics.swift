@@ -1,3 +1,4 @@
+import Metrics
 import NIOConcurrencyHelpers
 import Prometheus
 import RampartCore
@@ -7,10 +8,28 @@ import RampartDataPlane
 /// data plane counts in plain per-loop integers and never touches this registry). Labels are a
 /// closed set: site, decision, reason, mode; never an address or a raw path.
 final class GatewayMetrics: Sendable {
-    private let registry = PrometheusCollectorRegistry()
-    private let unauthorizedCount = NIOLockedValueBox(0)
+    /// The process's registry: swift-metrics is bootstrapped onto it (``bootstrap()``), so metrics
+    /// recorded through the swift-metrics API elsewhere (the admin listener's refusals) appear here too.
+    static let registry = PrometheusCollectorRegistry()
+    private let registry = GatewayMetrics.registry
+    private static let bootstrapped = NIOLockedValueBox(false)
+    private let unauthorizedCounter: Metrics.Counter
 
-    func unauthorized() { unauthorizedCount.withLockedValue { $0 += 1 } }
+    /// Points swift-metrics at the Prometheus registry (once per process).
+    static func bootstrap() {
+        bootstrapped.withLockedValue { done in
+            guard !done else { return }
+            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+            done = true
+        }
+    }
+
+    init() {
+        Self.bootstrap()
+        unauthorizedCounter = Metrics.Counter(label: "rampart_admin_unauthorized_total")
+    }
+
+    func unauthorized() { unauthorizedCounter.increment() }
 
     private func counter(_ name: String, _ help: String, _ labels: [(String, String)] = [], _ value: Int) {
         let c = labels.isEmpty ? registry.makeCounter(name: name, help: help) : registry.makeCounter(name: name, labels: labels, help: help)
@@ -45,7 +64,6 @@ final class GatewayMetrics: Sendable {
         counter("rampart_challenge_outcomes_total", "Challenge outcomes.", [("outcome", "failed")], stats.challengeFailures)
         counter("rampart_cleared_requests_total", "Requests let through on a clearance while challenging.", [], stats.clearedRequests)
         counter("rampart_shadow_limited_total", "Requests a shadow-mode rule would have refused.", [], stats.shadowLimited)
-        counter("rampart_admin_unauthorized_total", "Admin API calls refused for a missing or wrong token.", [], unauthorizedCount.withLockedValue { $0 })
         for s in sites {
             let site = [("site", s.site)]
             for mode in SiteMode.allCases {

@@ -136,6 +136,8 @@ extension IntegrationTests {
         #expect(text.contains(#"rampart_site_mode{site="www",mode="normal"} 1"#))
         #expect(text.contains(#"rampart_decisions_total{decision="challenged"}"#))
         #expect(text.contains("# TYPE rampart_response_seconds histogram"))
+        // The admin listener's refusals are recorded through swift-metrics onto the same registry.
+        #expect(text.contains("rampart_admin_unauthorized_total"))
         let count = text.split(separator: "\n").first { $0.hasPrefix("rampart_response_seconds_count ") }.flatMap { Int($0.split(separator: " ")[1]) }
         let inf = text.split(separator: "\n").first { $0.hasPrefix("rampart_response_seconds_bucket{le=\"+Inf\"} ") }.flatMap { Int($0.split(separator: " ")[1]) }
         #expect((count ?? 0) >= 4 && count == inf)
