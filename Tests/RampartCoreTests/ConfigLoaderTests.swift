@@ -100,3 +100,53 @@ enum URLPath {
         return parts.joined(separator: "/")
     }
 }
+
+@Suite struct DefenceConfigTests {
+    @Test func detectionChallengeModeAndTLSKeysAreReadAndCheckedWithLineAndKey() throws {
+        let good = """
+            listeners: [{address: 127.0.0.1:8080}]
+            alerts: { webhooks: [http://127.0.0.1:9999/hook] }
+            access_log: { path: "-", per_second: 50 }
+            sites:
+              - name: www
+                hosts: [example.org]
+                origins: [127.0.0.1:9000]
+                mode: under_attack
+                detection: { min_rate: 100/s, elevated_factor: 4, attack_factor: 8, sustain: 3s }
+                challenge: { tier: pow, difficulty: 18, wait: 3s, exempt_paths: [/api/, /status] }
+                hsts: max-age=600
+                https_redirect: true
+            """
+        let c = try ConfigLoader.load(yaml: good, file: "good.yaml")
+        let site = c.sites[0]
+        #expect(site.fixedMode == .underAttack)
+        #expect(site.detection.minRate == 100 && site.detection.elevatedFactor == 4 && site.detection.sustain == 3)
+        #expect(site.challenge.tier == .pow && site.challenge.difficulty == 18 && site.challenge.waitSeconds == 3)
+        #expect(site.challenge.exemptPaths == ["/api/", "/status"])
+        #expect(site.hsts == "max-age=600" && site.httpsRedirect)
+        #expect(c.alertWebhooks == ["http://127.0.0.1:9999/hook"] && c.accessLogPath == "-" && c.accessLogPerSecond == 50)
+
+        let bad = """
+            listeners:
+              - address: 127.0.0.1:8080
+                tls: { cert: /nonexistent/cert.pem, key: /nonexistent/key.pem }
+            sites:
+              - name: www
+                hosts: [example.org]
+                origins: [127.0.0.1:9000]
+                mode: panic
+                detection: { elevated_factor: 9, attack_factor: 2 }
+                challenge: { tier: captcha, difficulty: 99 }
+            """
+        do {
+            _ = try ConfigLoader.load(yaml: bad, file: "bad.yaml")
+            Issue.record("a bad config was accepted")
+        } catch {
+            let text = error.description
+            #expect(text.contains("bad.yaml:3:") && text.contains("listeners[0].tls.cert") && text.contains("cannot read"))
+            #expect(text.contains("bad.yaml:8:") && text.contains("sites[0].mode"))
+            #expect(text.contains("sites[0].detection.attack_factor"))
+            #expect(text.contains("sites[0].challenge.tier") && text.contains("sites[0].challenge.difficulty"))
+        }
+    }
+}
