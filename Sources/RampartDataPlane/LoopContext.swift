@@ -89,6 +89,22 @@ final class LoopContext {
         return t
     }
 
+    /// TLS handshakes started per source (per listener), and those in progress on this loop.
+    var handshakeBuckets: [Int: TokenBucketTable] = [:]
+    var handshakesInFlight = 0
+
+    /// True when `peer` may start a TLS handshake on `listener` now.
+    func admitHandshake(_ peer: IPAddress, listener: Int, tls: ListenerTLS) -> Bool {
+        let loops = Double(max(1, loopCount))
+        if handshakesInFlight >= max(1, tls.maxHandshakes / loopCount) { return false }
+        var table = handshakeBuckets[listener]
+            ?? TokenBucketTable(capacity: 65_536, ratePerSecond: tls.handshakeRate / loops, burst: max(2, tls.handshakeBurst / loops))
+        let decision = table.take(peer, now: Int64(eventLoop.now.uptimeNanoseconds))
+        handshakeBuckets[listener] = table
+        if case .limited = decision { return false }
+        return true
+    }
+
     /// The access log, when one is configured.
     var accessLog: AccessLog?
     /// TLS contexts per listener (nil for plain HTTP), swapped on reload.
@@ -116,6 +132,7 @@ final class LoopContext {
     /// Pools of origins that stay are kept with their connections and health.
     func apply(_ newConfig: RuntimeConfig, tls: [NIOSSLContext?]) {
         tlsContexts = tls
+        if newConfig.source.listeners.map(\.tls) != config.source.listeners.map(\.tls) { handshakeBuckets = [:] }
         var previous: [String: OriginPool] = [:]
         for (s, site) in config.sites.enumerated() {
             for (o, origin) in site.origins.enumerated() { previous["\(site.name)|\(origin.address)"] = pools[s][o] }

@@ -2,6 +2,7 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTP2
 import NIOSSL
+import NIOTLS
 import RampartCore
 
 /// TLS termination and HTTP/2: certificates per listener and per site (by SNI), ALPN `h2` and
@@ -80,8 +81,17 @@ extension Gateway {
         gate: NIOLoopBound<AcceptGate>
     ) throws {
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(NIOSSLServerHandler(context: tls))
         let peer = IPAddress(channel.remoteAddress) ?? IPAddress(v4: 0)
+        // Handshake floods: a source over its handshake rate, or a loop with too many handshakes
+        // in progress, is closed before any cryptography is done.
+        let ctx = bound.value
+        if let settings = ctx.config.source.listeners[listener].tls, !ctx.admitHandshake(peer, listener: listener, tls: settings) {
+            ctx.reject(.tlsHandshakeLimited, client: peer)
+            _ = ctx.strike(peer, reason: .tlsHandshakeLimited)
+            throw HandshakeRefused()
+        }
+        try sync.addHandler(NIOSSLServerHandler(context: tls))
+        try sync.addHandler(HandshakeTracker(loop: ctx))
         _ = channel.configureHTTP2SecureUpgrade(
             h2ChannelConfigurator: { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -108,6 +118,42 @@ extension Gateway {
         )
     }
 }
+
+struct HandshakeRefused: Error {}
+
+/// Counts the handshakes in progress on a loop: from connection setup until the handshake
+/// completes or the connection closes.
+final class HandshakeTracker: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+    private let loop: LoopContext
+    private var counted = true
+
+    init(loop: LoopContext) {
+        self.loop = loop
+        loop.handshakesInFlight += 1
+    }
+
+    private func done() {
+        guard counted else { return }
+        counted = false
+        loop.handshakesInFlight -= 1
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted = event { done() }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        done()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) { done() }
+}
+
+@available(*, unavailable)
+extension HandshakeTracker: Sendable {}
 
 /// Sits after the HTTP/2 handler: a connection that broke a flood budget (NIO sends GOAWAY and
 /// closes it) is counted, logged, and struck toward a ban of its source.

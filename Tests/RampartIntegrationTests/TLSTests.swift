@@ -63,6 +63,39 @@ extension IntegrationTests {
         #expect(many.split(separator: "\n") == ["200", "200", "200"], "\(many)")
     }
 
+    @Test func aHandshakeFloodFromOneSourceIsCutBeforeTheCryptography() async throws {
+        let origin = DemoOrigin()
+        let originPort = try await origin.start()
+        defer { Task { await origin.stop() } }
+        let dir = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (cert, key) = try Self.certificate("localhost", in: dir)
+        let gw = try GatewayProcess(yaml: """
+            listeners:
+              - address: 127.0.0.1:0
+                tls: { cert: \(cert), key: \(key), handshake_rate: 1/s, handshake_burst: 3 }
+            sites:
+              - name: a
+                hosts: [localhost]
+                origins: [127.0.0.1:\(originPort)]
+            """, extraArguments: ["--threads", "1"])
+        defer { gw.stop() }
+        let port = try gw.waitUntilListening()[0]
+        func handshake(from source: String) throws -> Bool {
+            let (status, _) = try Self.run([
+                "python3", "-c",
+                "import socket,ssl;c=ssl.create_default_context();c.check_hostname=False;c.verify_mode=ssl.CERT_NONE;"
+                    + "s=socket.create_connection(('127.0.0.1',\(port)),timeout=3,source_address=('\(source)',0));c.wrap_socket(s,server_hostname='localhost')",
+            ])
+            return status == 0
+        }
+        let results = try (0..<8).map { _ in try handshake(from: "127.0.0.20") }
+        #expect(results.prefix(3).allSatisfy { $0 }, "\(results)")
+        #expect(results.suffix(3).allSatisfy { !$0 }, "\(results)")
+        #expect(try handshake(from: "127.0.0.21"))
+        #expect(eventually { gw.stderrText.contains("reason=tls_handshake_limited") })
+    }
+
     @Test func sniChoosesTheSitesCertificateAndFloodsAreCutOff() async throws {
         let origin = DemoOrigin()
         let originPort = try await origin.start()

@@ -8,17 +8,21 @@ import threading
 
 limit = float(sys.argv[1]) if len(sys.argv) > 1 else 60
 calls = {"n": 0}
+lock = threading.Lock()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        calls["n"] += 1
-        status = 500 if calls["n"] == 1 else 200
+        # Deliveries arrive on several threads at once: one whole line each, never interleaved.
+        with lock:
+            calls["n"] += 1
+            status = 500 if calls["n"] == 1 else 200
+            sys.stdout.write(f"{status} {body.decode()}\n")
+            sys.stdout.flush()
         self.send_response(status)
         self.send_header("Content-Length", "0")
         self.end_headers()
-        print(f"{status} {body.decode()}", flush=True)
 
     def log_message(self, *args):
         pass

@@ -184,7 +184,7 @@ final class ConfigReader {
     static let banKeys = ["enabled", "strikes", "strikes_per_second", "duration", "max_duration", "capacity"]
     static let knownGoodKeys = ["successes", "min_age", "lifetime", "allow"]
     static let listenerKeys = ["address", "proxy_protocol", "limits", "timeouts", "tls"]
-    static let listenerTLSKeys = ["cert", "key", "http2"]
+    static let listenerTLSKeys = ["cert", "key", "http2", "handshake_rate", "handshake_burst", "max_handshakes"]
     static let certKeys = ["cert", "key"]
     static let siteKeys = ["name", "hosts", "origins", "balance", "health_check", "passive_health", "limits", "timeouts", "rate_limits", "cache", "api_keys", "session_cookies", "bearer_credentials", "detection", "challenge", "mode", "tls", "hsts", "https_redirect"]
     static let detectionKeys = ["enabled", "min_rate", "elevated_factor", "attack_factor", "sustain", "calm_under_attack", "calm_elevated", "baseline_half_life", "cache_bust_share", "uncleared_share", "limited_share", "post_share", "escalate_after"]
@@ -403,6 +403,13 @@ final class ConfigReader {
                 if let files = certificateFiles(v, p, allowed: Self.listenerTLSKeys) {
                     var t = ListenerTLS(files: files)
                     if let h2 = v.mapping?["http2"] { t.http2 = bool(h2, "\(p).http2") ?? true }
+                    if let r = v.mapping?["handshake_rate"] {
+                        if let text = r.scalar?.string, let rate = ValueParsing.rate(text), rate > 0 { t.handshakeRate = rate } else {
+                            report(r, "\(p).handshake_rate", "expected a rate such as 20/s")
+                        }
+                    }
+                    if let b = v.mapping?["handshake_burst"] { t.handshakeBurst = Double(int(b, "\(p).handshake_burst", min: 1, max: 1_000_000) ?? 40) }
+                    if let m = v.mapping?["max_handshakes"] { t.maxHandshakes = int(m, "\(p).max_handshakes", min: 1, max: 10_000_000) ?? 2000 }
                     tls = t
                 }
             case "limits": decodeLimits(v, p, into: &limits, scope: .listener)

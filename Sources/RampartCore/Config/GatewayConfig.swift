@@ -215,6 +215,11 @@ public struct ListenerTLS: Hashable, Sendable {
     public var files: CertificateFiles
     /// Offer HTTP/2 by ALPN (`h2`, then `http/1.1`).
     public var http2 = true
+    /// TLS handshakes one source may start per second, and its burst (handshake floods).
+    public var handshakeRate: Double = 20
+    public var handshakeBurst: Double = 40
+    /// Most handshakes in progress at once on the listener (split over event loops).
+    public var maxHandshakes = 2000
 
     public init(files: CertificateFiles) { self.files = files }
 }

@@ -38,6 +38,7 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
     case clearanceLimited = "clearance_limited"
     // HTTP/2.
     case http2Flood = "http2_flood"
+    case tlsHandshakeLimited = "tls_handshake_limited"
     // Routing and origin.
     case unknownHost = "unknown_host"
     case originUnavailable = "origin_unavailable"
@@ -49,7 +50,7 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
     public var status: HTTPResponseStatus {
         switch self {
         case .banned, .maxConnections, .maxConnectionsPerIP, .proxyProtocolMissing, .proxyProtocolMalformed,
-            .idleTimeout, .sendTimeout, .http2Flood:
+            .idleTimeout, .sendTimeout, .http2Flood, .tlsHandshakeLimited:
             return .serviceUnavailable
         case .headerTimeout, .bodyTimeout, .bodyTooSlow: return .requestTimeout
         case .headerTooLarge: return .requestHeaderFieldsTooLarge
