@@ -73,7 +73,7 @@ extension IntegrationTests {
         let gw = try GatewayProcess(yaml: """
             listeners:
               - address: 127.0.0.1:0
-                tls: { cert: \(cert), key: \(key), handshake_rate: 1/s, handshake_burst: 3 }
+                tls: { cert: \(cert), key: \(key), handshake_rate: 1/m, handshake_burst: 3 }
             sites:
               - name: a
                 hosts: [localhost]
