@@ -334,7 +334,6 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         }
         let defence = loop.defence[siteIndex]
         defence.record(client: clientIP, method: head.method, target: accepted.target, headers: head.headers)
-        requestStart = now
         setCookie = nil
         cleared = false
         challengeChecked = false
@@ -992,6 +991,14 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         }
     }
 
+    /// A wrong, replayed or expired answer on a gateway route: counted, struck, answered with 403
+    /// (logged once, by the refusal).
+    private func refuseAnswer(detail: String) {
+        loop.counters.challengeFailures += 1
+        if loop.strike(clientIP, reason: .challengeFailed) { keepAlive = false }
+        respondLocally(.challengeFailed, detail: detail)
+    }
+
     private func challengeFailed(detail: String) {
         loop.counters.challengeFailures += 1
         loop.rejectionLog.log(reason: .challengeFailed, client: clientIP, detail: detail)
@@ -1022,32 +1029,27 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         switch path {
         case Substring(ChallengeRoutes.pow):
             guard let c = ChallengeRoutes.parameter("c", in: Substring(target)), let a = ChallengeRoutes.parameter("a", in: Substring(target)) else {
-                challengeFailed(detail: "incomplete answer")
-                respondLocally(.challengeFailed)
+                refuseAnswer(detail: "incomplete answer")
                 return
             }
             switch Stamp.verify(c, kind: .pow, keys: &loop.keys, client: clientIP, now: unix, maxAge: 600) {
             case .success(let stamp):
                 guard ProofOfWork.check(challenge: c, answer: a, difficulty: Int(stamp.parameter)) else {
-                    challengeFailed(detail: "wrong proof-of-work answer")
-                    respondLocally(.challengeFailed)
+                    refuseAnswer(detail: "wrong proof-of-work answer")
                     return
                 }
                 guard defence.usedStamps.insert(stamp.nonce) else {
-                    challengeFailed(detail: "replayed proof-of-work answer")
-                    respondLocally(.challengeFailed)
+                    refuseAnswer(detail: "replayed proof-of-work answer")
                     return
                 }
                 level = .pow
             case .failure(let f):
-                challengeFailed(detail: "proof-of-work challenge: \(f.rawValue)")
-                respondLocally(.challengeFailed)
+                refuseAnswer(detail: "proof-of-work challenge: \(f.rawValue)")
                 return
             }
         case Substring(ChallengeRoutes.wait):
             guard let t = ChallengeRoutes.parameter("t", in: Substring(target)) else {
-                challengeFailed(detail: "missing ticket")
-                respondLocally(.challengeFailed)
+                refuseAnswer(detail: "missing ticket")
                 return
             }
             switch Stamp.verify(t, kind: .wait, keys: &loop.keys, client: clientIP, now: unix, maxAge: 900) {
@@ -1055,7 +1057,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
                 let language = ChallengePage.language(acceptLanguage: head.headers.first(name: "accept-language"))
                 let remaining = Int(stamp.issued + Int64(stamp.parameter) - unix)
                 var early = remaining > 0
-                if !early, case .limited = defence.waitBuckets.take(clientIP.masked(prefix: clientIP.isIPv4 ? 24 : 64), now: Int64(loop.eventLoop.now.uptimeNanoseconds)) {
+                if !early, case .limited = defence.waitBuckets.take(clientIP.defaultSubnet, now: Int64(loop.eventLoop.now.uptimeNanoseconds)) {
                     early = true  // too many tickets from this subnet right now: wait a little longer
                 }
                 if early {
@@ -1066,14 +1068,12 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
                     return
                 }
                 guard defence.usedStamps.insert(stamp.nonce) else {
-                    challengeFailed(detail: "replayed ticket")
-                    respondLocally(.challengeFailed)
+                    refuseAnswer(detail: "replayed ticket")
                     return
                 }
                 level = .wait
             case .failure(let f):
-                challengeFailed(detail: "ticket: \(f.rawValue)")
-                respondLocally(.challengeFailed)
+                refuseAnswer(detail: "ticket: \(f.rawValue)")
                 return
             }
         default:

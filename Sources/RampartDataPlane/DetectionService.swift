@@ -232,7 +232,7 @@ final class DetectionService {
         incident.limited = t.limited
         incident.cacheServed = t.cacheServed
         incident.topSources = t.topSources.top(10).map { TopEntry(key: $0.key.description, count: $0.count) }
-        incident.topSubnets = t.topSubnets.top(10).map { TopEntry(key: "\($0.key)/\($0.key.isIPv4 ? 24 : 64)", count: $0.count) }
+        incident.topSubnets = t.topSubnets.top(10).map { TopEntry(key: $0.key.defaultSubnetDescription, count: $0.count) }
         incident.topPaths = t.topPaths.top(10).map { TopEntry(key: $0.key, count: $0.count) }
         incident.topAgents = t.topAgents.top(10).map { TopEntry(key: $0.key, count: $0.count) }
     }
@@ -257,7 +257,7 @@ final class DetectionService {
             return SiteTop(
                 site: site.name,
                 sources: s.topSources.top(n).map { TopEntry(key: $0.key.description, count: $0.count) },
-                subnets: s.topSubnets.top(n).map { TopEntry(key: "\($0.key)/\($0.key.isIPv4 ? 24 : 64)", count: $0.count) },
+                subnets: s.topSubnets.top(n).map { TopEntry(key: $0.key.defaultSubnetDescription, count: $0.count) },
                 paths: s.topPaths.top(n).map { TopEntry(key: $0.key, count: $0.count) },
                 agents: s.topAgents.top(n).map { TopEntry(key: $0.key, count: $0.count) }
             )

@@ -65,7 +65,7 @@ final class SiteDefence {
         traffic.sources.add(hash: mix64(client.high ^ mix64(client.low)))
         traffic.targets.add(hash: hashBytes(target.utf8))
         traffic.topSources.add(client)
-        traffic.topSubnets.add(client.masked(prefix: client.isIPv4 ? 24 : 64))
+        traffic.topSubnets.add(client.defaultSubnet)
         sampleCounter &+= 1
         if sampleCounter & 7 == 0 {
             // One request in eight: the heavy hitters stand out just the same, at an eighth of the cost.

@@ -56,6 +56,12 @@ public struct IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible
         return IPAddress(high: high, low: low & mask)
     }
 
+    /// The block a client is counted in by default: its IPv4 /24 or IPv6 /64.
+    public var defaultSubnet: IPAddress { masked(prefix: isIPv4 ? 24 : 64) }
+
+    /// `network/prefix` text of ``defaultSubnet`` for an address that is already masked.
+    public var defaultSubnetDescription: String { "\(self)/\(isIPv4 ? 24 : 64)" }
+
     /// Parses dotted IPv4 or textual IPv6 (with `::` compression, optional brackets and an optional
     /// trailing dotted IPv4). Returns nil for anything else; never traps on bad input.
     public init?(_ text: Substring) {

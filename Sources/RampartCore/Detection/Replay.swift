@@ -124,7 +124,7 @@ public enum Replay {
                 s.sources.add(hash: mix64(r.client.high ^ mix64(r.client.low)))
                 s.targets.add(hash: hashBytes(r.target.utf8))
                 s.topSources.add(r.client)
-                s.topSubnets.add(r.client.masked(prefix: r.client.isIPv4 ? 24 : 64))
+                s.topSubnets.add(r.client.defaultSubnet)
                 s.topPaths.add(r.target.split(separator: "?", maxSplits: 1).first.map(String.init) ?? r.target)
                 s.topAgents.add(r.agent)
                 if case .limited = limiter.check(client: r.client, method: HTTPMethod(rawValue: r.method), target: r.target, apiKey: nil, now: now) {
@@ -146,7 +146,7 @@ public enum Replay {
             totals.merge(s)
         }
         report.topSources = totals.topSources.top(10).map { TopEntry(key: $0.key.description, count: $0.count) }
-        report.topSubnets = totals.topSubnets.top(10).map { TopEntry(key: "\($0.key)/\($0.key.isIPv4 ? 24 : 64)", count: $0.count) }
+        report.topSubnets = totals.topSubnets.top(10).map { TopEntry(key: $0.key.defaultSubnetDescription, count: $0.count) }
         report.topPaths = totals.topPaths.top(10).map { TopEntry(key: $0.key, count: $0.count) }
         report.topAgents = totals.topAgents.top(5).map { TopEntry(key: $0.key, count: $0.count) }
         return report
