@@ -19,6 +19,7 @@ enum Dashboard {
         h2{font-size:1em;margin:.1em 0 .6em}table{width:100%;border-collapse:collapse;font-size:.9em}
         td,th{padding:.25em .4em;border-bottom:1px solid var(--line);text-align:left;overflow-wrap:anywhere}th{color:var(--muted);font-weight:600}
         td.n{text-align:right;font-variant-numeric:tabular-nums}
+        td.mono{font-family:ui-monospace,monospace;font-size:.85em;word-break:break-all}
         .mode{display:inline-block;padding:.1em .6em;border-radius:1em;font-weight:600;color:#fff}
         .normal{background:var(--ok)}.elevated{background:var(--warn)}.under_attack{background:var(--bad)}
         canvas{width:100%;height:160px;display:block}.legend span{margin-right:1em;font-size:.85em}
@@ -34,7 +35,7 @@ enum Dashboard {
         <p class="muted">The token is printed by the gateway at start (or set with RAMPART_ADMIN_TOKEN).</p></section></form>
         <main id="sites"></main>
         <main><section><h2>Top sources (last second)</h2><table id="topSources"></table></section>
-        <section><h2>Top subnets and paths</h2><table id="topOther"></table></section>
+        <section><h2>Top subnets, paths and TLS fingerprints</h2><table id="topOther"></table></section>
         <section><h2>Incidents</h2><table id="incidents"></table></section></main>
         <script>
         "use strict";
@@ -82,9 +83,10 @@ enum Dashboard {
             b.addEventListener("click",async()=>{await api("POST","/api/bans",{address:e.key,ttl_seconds:3600,reason:"dashboard"});b.textContent="banned";b.disabled=true});
             tr.append(el("td",{},s.site),el("td",{},e.key),el("td",{class:"n"},e.count),el("td")) ;tr.lastChild.appendChild(b);t.appendChild(tr)}
           const o=document.getElementById("topOther");o.replaceChildren();
-          o.appendChild(el("tr")).append(el("th",{},"site"),el("th",{},"subnet / path"),el("th",{},"req/s"));
+          o.appendChild(el("tr")).append(el("th",{},"site"),el("th",{},"subnet / path / JA4"),el("th",{},"req/s"));
           for(const s of frame.top){for(const e of s.subnets.slice(0,5))o.appendChild(el("tr")).append(el("td",{},s.site),el("td",{},e.key),el("td",{class:"n"},e.count));
-            for(const e of s.paths.slice(0,5))o.appendChild(el("tr")).append(el("td",{},s.site),el("td",{},e.key),el("td",{class:"n"},e.count))}
+            for(const e of s.paths.slice(0,5))o.appendChild(el("tr")).append(el("td",{},s.site),el("td",{},e.key),el("td",{class:"n"},e.count));
+            for(const e of (s.fingerprints||[]).slice(0,3))o.appendChild(el("tr")).append(el("td",{},s.site),el("td",{class:"mono"},e.key),el("td",{class:"n"},e.count))}
         }
         function fillIncidents(frame){
           const t=document.getElementById("incidents");t.replaceChildren();

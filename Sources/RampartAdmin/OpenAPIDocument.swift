@@ -68,6 +68,7 @@ enum OpenAPIDocument {
                 topSubnets: {type: array, items: {$ref: '#/components/schemas/TopEntry'}}
                 topPaths: {type: array, items: {$ref: '#/components/schemas/TopEntry'}}
                 topAgents: {type: array, items: {$ref: '#/components/schemas/TopEntry'}}
+                topFingerprints: {type: array, items: {$ref: '#/components/schemas/TopEntry'}, description: JA4 TLS fingerprints}
                 timeline: {type: array, items: {type: string}}
         security:
           - bearer: []
@@ -157,7 +158,7 @@ enum OpenAPIDocument {
                 '401': {description: No or wrong token}
           /api/top:
             get:
-              summary: The last second's heaviest sources, subnets, paths and user agents per site.
+              summary: The last second's heaviest sources, subnets, paths, user agents and JA4 TLS fingerprints per site.
               parameters:
                 - {name: n, in: query, schema: {type: integer, default: 10, maximum: 100}}
               responses:

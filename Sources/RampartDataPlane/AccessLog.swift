@@ -105,6 +105,7 @@ final class AccessLog {
         var reason: String?
         var requestID: String
         var agent: String?
+        var fingerprint: String?
     }
 
     func record(_ e: Entry) {
@@ -140,6 +141,8 @@ final class AccessLog {
             Self.escape(agent, into: &buffer)
             buffer.writeString("\"")
         }
+        // JA4 fingerprints are [a-z0-9_] only: nothing to escape.
+        if let ja4 = e.fingerprint { buffer.writeString(#","ja4":"\#(ja4)""#) }
         buffer.writeString("}\n")
         if buffer.readableBytes > 64 * 1024 {
             flush()

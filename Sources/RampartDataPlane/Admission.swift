@@ -210,12 +210,13 @@ final class ProxyProtocolHandler: ChannelInboundHandler, RemovableChannelHandler
 
     private var state = State.reading
     private var buffered: ByteBuffer?
-    private let client: ClientHandler
+    private let onSource: (IPAddress) -> Void
     private let loop: LoopContext
     private let gate: NIOLoopBound<AcceptGate>
 
-    init(client: ClientHandler, loop: LoopContext, gate: NIOLoopBound<AcceptGate>) {
-        self.client = client
+    /// `onSource` learns the client address the header gives (before admission is decided).
+    init(loop: LoopContext, gate: NIOLoopBound<AcceptGate>, onSource: @escaping (IPAddress) -> Void) {
+        self.onSource = onSource
         self.loop = loop
         self.gate = gate
     }
@@ -244,7 +245,7 @@ final class ProxyProtocolHandler: ChannelInboundHandler, RemovableChannelHandler
             state = .admitting
             buffered!.moveReaderIndex(forwardBy: length)
             let ip = source ?? IPAddress(context.channel.remoteAddress) ?? IPAddress(v4: 0)
-            client.peer = ip
+            onSource(ip)
             let channel = context.channel
             let gate = self.gate
             let verdict = gate.eventLoop.submit { gate.value.admit(ip, channel: channel) }

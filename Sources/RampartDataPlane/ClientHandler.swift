@@ -115,7 +115,11 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
     private var timer: Scheduled<Void>?
     private var timerAt: NIODeadline?
 
-    init(loop: LoopContext, listener: Int, peer: IPAddress, scheme: String, now: NIODeadline) {
+    /// The JA4 fingerprint of the connection's TLS ClientHello (nil on plain HTTP).
+    let fingerprint: String?
+
+    init(loop: LoopContext, listener: Int, peer: IPAddress, scheme: String, fingerprint: String? = nil, now: NIODeadline) {
+        self.fingerprint = fingerprint
         self.loop = loop
         self.listener = listener
         self.peer = peer
@@ -333,7 +337,14 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             return
         }
         let defence = loop.defence[siteIndex]
-        defence.record(client: clientIP, method: head.method, target: accepted.target, headers: head.headers)
+        defence.record(client: clientIP, method: head.method, target: accepted.target, headers: head.headers, fingerprint: fingerprint)
+        // Rules by TLS stack: a denied fingerprint is refused here; a challenged one meets the
+        // challenge whatever the site's mode.
+        let byFingerprint = site.fingerprints.verdict(fingerprint)
+        if byFingerprint == .deny {
+            respondLocally(.fingerprintDenied, detail: fingerprint)
+            return
+        }
         setCookie = nil
         cleared = false
         challengeChecked = false
@@ -344,7 +355,10 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         let sessionCookies = site.sessionCookies.isEmpty ? defence.learnedCookies : site.sessionCookies
         credential = (sessionCookies.isEmpty && !site.bearerCredentials) ? nil
             : CredentialKey.find(in: head.headers, cookies: sessionCookies, bearer: site.bearerCredentials, apiKey: apiKey)
-        switch loop.limiters[siteIndex].check(client: clientIP, method: head.method, target: accepted.target, apiKey: apiKey, now: Int64(now.uptimeNanoseconds)) {
+        let verdict = loop.limiters[siteIndex].check(
+            client: clientIP, method: head.method, target: accepted.target, apiKey: apiKey, fingerprint: fingerprint, now: Int64(now.uptimeNanoseconds)
+        )
+        switch verdict {
         case .allowed(let shadowHits):
             for rule in shadowHits {
                 loop.counters.shadowLimited += 1
@@ -366,7 +380,9 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             answerChallengeRoute(head, target: accepted.target, site: site, defence: defence)
             return
         }
-        if defence.mode != .normal, site.challenge.enabled, !challengeStage(head, target: accepted.target, site: site, defence: defence, now: now) {
+        if defence.mode != .normal || byFingerprint == .challenge, site.challenge.enabled,
+            !challengeStage(head, target: accepted.target, site: site, defence: defence, forced: byFingerprint == .challenge, now: now)
+        {
             return
         }
 
@@ -576,7 +592,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
                 let now = loop.eventLoop.now
                 guard let forwarded = forwardHead else { return }
                 let head = HTTPRequestHead(version: clientVersion, method: requestMethod, uri: forwarded.uri, headers: requestHeaders)
-                if challengeStage(head, target: forwarded.uri, site: loop.config.sites[siteIndex], defence: loop.defence[siteIndex], now: now) {
+                if challengeStage(head, target: forwarded.uri, site: loop.config.sites[siteIndex], defence: loop.defence[siteIndex], forced: false, now: now) {
                     acquire(from: pool, now: now)
                 }
                 return
@@ -888,7 +904,9 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
 
     /// Runs the challenge stage for a site that is elevated or under attack. True: go on to the
     /// cache and the origin; false: the request was answered here.
-    private func challengeStage(_ head: HTTPRequestHead, target: String, site: SiteConfig, defence: SiteDefence, now: NIODeadline) -> Bool {
+    /// `forced`: the client's TLS fingerprint is on the site's challenge list, so it is treated as
+    /// under attack with proof of work whatever the site's mode.
+    private func challengeStage(_ head: HTTPRequestHead, target: String, site: SiteConfig, defence: SiteDefence, forced: Bool, now: NIODeadline) -> Bool {
         let path = target.firstIndex(of: "?").map { target[..<$0] } ?? Substring(target)
         if ChallengePolicy.isExempt(path: path, config: site.challenge) { return true }
         // An address the origin served well goes first in queues but is not excused from
@@ -939,7 +957,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         }
         let suspicious = noCookies || ChallengePolicy.isSuspiciousAgent(agent, config: site.challenge)
         switch ChallengePolicy.decide(
-            mode: defence.mode, tier: defence.tier, method: method, exemptRoute: false, exempt: false,
+            mode: forced ? .underAttack : defence.mode, tier: forced ? .pow : defence.tier, method: method, exemptRoute: false, exempt: false,
             clearance: level, suspicious: suspicious
         ) {
         case .pass:
@@ -1127,7 +1145,8 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
                 AccessLog.Entry(
                     site: site, client: clientIP, method: requestMethod, target: forwardHead?.uri ?? requestTarget, status: responseStatus,
                     bytes: responseBytes, durationMicros: (loop.eventLoop.now - requestStart).nanoseconds / 1000, decision: decision,
-                    reason: decisionReason, requestID: requestID, agent: requestHeaders.first(name: "user-agent")
+                    reason: decisionReason, requestID: requestID, agent: requestHeaders.first(name: "user-agent"),
+                    fingerprint: fingerprint
                 )
             )
         }

@@ -62,6 +62,8 @@ public struct SiteTop: Sendable, Equatable, Codable {
     public var subnets: [TopEntry]
     public var paths: [TopEntry]
     public var agents: [TopEntry]
+    /// JA4 TLS fingerprints (empty for plain-HTTP traffic).
+    public var fingerprints: [TopEntry]
 }
 
 /// Collects each loop's second of traffic once a second, runs every site's ``ModeController``,
@@ -235,6 +237,7 @@ final class DetectionService {
         incident.topSubnets = t.topSubnets.top(10).map { TopEntry(key: $0.key.defaultSubnetDescription, count: $0.count) }
         incident.topPaths = t.topPaths.top(10).map { TopEntry(key: $0.key, count: $0.count) }
         incident.topAgents = t.topAgents.top(10).map { TopEntry(key: $0.key, count: $0.count) }
+        incident.topFingerprints = t.topFingerprints.top(10).map { TopEntry(key: $0.key, count: $0.count) }
     }
 
     /// Every site's current status.
@@ -259,7 +262,8 @@ final class DetectionService {
                 sources: s.topSources.top(n).map { TopEntry(key: $0.key.description, count: $0.count) },
                 subnets: s.topSubnets.top(n).map { TopEntry(key: $0.key.defaultSubnetDescription, count: $0.count) },
                 paths: s.topPaths.top(n).map { TopEntry(key: $0.key, count: $0.count) },
-                agents: s.topAgents.top(n).map { TopEntry(key: $0.key, count: $0.count) }
+                agents: s.topAgents.top(n).map { TopEntry(key: $0.key, count: $0.count) },
+                fingerprints: s.topFingerprints.top(n).map { TopEntry(key: $0.key, count: $0.count) }
             )
         }
     }

@@ -48,7 +48,7 @@ public final class Gateway: Sendable {
         self.ownsGroup = true
         self.logger = logger
         self.acceptLoop = group.next()
-        let runtime = RuntimeConfig(config, generation: 1)
+        let runtime = try RuntimeConfig(config, generation: 1)
         let tlsContexts = try Self.tlsContexts(config)
         let sink = try config.accessLogPath.map { try AccessLogSink(path: $0) }
         self.accessLogSink = sink
@@ -141,7 +141,9 @@ public final class Gateway: Sendable {
                         let bound = contexts[ObjectIdentifier(channel.eventLoop)]!
                         let ctx = bound.value
                         if index < ctx.tlsContexts.count, let tls = ctx.tlsContexts[index] {
-                            try Gateway.configureTLSPipeline(channel: channel, context: bound, listener: index, tls: tls, gate: gate)
+                            try Gateway.configureTLSPipeline(
+                                channel: channel, context: bound, listener: index, tls: tls, proxyProtocol: proxyProtocol, gate: gate
+                            )
                             return
                         }
                         try Gateway.configureClientPipeline(
@@ -165,7 +167,7 @@ public final class Gateway: Sendable {
         let detection = self.detection
         let source = config.source
         acceptLoop.execute {
-            checker.value.start(source)
+            checker.value.start(config)
             detection.value.start(source)
         }
         return bound
@@ -181,7 +183,7 @@ public final class Gateway: Sendable {
         let peer = IPAddress(channel.remoteAddress) ?? IPAddress(v4: 0)
         try configureHTTP1(channel: channel, context: context, listener: listener, peer: peer, scheme: "http") { client in
             if proxyProtocol {
-                try channel.pipeline.syncOperations.addHandler(ProxyProtocolHandler(client: client, loop: context, gate: gate))
+                try channel.pipeline.syncOperations.addHandler(ProxyProtocolHandler(loop: context, gate: gate) { client.peer = $0 })
             }
         }
     }
@@ -194,10 +196,11 @@ public final class Gateway: Sendable {
         listener: Int,
         peer: IPAddress,
         scheme: String,
+        fingerprint: String? = nil,
         before: (ClientHandler) throws -> Void = { _ in }
     ) throws {
         let limits = context.config.source.listeners[listener].limits
-        let client = ClientHandler(loop: context, listener: listener, peer: peer, scheme: scheme, now: channel.eventLoop.now)
+        let client = ClientHandler(loop: context, listener: listener, peer: peer, scheme: scheme, fingerprint: fingerprint, now: channel.eventLoop.now)
         let sync = channel.pipeline.syncOperations
         try before(client)
         try sync.addHandler(ClientActivityHandler(client: client))
@@ -227,7 +230,12 @@ public final class Gateway: Sendable {
         else {
             throw ReloadError(message: "listener addresses or proxy_protocol changed; restart Rampart to apply listener changes")
         }
-        let runtime = RuntimeConfig(config, generation: generation)
+        let runtime: RuntimeConfig
+        do {
+            runtime = try RuntimeConfig(config, generation: generation)
+        } catch {
+            throw ReloadError(message: "\(error)")
+        }
         // Certificate files are read again: a renewed certificate takes effect for new connections.
         let tlsContexts: [NIOSSLContext?]
         do {
@@ -249,7 +257,7 @@ public final class Gateway: Sendable {
         let checker = self.checker
         let detection = self.detection
         try await acceptLoop.submit {
-            checker.value.start(config)
+            checker.value.start(runtime)
             detection.value.start(config)
         }.get()
         let bans = self.bans

@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import RampartCore
 
 /// Active health checks: every origin of every site that enables them gets a `GET path` each
@@ -21,11 +22,13 @@ final class HealthChecker {
     }
 
     /// (Re)starts checks for `config`'s sites. Origins that stay keep their state.
-    func start(_ config: GatewayConfig) {
+    func start(_ runtime: RuntimeConfig) {
         stop()
         var kept: [String: OriginHealth] = [:]
-        for site in config.sites where site.healthCheck.enabled {
-            for origin in site.origins {
+        for (s, site) in runtime.sites.enumerated() where site.healthCheck.enabled {
+            for (o, origin) in site.origins.enumerated() {
+                let tls = runtime.originTLS[s][o]
+                let serverName = origin.tlsServerName
                 let key = "\(site.name)|\(origin.address)"
                 var state = states[key] ?? OriginHealth(active: site.healthCheck, passive: site.passive)
                 state.active = site.healthCheck
@@ -37,7 +40,7 @@ final class HealthChecker {
                     initialDelay: .milliseconds(Int64.random(in: 0...500)),
                     delay: site.healthCheck.interval
                 ) { _ in
-                    bound.value.probe(site: siteName, origin: origin.address, check: check, key: key)
+                    bound.value.probe(site: siteName, origin: origin.address, tls: tls, serverName: serverName, check: check, key: key)
                 }
                 tasks.append(task)
             }
@@ -51,7 +54,7 @@ final class HealthChecker {
         tasks.removeAll()
     }
 
-    private func probe(site: String, origin: HostPort, check: HealthCheckConfig, key: String) {
+    private func probe(site: String, origin: HostPort, tls: NIOSSLContext?, serverName: String?, check: HealthCheckConfig, key: String) {
         let promise = loop.makePromise(of: HTTPResponseStatus.self)
         let timeout = loop.scheduleTask(in: check.timeout) { promise.fail(ProbeError.timeout) }
         let request = HTTPRequestHead(
@@ -64,6 +67,9 @@ final class HealthChecker {
             .connectTimeout(check.timeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
+                    }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(ProbeHandler(request: request, promise: promise))
                 }

@@ -135,7 +135,7 @@ final class LoopContext {
         if newConfig.source.listeners.map(\.tls) != config.source.listeners.map(\.tls) { handshakeBuckets = [:] }
         var previous: [String: OriginPool] = [:]
         for (s, site) in config.sites.enumerated() {
-            for (o, origin) in site.origins.enumerated() { previous["\(site.name)|\(origin.address)"] = pools[s][o] }
+            for (o, origin) in site.origins.enumerated() { previous[Self.poolKey(site, origin)] = pools[s][o] }
         }
         let oldSites = config.sites
         if config.source.knownGood != newConfig.source.knownGood {
@@ -186,12 +186,19 @@ final class LoopContext {
         for wake in waiters { wake() }
     }
 
+    /// Pools are kept across reloads while a site's origin keeps its address and TLS settings.
+    static func poolKey(_ site: SiteConfig, _ origin: OriginConfig) -> String {
+        "\(site.name)|\(origin.address)|\(origin.tls.map { "\($0)" } ?? "plain")"
+    }
+
     private func rebuildPools(previous: [String: OriginPool]) {
         var kept = Set<ObjectIdentifier>()
-        pools = config.sites.map { site in
-            site.origins.map { origin in
+        pools = config.sites.enumerated().map { s, site in
+            site.origins.enumerated().map { o, origin in
                 let share = max(1, (origin.maxConnections + loopCount - 1) / loopCount)
-                if let pool = previous["\(site.name)|\(origin.address)"] {
+                let tls = config.originTLS[s][o]
+                if let pool = previous[Self.poolKey(site, origin)] {
+                    pool.tls = tls
                     pool.maxConnections = share
                     pool.connectTimeout = site.limits.originConnectTimeout
                     pool.health.active = site.healthCheck
@@ -199,7 +206,7 @@ final class LoopContext {
                     kept.insert(ObjectIdentifier(pool))
                     return pool
                 }
-                return OriginPool(eventLoop: eventLoop, origin: origin, share: share, site: site)
+                return OriginPool(eventLoop: eventLoop, origin: origin, share: share, site: site, tls: tls)
             }
         }
         for pool in previous.values where !kept.contains(ObjectIdentifier(pool)) { pool.closeIdle() }

@@ -1,6 +1,8 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
+import NIOTLS
 import RampartCore
 
 /// Keep-alive connections from one event loop to one origin, with a cap, a bounded FIFO of waiting
@@ -13,6 +15,9 @@ final class OriginPool {
     var maxConnections: Int
     var connectTimeout: TimeAmount
     var health: OriginHealth
+    /// TLS to the origin (nil: plain HTTP), and the name sent and verified.
+    var tls: NIOSSLContext?
+    private let serverName: String?
 
     private var idle: [UpstreamConnection] = []
     private(set) var open = 0
@@ -46,7 +51,9 @@ final class OriginPool {
         case unavailable(RejectReason)
     }
 
-    init(eventLoop: any EventLoop, origin: OriginConfig, share: Int, site: SiteConfig) {
+    init(eventLoop: any EventLoop, origin: OriginConfig, share: Int, site: SiteConfig, tls: NIOSSLContext? = nil) {
+        self.tls = tls
+        self.serverName = origin.tlsServerName
         self.eventLoop = eventLoop
         self.address = origin.address
         self.resolved = IPAddress(origin.address.host).flatMap { _ in
@@ -185,11 +192,18 @@ final class OriginPool {
             eventLoop.execute { callback(.failure(PoolError.unsupportedEventLoop)) }
             return
         }
+        let tls = self.tls
+        let serverName = self.serverName
+        let handshakeTimeout = connectTimeout
         let bootstrap = base
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
+                        try channel.pipeline.syncOperations.addHandler(OriginHandshakeWaiter(timeout: handshakeTimeout))
+                    }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers(
                         leftOverBytesStrategy: .forwardBytes,
                         enableOutboundHeaderValidation: false
@@ -197,11 +211,15 @@ final class OriginPool {
                     try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
                 }
             }
-        let future: EventLoopFuture<any Channel>
+        let connected: EventLoopFuture<any Channel>
         if let resolved {
-            future = bootstrap.connect(to: resolved)
+            connected = bootstrap.connect(to: resolved)
         } else {
-            future = bootstrap.connect(host: address.host, port: address.port)
+            connected = bootstrap.connect(host: address.host, port: address.port)
+        }
+        // Over TLS, a connection is handed out once its handshake (and certificate check) is done.
+        let future = tls == nil ? connected : connected.flatMap { channel in
+            channel.pipeline.handler(type: OriginHandshakeWaiter.self).flatMap { $0.ready }.map { channel }
         }
         future.assumeIsolated().whenComplete { result in
             switch result {
@@ -227,6 +245,66 @@ final class OriginPool {
         }
     }
 }
+
+/// Completes `ready` when the TLS handshake with the origin is done; fails it (and closes the
+/// connection) on a handshake error, such as a certificate that does not verify, or a timeout.
+final class OriginHandshakeWaiter: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+    private let timeout: TimeAmount
+    private var promise: EventLoopPromise<Void>?
+    private var timer: Scheduled<Void>?
+    /// Succeeds once the handshake completed.
+    private(set) var ready: EventLoopFuture<Void>!
+
+    init(timeout: TimeAmount) { self.timeout = timeout }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        self.promise = promise
+        ready = promise.futureResult
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            self.finish(.failure(OriginTLSError(message: "no TLS handshake with the origin within \(self.timeout)")))
+            context.close(promise: nil)
+        }
+    }
+
+    private func finish(_ result: Result<Void, any Error>) {
+        timer?.cancel()
+        timer = nil
+        guard let p = promise else { return }
+        promise = nil
+        p.completeWith(result)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted = event {
+            finish(.success(()))
+            context.pipeline.syncOperations.removeHandler(self, promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if promise != nil {
+            finish(.failure(OriginTLSError(message: "TLS handshake with the origin failed: \(error)")))
+            context.close(promise: nil)
+            return
+        }
+        context.fireErrorCaught(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        finish(.failure(OriginTLSError(message: "the origin closed the connection during the TLS handshake")))
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+    }
+}
+
+@available(*, unavailable)
+extension OriginHandshakeWaiter: Sendable {}
 
 /// Why a pool could not give a connection.
 enum PoolError: Error {

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOSSL
 import RampartCore
 
 /// The compiled, immutable form of a ``GatewayConfig`` that the data plane reads. One is built per
@@ -13,15 +14,55 @@ final class RuntimeConfig: Sendable {
     let trusted: CIDRSet
     /// A number that grows with each reload (for logs).
     let generation: Int
+    /// Client TLS contexts for origins reached over TLS, by site and origin index.
+    let originTLS: [[NIOSSLContext?]]
 
-    init(_ config: GatewayConfig, generation: Int) {
+    /// Throws ``OriginTLSError`` when an origin's CA file cannot be used.
+    init(_ config: GatewayConfig, generation: Int) throws {
         self.source = config
         self.router = SiteRouter(sites: config.sites, defaultSite: config.defaultSite)
         self.trusted = config.trustedProxies
         self.generation = generation
+        self.originTLS = try config.sites.map { site in
+            try site.origins.map { origin in
+                try origin.tls.map { try Self.clientContext($0, site: site.name, origin: origin.address) }
+            }
+        }
+    }
+
+    /// TLS 1.2+ to an origin: the CA file's certificates (or the system's) as trust roots, chain
+    /// and name verified unless `verify: false`.
+    static func clientContext(_ tls: OriginTLS, site: String, origin: HostPort) throws -> NIOSSLContext {
+        var c = TLSConfiguration.makeClientConfiguration()
+        c.minimumTLSVersion = .tlsv12
+        c.applicationProtocols = ["http/1.1"]
+        c.certificateVerification = tls.verify ? .fullVerification : .none
+        if let file = tls.caFile {
+            let certificates: [NIOSSLCertificate]
+            do {
+                certificates = try NIOSSLCertificate.fromPEMFile(file)
+            } catch {
+                throw OriginTLSError(message: "site \(site), origin \(origin): cannot read CA certificates from \(file): \(error)")
+            }
+            guard !certificates.isEmpty else {
+                throw OriginTLSError(message: "site \(site), origin \(origin): no PEM certificate in \(file)")
+            }
+            c.trustRoots = .certificates(certificates)
+        }
+        do {
+            return try NIOSSLContext(configuration: c)
+        } catch {
+            throw OriginTLSError(message: "site \(site), origin \(origin): cannot set up TLS: \(error)")
+        }
     }
 
     var sites: [SiteConfig] { source.sites }
+}
+
+/// An origin's TLS settings cannot be used (unreadable CA file, no certificate in it).
+public struct OriginTLSError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
 }
 
 /// Decision counters of one event loop. Plain integers: only that loop writes them; a snapshot is

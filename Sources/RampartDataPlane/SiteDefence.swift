@@ -59,7 +59,7 @@ final class SiteDefence {
     }
 
     /// Counts a routed request for detection: sources, targets and (sampled) paths and agents.
-    func record(client: IPAddress, method: HTTPMethod, target: String, headers: HTTPHeaders) {
+    func record(client: IPAddress, method: HTTPMethod, target: String, headers: HTTPHeaders, fingerprint: String?) {
         traffic.requests += 1
         if method != .GET && method != .HEAD { traffic.nonGet += 1 }
         traffic.sources.add(hash: mix64(client.high ^ mix64(client.low)))
@@ -73,6 +73,7 @@ final class SiteDefence {
             traffic.topPaths.add(path.utf8.count <= 200 ? path : String(path.prefix(200)), weight: 8)
             let agent = headers.first(name: "user-agent") ?? ""
             traffic.topAgents.add(agent.utf8.count <= 200 ? agent : String(agent.prefix(200)), weight: 8)
+            if let fingerprint { traffic.topFingerprints.add(fingerprint, weight: 8) }
         }
     }
 

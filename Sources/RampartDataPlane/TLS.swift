@@ -71,27 +71,38 @@ enum TLSSetup {
 }
 
 extension Gateway {
-    /// The pipeline of a TLS connection: TLS, then ALPN chooses HTTP/2 (a stream multiplexer whose
-    /// streams each get a client handler) or HTTP/1.1 (the plain pipeline, scheme https).
+    /// The pipeline of a TLS connection. First the PROXY header (on listeners that expect one), then
+    /// the ClientHello is read in the clear: its JA4 fingerprint is taken and the handshake budget
+    /// of the real source is checked before any cryptography. Then TLS, and ALPN chooses HTTP/2 (a
+    /// stream multiplexer whose streams each get a client handler) or HTTP/1.1 (scheme https).
     static func configureTLSPipeline(
         channel: any Channel,
         context bound: NIOLoopBound<LoopContext>,
         listener: Int,
         tls: NIOSSLContext,
+        proxyProtocol: Bool,
         gate: NIOLoopBound<AcceptGate>
     ) throws {
         let sync = channel.pipeline.syncOperations
-        let peer = IPAddress(channel.remoteAddress) ?? IPAddress(v4: 0)
-        // Handshake floods: a source over its handshake rate, or a loop with too many handshakes
-        // in progress, is closed before any cryptography is done.
         let ctx = bound.value
-        if let settings = ctx.config.source.listeners[listener].tls, !ctx.admitHandshake(peer, listener: listener, tls: settings) {
-            ctx.reject(.tlsHandshakeLimited, client: peer)
-            _ = ctx.strike(peer, reason: .tlsHandshakeLimited)
-            throw HandshakeRefused()
+        let limits = ctx.config.source.listeners[listener].limits
+        let reader = ClientHelloReader(loop: ctx, listener: listener, peer: IPAddress(channel.remoteAddress) ?? IPAddress(v4: 0)) {
+            channel, reader, peer, fingerprint in
+            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls), position: .after(reader))
+            configureALPN(channel: channel, context: bound, listener: listener, peer: peer, fingerprint: fingerprint)
         }
-        try sync.addHandler(NIOSSLServerHandler(context: tls))
-        try sync.addHandler(HandshakeTracker(loop: ctx))
+        if proxyProtocol {
+            try sync.addHandler(ProxyProtocolHandler(loop: ctx, gate: gate) { reader.peer = $0 })
+        }
+        try sync.addHandler(reader)
+        // Counts the handshake in progress and closes a connection that has not completed one
+        // within the header timeout (no hello, or a hello and then silence).
+        try sync.addHandler(HandshakeTracker(loop: ctx, deadline: channel.eventLoop.now + limits.headerTimeout))
+    }
+
+    static func configureALPN(
+        channel: any Channel, context bound: NIOLoopBound<LoopContext>, listener: Int, peer: IPAddress, fingerprint: String
+    ) {
         _ = channel.configureHTTP2SecureUpgrade(
             h2ChannelConfigurator: { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -102,7 +113,9 @@ extension Gateway {
                         streamConfiguration: TLSSetup.streamConfiguration
                     ) { stream in
                         stream.eventLoop.makeCompletedFuture {
-                            let client = ClientHandler(loop: bound.value, listener: listener, peer: peer, scheme: "https", now: stream.eventLoop.now)
+                            let client = ClientHandler(
+                                loop: bound.value, listener: listener, peer: peer, scheme: "https", fingerprint: fingerprint, now: stream.eventLoop.now
+                            )
                             try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
                             try stream.pipeline.syncOperations.addHandler(client)
                         }
@@ -112,28 +125,117 @@ extension Gateway {
             },
             http1ChannelConfigurator: { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try configureHTTP1(channel: channel, context: bound.value, listener: listener, peer: peer, scheme: "https")
+                    try configureHTTP1(
+                        channel: channel, context: bound.value, listener: listener, peer: peer, scheme: "https", fingerprint: fingerprint
+                    )
                 }
             }
         )
     }
 }
 
-struct HandshakeRefused: Error {}
+/// Reads a TLS connection's ClientHello before TLS starts: takes its JA4 fingerprint, refuses
+/// what is not a hello, applies the per-source handshake budget, then installs TLS behind itself,
+/// replays the bytes it held and leaves the pipeline.
+final class ClientHelloReader: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
 
-/// Counts the handshakes in progress on a loop: from connection setup until the handshake
-/// completes or the connection closes.
+    /// The client address: the TCP peer, or what the PROXY header said.
+    var peer: IPAddress
+    private let loop: LoopContext
+    private let listener: Int
+    private var buffered: ByteBuffer?
+    private var finished = false
+    private let install: (any Channel, ClientHelloReader, IPAddress, String) throws -> Void
+
+    init(
+        loop: LoopContext, listener: Int, peer: IPAddress,
+        install: @escaping (any Channel, ClientHelloReader, IPAddress, String) throws -> Void
+    ) {
+        self.loop = loop
+        self.listener = listener
+        self.peer = peer
+        self.install = install
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !finished else {
+            context.fireChannelRead(data)
+            return
+        }
+        var incoming = unwrapInboundIn(data)
+        if buffered == nil { buffered = incoming } else { buffered!.writeBuffer(&incoming) }
+        let verdict = ClientHello.parse(buffered!.readableBytesView)
+        switch verdict {
+        case .needMoreData:
+            return
+        case .notTLS:
+            refuse(context, .tlsMalformed, detail: "not a TLS handshake")
+        case .malformed(let why):
+            refuse(context, .tlsMalformed, detail: why)
+        case .hello(let hello):
+            finished = true
+            let fingerprint = JA4.fingerprint(hello)
+            // Handshake floods: a source over its handshake rate, or a loop with too many
+            // handshakes in progress, is closed before any cryptography is done.
+            if let settings = loop.config.source.listeners[listener].tls, !loop.admitHandshake(peer, listener: listener, tls: settings) {
+                _ = loop.strike(peer, reason: .tlsHandshakeLimited)
+                refuse(context, .tlsHandshakeLimited, detail: nil)
+                return
+            }
+            do {
+                try install(context.channel, self, peer, fingerprint)
+            } catch {
+                refuse(context, .tlsMalformed, detail: "cannot set up TLS: \(error)")
+                return
+            }
+            let held = buffered!
+            buffered = nil
+            context.fireChannelRead(wrapInboundOut(held))
+            context.fireChannelReadComplete()
+            context.pipeline.syncOperations.removeHandler(self, promise: nil)
+        }
+    }
+
+    private func refuse(_ context: ChannelHandlerContext, _ reason: RejectReason, detail: String?) {
+        finished = true
+        buffered = nil
+        loop.reject(reason, client: peer, detail: detail)
+        context.close(promise: nil)
+    }
+}
+
+@available(*, unavailable)
+extension ClientHelloReader: Sendable {}
+
+/// Counts the handshakes in progress on a loop, from connection setup until the handshake
+/// completes or the connection closes, and closes a connection whose handshake has not completed
+/// by `deadline`.
 final class HandshakeTracker: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
     private let loop: LoopContext
+    private let deadline: NIODeadline
     private var counted = true
+    private var timer: Scheduled<Void>?
 
-    init(loop: LoopContext) {
+    init(loop: LoopContext, deadline: NIODeadline) {
         self.loop = loop
+        self.deadline = deadline
         loop.handshakesInFlight += 1
     }
 
+    func handlerAdded(context: ChannelHandlerContext) {
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [loop] in
+            guard self.counted else { return }
+            loop.reject(.tlsMalformed, client: IPAddress(context.channel.remoteAddress), detail: "no TLS handshake within the header timeout")
+            context.close(promise: nil)
+        }
+    }
+
     private func done() {
+        timer?.cancel()
+        timer = nil
         guard counted else { return }
         counted = false
         loop.handshakesInFlight -= 1

@@ -90,6 +90,11 @@ struct Top: AsyncParsableCommand {
                 for e in (t["sources"] as? [[String: Any]] ?? []).prefix(10) {
                     lines.append("  \(pad(e["key"] as? String ?? "", 40)) \(e["count"] as? Int ?? 0)/s")
                 }
+                let stacks = (t["fingerprints"] as? [[String: Any]] ?? []).prefix(5)
+                if !stacks.isEmpty {
+                    lines.append("top TLS fingerprints (JA4):")
+                    for e in stacks { lines.append("  \(pad(e["key"] as? String ?? "", 40)) \(e["count"] as? Int ?? 0)/s") }
+                }
             }
             // Clear the screen and home the cursor between refreshes on a terminal.
             if isatty(1) != 0 { print("\u{1B}[2J\u{1B}[H", terminator: "") }

@@ -149,4 +149,49 @@ enum URLPath {
             #expect(text.contains("sites[0].challenge.tier") && text.contains("sites[0].challenge.difficulty"))
         }
     }
+
+    @Test func fingerprintAndOriginTLSKeys() throws {
+        let good = """
+            listeners: [{address: 127.0.0.1:8443, proxy_protocol: true}]
+            sites:
+              - name: www
+                hosts: [example.org]
+                origins:
+                  - { address: 10.0.0.5:443, tls: { ca: /etc/hostname, server_name: www.example.lt } }
+                  - { address: origin.example.lt:443, tls: true }
+                  - 10.0.0.6:80
+                fingerprints: { deny: ["t13d1516h2_8daaf6152771_d8a2da3f94cd"], challenge: ["t12*"] }
+                rate_limits: [{ name: per-stack, key: ja4, rate: 50/s }]
+            """
+        let c = try ConfigLoader.load(yaml: good, file: "good.yaml")
+        let origins = c.sites[0].origins
+        #expect(origins[0].tls?.caFile == "/etc/hostname" && origins[0].tlsServerName == "www.example.lt")
+        #expect(origins[1].tls?.verify == true && origins[1].tlsServerName == "origin.example.lt")
+        #expect(origins[2].tls == nil && origins[2].tlsServerName == nil)
+        #expect(c.sites[0].fingerprints.verdict("t13d1516h2_8daaf6152771_d8a2da3f94cd") == .deny)
+        #expect(c.sites[0].fingerprints.verdict("t12d1207h1_aaaaaaaaaaaa_bbbbbbbbbbbb") == .challenge)
+        #expect(c.sites[0].rateLimits[0].key == .ja4)
+
+        let bad = """
+            listeners: [{address: 127.0.0.1:8080}]
+            sites:
+              - name: www
+                hosts: [example.org]
+                origins:
+                  - { address: 10.0.0.5:443, tls: { ca: /nonexistent/ca.pem, verify: maybe } }
+                fingerprints: { deny: ["t1*3"], allow: [x] }
+                rate_limits: [{ name: r, key: tls, rate: 5/s }]
+            """
+        do {
+            _ = try ConfigLoader.load(yaml: bad, file: "bad.yaml")
+            Issue.record("a bad config was accepted")
+        } catch {
+            let text = error.description
+            #expect(text.contains("bad.yaml:6:") && text.contains("sites[0].origins[0].tls.ca") && text.contains("cannot read"), "\(text)")
+            #expect(text.contains("sites[0].origins[0].tls.verify"), "\(text)")
+            #expect(text.contains("bad.yaml:7:") && text.contains("sites[0].fingerprints.deny[0]"), "\(text)")
+            #expect(text.contains("sites[0].fingerprints.allow"), "\(text)")
+            #expect(text.contains("sites[0].rate_limits[0].key") && text.contains("ja4"), "\(text)")
+        }
+    }
 }

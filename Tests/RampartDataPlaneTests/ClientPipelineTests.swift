@@ -14,7 +14,7 @@ final class PipelineHarness {
     let loop: LoopContext
 
     init(config: GatewayConfig, proxyProtocol: Bool = false, peer: String = "127.0.0.1") throws {
-        let runtime = RuntimeConfig(config, generation: 1)
+        let runtime = try! RuntimeConfig(config, generation: 1)
         loop = LoopContext(eventLoop: channel.embeddedEventLoop, loopCount: 1, config: runtime, logger: Logger(label: "test"), secret: [UInt8](repeating: 7, count: 32))
         try channel.connect(to: SocketAddress(ipAddress: peer, port: 40000)).wait()
         let gate = NIOLoopBound(

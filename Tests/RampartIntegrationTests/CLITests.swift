@@ -78,17 +78,10 @@ extension IntegrationTests {
     }
 
     @Test func alertWebhooksHearOfModeChangesAndIncidentsWithRetries() async throws {
-        let receiver = Process()
-        receiver.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        receiver.arguments = ["python3", BrowserTests.repo.appendingPathComponent("Tests/tools/webhook_receiver.py").path, "40"]
-        let out = Pipe()
-        receiver.standardOutput = out
-        let received = LineCollector()
-        out.fileHandleForReading.readabilityHandler = { received.append($0.availableData) }
-        try receiver.run()
-        defer { receiver.terminate() }
-        #expect(eventually { received.all.contains { $0.hasPrefix("PORT ") } })
-        let hookPort = try #require(received.all.first { $0.hasPrefix("PORT ") }.flatMap { Int($0.dropFirst(5)) })
+        let receiver = try ToolProcess("webhook_receiver.py", ["40"])
+        defer { receiver.stop() }
+        let received = receiver.output
+        let hookPort = try receiver.port()
 
         let origin = DemoOrigin()
         let originPort = try await origin.start()

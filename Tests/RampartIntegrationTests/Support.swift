@@ -145,6 +145,41 @@ func runProgram(_ arguments: [String], executable: String = "/usr/bin/env", inpu
     return (p.terminationStatus, String(decoding: data, as: UTF8.self))
 }
 
+/// A helper program from `Tests/tools` (a Python script) that prints `PORT n` once it listens,
+/// then keeps printing what it sees; stopped when the test ends.
+final class ToolProcess: @unchecked Sendable {
+    let process = Process()
+    /// Everything it printed.
+    let output = LineCollector()
+
+    init(_ script: String, _ arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", IntegrationTests.BrowserTests.repo.appendingPathComponent("Tests/tools/\(script)").path] + arguments
+        let out = Pipe()
+        process.standardOutput = out
+        // Its own pipe for errors too: an inherited one would keep `swift test` waiting if it outlived us.
+        process.standardError = out
+        let output = self.output
+        out.fileHandleForReading.readabilityHandler = { output.append($0.availableData) }
+        try process.run()
+    }
+
+    /// The port it printed.
+    func port() throws -> Int {
+        guard eventually({ output.all.contains { $0.hasPrefix("PORT ") } }),
+            let port = output.all.first(where: { $0.hasPrefix("PORT ") }).flatMap({ Int($0.dropFirst(5)) })
+        else { throw TestFailure("\(process.arguments ?? []) printed no port: \(output.text)") }
+        return port
+    }
+
+    /// SIGKILL: children inherit the test process's blocked signals, so SIGTERM may not reach them.
+    func stop() {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
+    deinit { stop() }
+}
+
 /// Collects text from a pipe, thread-safely.
 final class LineCollector: @unchecked Sendable {
     private let lock = NSLock()

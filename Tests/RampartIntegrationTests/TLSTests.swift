@@ -63,6 +63,171 @@ extension IntegrationTests {
         #expect(many.split(separator: "\n") == ["200", "200", "200"], "\(many)")
     }
 
+    /// JA4 fingerprints in the access log, the top lists, a rate limit shared by every client of
+    /// one TLS stack, deny and challenge lists; the PROXY protocol in front of TLS.
+    @Test func fingerprintsAreLoggedLimitedAndRuledAndProxyProtocolWorksOverTLS() async throws {
+        let origin = DemoOrigin()
+        let originPort = try await origin.start()
+        defer { Task { await origin.stop() } }
+        let dir = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (cert, key) = try Self.certificate("localhost", in: dir)
+        let log = dir.appendingPathComponent("access.log").path
+        let gw = try GatewayProcess(yaml: """
+            listeners:
+              - address: 127.0.0.1:0
+                tls: { cert: \(cert), key: \(key) }
+              - address: 127.0.0.1:0
+                proxy_protocol: true
+                tls: { cert: \(cert), key: \(key) }
+            access_log: { path: \(log) }
+            sites:
+              - name: a
+                hosts: [localhost]
+                origins: [127.0.0.1:\(originPort)]
+                rate_limits:
+                  - { name: per-stack, key: ja4, rate: 1/m, burst: 4 }
+              - name: denied
+                hosts: [denied.example]
+                origins: [127.0.0.1:\(originPort)]
+                fingerprints: { deny: ["t1*"] }
+              - name: challenged
+                hosts: [challenged.example]
+                origins: [127.0.0.1:\(originPort)]
+                fingerprints: { challenge: ["t13d*"] }
+              - name: plain
+                hosts: [plain.example]
+                origins: [127.0.0.1:\(originPort)]
+            """, extraArguments: ["--threads", "1"])
+        defer { gw.stop() }
+        let ports = try gw.waitUntilListening(count: 2)
+        let (admin, token) = try gw.adminLink()
+        func curl(_ host: String, from source: String, _ options: [String] = ["--http2"], path: String = "/") throws -> String {
+            let (_, out) = try Self.run(
+                ["curl", "-sS", "-k", "--interface", source, "--resolve", "\(host):\(ports[0]):127.0.0.1", "-o", "/dev/null", "-D", "-"]
+                    + options + ["https://\(host):\(ports[0])\(path)"]
+            )
+            return out.lowercased()
+        }
+        // One TLS stack from five addresses: the fifth request is over the stack's shared limit.
+        var statuses: [String] = []
+        for i in 2...6 { statuses.append(String(try curl("localhost", from: "127.0.0.\(i)").prefix(12))) }
+        #expect(statuses.prefix(4).allSatisfy { $0.hasPrefix("http/2 200") } && statuses[4].hasPrefix("http/2 429"), "\(statuses)")
+        // curl speaking HTTP/1.1 offers other ALPN values: another fingerprint, not limited.
+        #expect(try curl("localhost", from: "127.0.0.7", ["--http1.1"]).hasPrefix("http/1.1 200"))
+        // Deny and challenge lists.
+        #expect(try curl("denied.example", from: "127.0.0.8").hasPrefix("http/2 403"))
+        let challenged = try curl("challenged.example", from: "127.0.0.9")
+        #expect(challenged.hasPrefix("http/2 403") && challenged.contains("x-rampart-challenge: pow"), "\(challenged)")
+
+        // The access log carries each request's fingerprint: h2 and h1 in the first part.
+        var ja4: [String] = []
+        #expect(eventually {
+            let lines = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n") ?? []
+            ja4 = lines.compactMap { line in
+                (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["ja4"] as? String
+            }
+            return ja4.count >= 8
+        }, "\(ja4)")
+        let shape = #/^t1[23]d\d{4}(h2|h1)_[0-9a-f]{12}_[0-9a-f]{12}$/#
+        #expect(ja4.allSatisfy { $0.wholeMatch(of: shape) != nil }, "\(ja4)")
+        #expect(ja4.contains { $0.contains("h2_") } && ja4.contains { $0.contains("h1_") }, "\(ja4)")
+
+        // The admin API's top list names the stack while its traffic runs.
+        let burst = Task.detached {
+            for _ in 0..<6 {
+                _ = try? Self.run(["curl", "-sS", "-k", "--resolve", "plain.example:\(ports[0]):127.0.0.1", "--http2", "-o", "/dev/null", "-o", "/dev/null",
+                    "-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null"]
+                    + Array(repeating: "https://plain.example:\(ports[0])/", count: 8))
+                try? await Task.sleep(for: .milliseconds(300))
+            }
+        }
+        var top = ""
+        #expect(eventually(timeout: 8) {
+            top = (try? Self.run(["curl", "-sS", "-H", "Authorization: Bearer \(token)", "http://127.0.0.1:\(admin)/api/top"]).1) ?? ""
+            return top.contains(#""fingerprints":[{"#)
+        }, "\(top.prefix(800))")
+        await burst.value
+
+        // PROXY protocol in front of TLS: the address in the header is the client.
+        let proxied = """
+            import socket,ssl
+            s=socket.create_connection(('127.0.0.1',\(ports[1])),timeout=5)
+            s.sendall(b'PROXY TCP4 203.0.113.9 127.0.0.1 40000 443\\r\\n')
+            c=ssl.create_default_context();c.check_hostname=False;c.verify_mode=ssl.CERT_NONE
+            t=c.wrap_socket(s,server_hostname='plain.example')
+            t.sendall(b'GET /echo HTTP/1.1\\r\\nHost: plain.example\\r\\nConnection: close\\r\\n\\r\\n')
+            d=b''
+            while True:
+                b=t.recv(65536)
+                if not b: break
+                d+=b
+            print(d.decode(errors='replace'))
+            """
+        let (status, reply) = try Self.run(["python3", "-c", proxied])
+        #expect(status == 0 && reply.hasPrefix("HTTP/1.1 200"), "\(reply.prefix(300))")
+        #expect(reply.contains(#""x-forwarded-for":"203.0.113.9""#), "\(reply.prefix(600))")
+        // Without the header, the PROXY listener refuses the connection.
+        let (_, bare) = try Self.run(["curl", "-sS", "-k", "--resolve", "plain.example:\(ports[1]):127.0.0.1", "https://plain.example:\(ports[1])/"])
+        #expect(!bare.contains("200"), "\(bare)")
+    }
+
+    /// Origins over TLS: the certificate is checked against the configured CA and name; a wrong
+    /// CA or name fails the handshake, the client gets 503 and the log says why.
+    @Test func originsOverTLSAreVerified() async throws {
+        let dir = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (originCert, originKey) = try Self.certificate("origin.test", in: dir)
+        let (otherCert, _) = try Self.certificate("other.test", in: dir)
+        let origin = try ToolProcess("tls_origin.py", [originCert, originKey])
+        defer { origin.stop() }
+        let port = try origin.port()
+        let gw = try GatewayProcess(yaml: """
+            listeners:
+              - address: 127.0.0.1:0
+            sites:
+              - name: good
+                hosts: [good.example]
+                origins: [{ address: 127.0.0.1:\(port), tls: { ca: \(originCert), server_name: origin.test } }]
+                health_check: { enabled: false }
+              - name: wrong-ca
+                hosts: [ca.example]
+                origins: [{ address: 127.0.0.1:\(port), tls: { ca: \(otherCert), server_name: origin.test } }]
+                health_check: { enabled: false }
+              - name: wrong-name
+                hosts: [name.example]
+                origins: [{ address: 127.0.0.1:\(port), tls: { ca: \(originCert), server_name: elsewhere.test } }]
+                health_check: { enabled: false }
+            """, extraArguments: ["--threads", "1"])
+        defer { gw.stop() }
+        let gport = try gw.waitUntilListening()[0]
+        func get(_ host: String) throws -> String {
+            try Self.run(["curl", "-sS", "-H", "Host: \(host)", "-w", "\n%{http_code}", "http://127.0.0.1:\(gport)/page?x=1"]).1
+        }
+        let good = try get("good.example")
+        #expect(good.hasSuffix("\n200") && good.contains(#""origin": "tls""#) && good.contains(#""path": "/page?x=1""#), "\(good)")
+        #expect(good.contains(#""x-forwarded-for": "127.0.0.1""#), "\(good)")
+        // Several requests reuse the pooled TLS connection.
+        for _ in 0..<3 { #expect(try get("good.example").hasSuffix("\n200")) }
+        #expect(try get("ca.example").hasSuffix("\n503"))
+        #expect(try get("name.example").hasSuffix("\n503"))
+        #expect(eventually { gw.stderrText.contains("TLS handshake with the origin failed") }, "\(gw.stderrText.suffix(1500))")
+
+        // A CA file without certificates is refused at start, naming the site and the file.
+        let empty = dir.appendingPathComponent("empty.pem").path
+        try "not a certificate\n".write(toFile: empty, atomically: true, encoding: .utf8)
+        let bad = try GatewayProcess(yaml: """
+            listeners: [{ address: 127.0.0.1:0 }]
+            sites:
+              - name: s
+                hosts: ["*"]
+                origins: [{ address: 127.0.0.1:\(port), tls: { ca: \(empty) } }]
+            """)
+        defer { bad.stop() }
+        #expect(bad.waitForExit() != 0)
+        #expect(bad.stderrText.contains("site s") && bad.stderrText.contains(empty), "\(bad.stderrText.suffix(800))")
+    }
+
     @Test func aHandshakeFloodFromOneSourceIsCutBeforeTheCryptography() async throws {
         let origin = DemoOrigin()
         let originPort = try await origin.start()

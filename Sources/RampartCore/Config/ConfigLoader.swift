@@ -186,12 +186,14 @@ final class ConfigReader {
     static let listenerKeys = ["address", "proxy_protocol", "limits", "timeouts", "tls"]
     static let listenerTLSKeys = ["cert", "key", "http2", "handshake_rate", "handshake_burst", "max_handshakes"]
     static let certKeys = ["cert", "key"]
-    static let siteKeys = ["name", "hosts", "origins", "balance", "health_check", "passive_health", "limits", "timeouts", "rate_limits", "cache", "api_keys", "session_cookies", "bearer_credentials", "detection", "challenge", "mode", "tls", "hsts", "https_redirect"]
+    static let siteKeys = ["name", "hosts", "origins", "balance", "health_check", "passive_health", "limits", "timeouts", "rate_limits", "cache", "api_keys", "session_cookies", "bearer_credentials", "detection", "challenge", "mode", "tls", "hsts", "https_redirect", "fingerprints"]
     static let detectionKeys = ["enabled", "min_rate", "elevated_factor", "attack_factor", "sustain", "calm_under_attack", "calm_elevated", "baseline_half_life", "cache_bust_share", "uncleared_share", "limited_share", "post_share", "escalate_after"]
     static let challengeKeys = ["enabled", "tier", "difficulty", "clearance_ttl", "clearance_rate", "clearance_burst", "wait", "wait_rate", "wait_burst", "exempt_paths", "exempt_key_holders", "suspicious_agents"]
     static let cacheKeys = ["enabled", "micro_ttl", "stale_for", "max_bytes", "max_object_bytes", "drop_query", "keep_params", "with_cookies"]
     static let rateLimitKeys = ["name", "key", "rate", "burst", "methods", "path", "action", "shadow", "subnet_v4", "subnet_v6", "table_size"]
-    static let originKeys = ["address", "max_connections"]
+    static let originKeys = ["address", "max_connections", "tls"]
+    static let originTLSKeys = ["ca", "server_name", "verify"]
+    static let fingerprintKeys = ["deny", "challenge"]
     static let healthKeys = ["enabled", "path", "interval", "timeout", "unhealthy_after", "healthy_after"]
     static let passiveKeys = ["max_fails", "eject_for"]
     static let adminKeys = ["listen", "token", "token_file", "enabled"]
@@ -424,7 +426,6 @@ final class ConfigReader {
         var l = ListenerConfig(address: address, limits: limits)
         l.proxyProtocol = proxyProtocol
         l.tls = tls
-        if tls != nil, proxyProtocol { report(node, "\(path).proxy_protocol", "PROXY protocol on a TLS listener is not supported yet") }
         return l
     }
 
@@ -476,6 +477,7 @@ final class ConfigReader {
         var siteTLS: CertificateFiles? = nil
         var hsts: String? = nil
         var httpsRedirect = false
+        var fingerprints = FingerprintRules()
         var sawHosts = false
         var sawOrigins = false
         for (k, v) in f {
@@ -550,6 +552,7 @@ final class ConfigReader {
                     }
                 }
             case "challenge": challenge = challengeConfig(v, p)
+            case "fingerprints": fingerprints = fingerprintRules(v, p)
             case "api_keys":
                 if let items = list(v, p) {
                     for (i, item) in items.enumerated() {
@@ -591,6 +594,7 @@ final class ConfigReader {
         s.tls = siteTLS
         s.hsts = hsts
         s.httpsRedirect = httpsRedirect
+        s.fingerprints = fingerprints
         return s
     }
 
@@ -712,7 +716,7 @@ final class ConfigReader {
             case "name": rule.name = string(v, p) ?? ""
             case "key":
                 if let s = string(v, p) {
-                    if let key = RateLimitKey(rawValue: s) { rule.key = key } else { report(v, p, "expected ip, subnet or api_key") }
+                    if let key = RateLimitKey(rawValue: s) { rule.key = key } else { report(v, p, "expected ip, subnet, api_key or ja4") }
                 }
             case "rate":
                 sawRate = true
@@ -769,8 +773,10 @@ final class ConfigReader {
         guard let f = fields(node, path, allowed: Self.originKeys) else { return nil }
         var address: HostPort? = nil
         var maxConnections = 128
+        var tls: OriginTLS? = nil
         for (k, v) in f {
             switch k {
+            case "tls": tls = originTLS(v, "\(path).tls")
             case "address":
                 address = hostPort(v, "\(path).address")
                 if address?.port == 0 { report(v, "\(path).address", "an origin needs a port other than 0") }
@@ -782,7 +788,48 @@ final class ConfigReader {
         guard let address else { return nil }
         var o = OriginConfig(address: address)
         o.maxConnections = maxConnections
+        o.tls = tls
         return o
+    }
+
+    /// `tls: true`, or a mapping with `ca`, `server_name` and `verify`.
+    func originTLS(_ node: Node, _ path: String) -> OriginTLS? {
+        if node.scalar != nil {
+            return bool(node, path) == true ? OriginTLS() : nil
+        }
+        guard let f = fields(node, path, allowed: Self.originTLSKeys) else { return nil }
+        var t = OriginTLS()
+        for (k, v) in f {
+            let p = "\(path).\(k)"
+            switch k {
+            case "ca":
+                if let file = string(v, p) {
+                    if readTextFile(file) != nil { t.caFile = file } else { report(v, p, "cannot read \(file)") }
+                }
+            case "server_name": t.serverName = string(v, p)
+            case "verify": t.verify = bool(v, p) ?? true
+            default: break
+            }
+        }
+        return t
+    }
+
+    /// `fingerprints: {deny: [...], challenge: [...]}`: JA4 fingerprints or prefixes ending in `*`.
+    func fingerprintRules(_ node: Node, _ path: String) -> FingerprintRules {
+        var rules = FingerprintRules()
+        guard let f = fields(node, path, allowed: Self.fingerprintKeys) else { return rules }
+        for (k, v) in f {
+            let p = "\(path).\(k)"
+            guard let items = list(v, p) else { continue }
+            for (i, item) in items.enumerated() {
+                guard let s = item.scalar?.string, let pattern = FingerprintPattern(s) else {
+                    report(item, "\(p)[\(i)]", "expected a JA4 fingerprint such as t13d1516h2_8daaf6152771_d8a2da3f94cd, or a prefix ending in *")
+                    continue
+                }
+                if k == "deny" { rules.deny.append(pattern) } else { rules.challenge.append(pattern) }
+            }
+        }
+        return rules
     }
 
     func healthCheck(_ node: Node, _ path: String) -> HealthCheckConfig {

@@ -141,9 +141,30 @@ public struct OriginConfig: Hashable, Sendable {
     public var address: HostPort
     /// Most open connections (and so concurrent requests) from the gateway to this origin.
     public var maxConnections: Int = 128
+    /// TLS to the origin (nil: plain HTTP).
+    public var tls: OriginTLS? = nil
 
     /// An origin at `address` with the default connection cap.
     public init(address: HostPort) { self.address = address }
+
+    /// Over TLS, the name sent in SNI and verified in the certificate: `server_name`, else the
+    /// address's host when it is a name (SNI carries names only; an address is verified as such).
+    public var tlsServerName: String? {
+        tls.flatMap { $0.serverName ?? (IPAddress(address.host) == nil ? address.host : nil) }
+    }
+}
+
+/// TLS from the gateway to an origin. The origin's certificate is verified against `ca` (or the
+/// system's trust store) and the name `serverName` (or the address's host).
+public struct OriginTLS: Hashable, Sendable {
+    /// PEM file with the CA certificates to trust; nil trusts the system store.
+    public var caFile: String? = nil
+    /// The name sent in SNI and checked in the certificate; nil uses the address's host.
+    public var serverName: String? = nil
+    /// Verify the certificate (chain and name). Off only for tests; a warning is logged.
+    public var verify = true
+
+    public init() {}
 }
 
 /// One protected website: the host names it answers and the origins behind it.
@@ -186,6 +207,8 @@ public struct SiteConfig: Hashable, Sendable {
     public var fixedMode: SiteMode? = nil
     /// Who is challenged, with what, and what a clearance allows.
     public var challenge = ChallengeConfig()
+    /// Clients refused or challenged by JA4 TLS fingerprint.
+    public var fingerprints = FingerprintRules()
 
     /// A site with default settings.
     public init(name: String, hosts: [String], origins: [OriginConfig], limits: Limits = Limits()) {

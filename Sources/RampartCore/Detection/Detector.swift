@@ -106,6 +106,8 @@ public struct TrafficSecond: Sendable {
     public var topSubnets = SpaceSaving<IPAddress>(capacity: 32)
     public var topPaths = SpaceSaving<String>(capacity: 32)
     public var topAgents = SpaceSaving<String>(capacity: 16)
+    /// Heaviest JA4 TLS fingerprints (sampled; TLS requests only).
+    public var topFingerprints = SpaceSaving<String>(capacity: 16)
 
     /// An empty second.
     public init() {}
@@ -133,6 +135,7 @@ public struct TrafficSecond: Sendable {
         topSubnets.merge(o.topSubnets)
         topPaths.merge(o.topPaths)
         topAgents.merge(o.topAgents)
+        topFingerprints.merge(o.topFingerprints)
     }
 
     /// Mean origin response time in milliseconds (0 with no samples).

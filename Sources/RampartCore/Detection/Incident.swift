@@ -32,6 +32,8 @@ public struct Incident: Sendable, Equatable, Codable {
     public var topSubnets: [TopEntry]
     public var topPaths: [TopEntry]
     public var topAgents: [TopEntry]
+    /// Heaviest JA4 TLS fingerprints (nil in incidents recorded before fingerprints were kept).
+    public var topFingerprints: [TopEntry]?
     /// Mode changes with their reasons, in order.
     public var timeline: [String]
 
@@ -54,6 +56,7 @@ public struct Incident: Sendable, Equatable, Codable {
         self.topSubnets = []
         self.topPaths = []
         self.topAgents = []
+        self.topFingerprints = []
         self.timeline = [line]
     }
 }

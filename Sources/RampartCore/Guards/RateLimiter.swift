@@ -96,6 +96,9 @@ public enum RateLimitKey: String, Sendable, Hashable, CaseIterable {
     /// The API key the request carries (`Authorization: Bearer KEY` or `X-API-Key: KEY`); requests
     /// without one are not covered by the rule.
     case apiKey = "api_key"
+    /// The client's JA4 TLS fingerprint: every client built on one TLS stack shares one bucket, so a
+    /// botnet spread over many addresses is limited as a group. Plain-HTTP requests are not covered.
+    case ja4
 }
 
 /// The API key a request carries, and whether the site knows it.
@@ -189,8 +192,9 @@ public struct RateLimitRule: Sendable, Hashable {
     /// The bucket key for a request, or nil when the rule does not cover it: `api_key` rules cover
     /// only requests with a key; `ip` and `subnet` rules do not cover requests with a configured key
     /// (API clients behind one address are limited per key instead).
-    public func bucketKey(for client: IPAddress, apiKey: PresentedAPIKey?) -> IPAddress? {
+    public func bucketKey(for client: IPAddress, apiKey: PresentedAPIKey?, fingerprint: String? = nil) -> IPAddress? {
         switch key {
+        case .ja4: return fingerprint.map { PresentedAPIKey(value: $0, configured: false).bucketKey }
         case .ip: return apiKey?.configured == true ? nil : client
         case .subnet: return apiKey?.configured == true ? nil : client.masked(prefix: client.isIPv4 ? subnetV4 : subnetV6)
         case .apiKey: return apiKey?.bucketKey
@@ -227,11 +231,13 @@ public struct SiteRateLimiter: Sendable {
     }
 
     /// Applies every matching rule to one request at `now` (nanoseconds).
-    public mutating func check(client: IPAddress, method: HTTPMethod, target: String, apiKey: PresentedAPIKey? = nil, now: Int64) -> Verdict {
+    public mutating func check(
+        client: IPAddress, method: HTTPMethod, target: String, apiKey: PresentedAPIKey? = nil, fingerprint: String? = nil, now: Int64
+    ) -> Verdict {
         var shadowHits: [String] = []
         for i in rules.indices where rules[i].matches(method: method, target: target) {
             let rule = rules[i]
-            guard let bucket = rule.bucketKey(for: client, apiKey: apiKey) else { continue }
+            guard let bucket = rule.bucketKey(for: client, apiKey: apiKey, fingerprint: fingerprint) else { continue }
             if case .limited(let retry) = tables[i].take(bucket, now: now) {
                 if rule.shadow {
                     shadowHits.append(rule.name)

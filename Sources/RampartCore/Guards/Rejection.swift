@@ -39,6 +39,10 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
     // HTTP/2.
     case http2Flood = "http2_flood"
     case tlsHandshakeLimited = "tls_handshake_limited"
+    /// Not a TLS ClientHello, a malformed one, or none within the header timeout.
+    case tlsMalformed = "tls_malformed"
+    /// The client's JA4 TLS fingerprint is on the site's deny list.
+    case fingerprintDenied = "fingerprint_denied"
     // Routing and origin.
     case unknownHost = "unknown_host"
     case originUnavailable = "origin_unavailable"
@@ -50,7 +54,7 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
     public var status: HTTPResponseStatus {
         switch self {
         case .banned, .maxConnections, .maxConnectionsPerIP, .proxyProtocolMissing, .proxyProtocolMalformed,
-            .idleTimeout, .sendTimeout, .http2Flood, .tlsHandshakeLimited:
+            .idleTimeout, .sendTimeout, .http2Flood, .tlsHandshakeLimited, .tlsMalformed:
             return .serviceUnavailable
         case .headerTimeout, .bodyTimeout, .bodyTooSlow: return .requestTimeout
         case .headerTooLarge: return .requestHeaderFieldsTooLarge
@@ -58,7 +62,7 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
         case .bodyTooLarge: return .payloadTooLarge
         case .methodNotAllowed: return .methodNotAllowed
         case .rateLimited, .challengeRequired, .clearanceLimited: return .tooManyRequests
-        case .challengeFailed: return .forbidden
+        case .challengeFailed, .fingerprintDenied: return .forbidden
         case .expectationFailed: return .expectationFailed
         case .unknownHost: return .misdirectedRequest
         case .originUnavailable, .originQueueFull: return .serviceUnavailable
@@ -75,7 +79,7 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
     public var closesConnection: Bool {
         switch self {
         case .unknownHost, .originUnavailable, .originTimeout, .originQueueFull, .originError, .methodNotAllowed,
-            .uriTooLong, .rateLimited, .challengeRequired, .challengeFailed, .clearanceLimited:
+            .uriTooLong, .rateLimited, .challengeRequired, .challengeFailed, .clearanceLimited, .fingerprintDenied:
             return false
         default:
             return true
