@@ -61,6 +61,12 @@ extension IntegrationTests {
         ])
         #expect(sm == 0)
         #expect(many.split(separator: "\n") == ["200", "200", "200"], "\(many)")
+        // nghttp2's own clients: nghttp for one request, h2load for 40 over 2 connections with
+        // 10 streams each in flight (one source: within the default per-address burst, which is split over the event loops).
+        let (sn, nghttp) = try Self.run(["nghttp", "-v", "--no-verify-peer", "https://127.0.0.1:\(port)/echo"])
+        #expect(sn == 0 && nghttp.contains(":status: 200") && nghttp.contains("x-forwarded-proto"), "\(nghttp.suffix(800))")
+        let (sl, load) = try Self.run(["h2load", "-n", "40", "-c", "2", "-m", "10", "https://127.0.0.1:\(port)/echo"])
+        #expect(sl == 0 && load.contains("40 succeeded, 0 failed, 0 errored") && load.contains("status codes: 40 2xx"), "\(load.suffix(800))")
     }
 
     /// JA4 fingerprints in the access log, the top lists, a rate limit shared by every client of
