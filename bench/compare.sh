@@ -3,7 +3,7 @@
 # another, on the same capacity-limited origin, on loopback only. Prints one side-by-side table;
 # writes JSON and HTML reports to bench/results/.
 #
-#   bench/compare.sh [SCENARIO ...]          default: S1 S2 S3 S4 S5 S8
+#   bench/compare.sh [SCENARIO ...]          default: S1 S2 S3 S4 S5 S8 (S6 runs over TLS)
 #   WARMUP=3 ATTACK=15 COOLDOWN=3 INTENSITY=10 USERS=30 PEERS="rampart nginx haproxy" bench/compare.sh S1 S2
 set -euo pipefail
 
@@ -24,6 +24,7 @@ chmod 755 "$WORK"
 mkdir -p "$OUT" "$WORK/tmp"
 ORIGIN_PORT=19000
 PROXY_PORT=19080
+TLS_PORT=19443
 CONCURRENCY=4
 SERVICE_MS=20
 CAPACITY=$((CONCURRENCY * 1000 / SERVICE_MS))
@@ -37,7 +38,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-install_missing nginx:nginx-light haproxy:haproxy
+install_missing nginx:nginx-light haproxy:haproxy openssl:openssl
 
 echo "building (release)" >&2
 (cd "$ROOT" && swift build -c release --product rampart >/dev/null && swift build -c release --product rampart-drill >/dev/null)
@@ -48,9 +49,17 @@ PIDS+=($!)
 
 wait_port $ORIGIN_PORT
 
+# Every proxy also listens with TLS (ALPN h2, http/1.1) on $TLS_PORT: S6 floods HTTP/2 there.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=example.org \
+  -addext subjectAltName=DNS:example.org -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
+cat "$WORK/tls.crt" "$WORK/tls.key" > "$WORK/tls.pem"
+chmod 644 "$WORK/tls.key" "$WORK/tls.pem"
+
 start_rampart() {
   cat > "$WORK/rampart.yaml" <<EOF
-listeners: [{address: 127.0.0.1:$PROXY_PORT}]
+listeners:
+  - {address: 127.0.0.1:$PROXY_PORT}
+  - {address: 127.0.0.1:$TLS_PORT, tls: {cert: $WORK/tls.crt, key: $WORK/tls.key}}
 state: $WORK/rampart-state
 sites:
   - name: www
@@ -83,6 +92,8 @@ http {
   upstream origin { server 127.0.0.1:$ORIGIN_PORT; keepalive 64; }
   server {
     listen 127.0.0.1:$PROXY_PORT;
+    listen 127.0.0.1:$TLS_PORT ssl http2;
+    ssl_certificate $WORK/tls.crt; ssl_certificate_key $WORK/tls.key;
     limit_conn perconn 64;
     location / {
       limit_req zone=perip burst=100 nodelay;
@@ -123,6 +134,7 @@ defaults
   option forwardfor
 frontend fe
   bind 127.0.0.1:$PROXY_PORT
+  bind 127.0.0.1:$TLS_PORT ssl crt $WORK/tls.pem alpn h2,http/1.1
   stick-table type ip size 1m expire 60s store http_req_rate(10s),conn_cur
   tcp-request connection track-sc0 src
   tcp-request connection reject if { sc_conn_cur(0) gt 64 }
@@ -142,8 +154,11 @@ for peer in $PEERS; do
     rm -rf "$WORK/rampart-state"
     pid=$("start_$peer")
     wait_port $PROXY_PORT
+    wait_port $TLS_PORT
     echo "== $peer (pid $pid): $scenario" >&2
-    "$BIN/rampart-drill" run --target 127.0.0.1:$PROXY_PORT --origin 127.0.0.1:$ORIGIN_PORT \
+    target=(--target 127.0.0.1:$PROXY_PORT)
+    [ "$scenario" = S6 ] && target=(--target 127.0.0.1:$TLS_PORT --tls)
+    "$BIN/rampart-drill" run "${target[@]}" --origin 127.0.0.1:$ORIGIN_PORT \
       --scenario "$scenario" --warmup "$WARMUP" --attack "$ATTACK" --cooldown "$COOLDOWN" \
       --capacity "$CAPACITY" --intensity "$INTENSITY" --users "$USERS" --gateway-pid "$pid" --label "$peer" \
       --json "$OUT/drill-$peer-$scenario.json" --html "$OUT/drill-$peer-$scenario.html" > "$WORK/$peer.txt"

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Proxied throughput of Rampart, nginx and HAProxy on this machine, one after another, in front of
-# the same origin (nginx serving a small static file), with the same wrk load.
+# the same origin (nginx serving a small static file), with the same load: plain HTTP/1.1 and
+# HTTPS (HTTP/1.1 over TLS) with wrk, HTTP/2 over TLS with h2load (10 streams per connection).
 #
 #   bench/proxy-compare.sh [DURATION_SECONDS] [CONNECTIONS]
 #
-# Prints a Markdown table (requests/s, p50/p99 latency, proxy CPU seconds, proxy peak RSS) and
-# Rampart's ratio to each peer. Only loopback addresses are used. Results also go to bench/results/.
+# Prints a Markdown table per protocol (requests/s, latency, proxy CPU seconds, proxy peak RSS)
+# and Rampart's ratio to each peer. Only loopback addresses are used. Results also go to
+# bench/results/.
 set -euo pipefail
 
 DURATION=${1:-15}
@@ -20,6 +22,7 @@ OUT="$ROOT/bench/results"
 mkdir -p "$OUT"
 ORIGIN_PORT=18000
 PROXY_PORT=18080
+TLS_PORT=18443
 PIDS=()
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 
@@ -31,7 +34,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-install_missing nginx:nginx-light haproxy:haproxy wrk:wrk
+install_missing nginx:nginx-light haproxy:haproxy wrk:wrk h2load:nghttp2-client openssl:openssl
 pkill -x haproxy 2>/dev/null || true
 
 echo "building Rampart (release)" >&2
@@ -57,6 +60,12 @@ EOF
 nginx -c "$WORK/origin.conf"
 
 wait_port $ORIGIN_PORT
+
+# --- one certificate for the three proxies (P-256, as a site would use) ---------------------------
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+  -addext subjectAltName=DNS:localhost -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
+cat "$WORK/tls.crt" "$WORK/tls.key" > "$WORK/tls.pem"
+chmod 644 "$WORK/tls.key" "$WORK/tls.pem"
 
 # --- helpers --------------------------------------------------------------------------------------
 cpu_ticks() {  # sum of utime+stime over the given pids
@@ -89,20 +98,47 @@ to_ms() {  # wrk latency ("812.00us", "1.20ms", "1.01s") to milliseconds
 HZ=$(getconf CLK_TCK)
 declare -A RPS P50 P99 CPU RSS
 
-measure() {  # name, pids...
-  local name=$1; shift
-  wrk -t$THREADS -c$CONNS -d3s "http://127.0.0.1:$PROXY_PORT/" >/dev/null 2>&1 || true  # warm-up
+check_errors() {  # name, output file
+  local errors; errors=$(grep -E "Non-2xx|Socket errors" "$2" || true)
+  [ -n "$errors" ] && echo "$1: $errors" >&2
+  return 0
+}
+
+measure_wrk() {  # key, url, pids...
+  local key=$1 url=$2; shift 2
+  wrk -t$THREADS -c$CONNS -d3s "$url" >/dev/null 2>&1 || true  # warm-up
   local before; before=$(cpu_ticks "$@")
-  wrk -t$THREADS -c$CONNS -d"${DURATION}s" --latency "http://127.0.0.1:$PROXY_PORT/" > "$WORK/$name.wrk" 2>&1
+  wrk -t$THREADS -c$CONNS -d"${DURATION}s" --latency "$url" > "$WORK/$key.txt" 2>&1
   local after; after=$(cpu_ticks "$@")
-  RPS[$name]=$(awk '/Requests\/sec/ {print $2}' "$WORK/$name.wrk")
-  P50[$name]=$(to_ms "$(awk '$1 == "50%" {print $2}' "$WORK/$name.wrk")")
-  P99[$name]=$(to_ms "$(awk '$1 == "99%" {print $2}' "$WORK/$name.wrk")")
-  CPU[$name]=$(awk -v t=$((after - before)) -v hz="$HZ" 'BEGIN {printf "%.1f", t / hz}')
+  RPS[$key]=$(awk '/Requests\/sec/ {print $2}' "$WORK/$key.txt")
+  P50[$key]=$(to_ms "$(awk '$1 == "50%" {print $2}' "$WORK/$key.txt")")
+  P99[$key]=$(to_ms "$(awk '$1 == "99%" {print $2}' "$WORK/$key.txt")")
+  CPU[$key]=$(awk -v t=$((after - before)) -v hz="$HZ" 'BEGIN {printf "%.1f", t / hz}')
+  check_errors "$key" "$WORK/$key.txt"
+  cp "$WORK/$key.txt" "$OUT/$key.wrk.txt"
+}
+
+measure_h2() {  # key, url, pids...  (h2load reports the mean and max request time, no percentiles)
+  local key=$1 url=$2; shift 2
+  h2load -t$THREADS -c$CONNS -m10 -D 3 "$url" >/dev/null 2>&1 || true  # warm-up
+  local before; before=$(cpu_ticks "$@")
+  h2load -t$THREADS -c$CONNS -m10 -D "$DURATION" "$url" > "$WORK/$key.txt" 2>&1 || true
+  local after; after=$(cpu_ticks "$@")
+  RPS[$key]=$(awk '/^finished in/ {print $4}' "$WORK/$key.txt")
+  P50[$key]=$(to_ms "$(awk '/time for request:/ {print $6}' "$WORK/$key.txt")")  # mean
+  P99[$key]=$(to_ms "$(awk '/time for request:/ {print $5}' "$WORK/$key.txt")")  # max
+  CPU[$key]=$(awk -v t=$((after - before)) -v hz="$HZ" 'BEGIN {printf "%.1f", t / hz}')
+  local done; done=$(awk '/^requests:/ {print $8, "succeeded,", $10, "failed"}' "$WORK/$key.txt")
+  echo "$key: $done" >&2
+  cp "$WORK/$key.txt" "$OUT/$key.h2load.txt"
+}
+
+measure() {  # name, pids...: the three protocols against one running proxy
+  local name=$1; shift
+  measure_wrk "$name-http" "http://127.0.0.1:$PROXY_PORT/" "$@"
+  measure_wrk "$name-https" "https://127.0.0.1:$TLS_PORT/" "$@"
+  measure_h2 "$name-h2" "https://127.0.0.1:$TLS_PORT/" "$@"
   RSS[$name]=$(( $(peak_rss_kb "$@") / 1024 ))
-  local errors; errors=$(grep -E "Non-2xx|Socket errors" "$WORK/$name.wrk" || true)
-  [ -n "$errors" ] && echo "$name: $errors" >&2
-  cp "$WORK/$name.wrk" "$OUT/$name.wrk.txt"
 }
 
 # --- Rampart --------------------------------------------------------------------------------------
@@ -110,7 +146,9 @@ measure() {  # name, pids...
 # otherwise be limited, the 612-byte HTML page would be answered from the cache, and the peers
 # run with neither.
 cat > "$WORK/rampart.yaml" <<EOF
-listeners: [{address: 127.0.0.1:$PROXY_PORT}]
+listeners:
+  - {address: 127.0.0.1:$PROXY_PORT}
+  - {address: 127.0.0.1:$TLS_PORT, tls: {cert: $WORK/tls.crt, key: $WORK/tls.key, handshake_rate: 100000/s, handshake_burst: 100000}}
 state: $WORK/rampart-state
 sites:
   - name: bench
@@ -123,6 +161,7 @@ EOF
 RAMPART_PID=$!
 PIDS+=("$RAMPART_PID")
 wait_port $PROXY_PORT
+wait_port $TLS_PORT
 measure rampart "$RAMPART_PID"
 kill -TERM "$RAMPART_PID"; wait "$RAMPART_PID" 2>/dev/null || true
 
@@ -139,8 +178,11 @@ http {
   keepalive_requests 1000;
   client_header_timeout 10s; keepalive_timeout 60s;
   upstream origin { server 127.0.0.1:$ORIGIN_PORT; keepalive 128; }
+  ssl_certificate $WORK/tls.crt; ssl_certificate_key $WORK/tls.key;
+  ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:SSL:10m;
   server {
     listen 127.0.0.1:$PROXY_PORT;
+    listen 127.0.0.1:$TLS_PORT ssl http2;
     location / {
       proxy_pass http://origin;
       proxy_http_version 1.1;
@@ -154,6 +196,7 @@ http {
 EOF
 nginx -c "$WORK/proxy.conf"
 wait_port $PROXY_PORT
+wait_port $TLS_PORT
 NGINX_PIDS=$(pgrep -f "nginx: .*$WORK/proxy.conf" || true; pgrep -P "$(cat "$WORK/nginx-proxy.pid")" || true)
 measure nginx $(cat "$WORK/nginx-proxy.pid") $NGINX_PIDS
 kill "$(cat "$WORK/nginx-proxy.pid")"; rm -f "$WORK/nginx-proxy.pid"; sleep 0.5
@@ -174,6 +217,7 @@ defaults
   http-reuse always
 frontend fe
   bind 127.0.0.1:$PROXY_PORT
+  bind 127.0.0.1:$TLS_PORT ssl crt $WORK/tls.pem alpn h2,http/1.1
   default_backend be
 backend be
   server origin 127.0.0.1:$ORIGIN_PORT maxconn 128
@@ -182,20 +226,26 @@ haproxy -f "$WORK/haproxy.cfg" > "$WORK/haproxy.log" 2>&1 &
 HAPROXY_PID=$!
 PIDS+=("$HAPROXY_PID")
 wait_port $PROXY_PORT
+wait_port $TLS_PORT
 measure haproxy "$HAPROXY_PID"
 kill "$HAPROXY_PID"; wait "$HAPROXY_PID" 2>/dev/null || true
 
 # --- report ---------------------------------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 {
-  echo "Proxied GET of a 612-byte page: wrk -t$THREADS -c$CONNS -d${DURATION}s, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r)"
+  echo "Proxied GET of a 612-byte page, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r); $CONNS connections, ${DURATION}s per row."
+  echo "HTTP and HTTPS: wrk -t$THREADS -c$CONNS (HTTP/1.1 keep-alive). h2: h2load -t$THREADS -c$CONNS -m10 (HTTP/2 over TLS, 10 streams per connection); its latency columns are the mean and the maximum (h2load gives no percentiles)."
   echo
-  echo "| proxy | requests/s | p50 ms | p99 ms | proxy CPU s | proxy peak RSS MB |"
-  echo "|---|---:|---:|---:|---:|---:|"
-  for n in rampart nginx haproxy; do
-    echo "| $n | ${RPS[$n]} | ${P50[$n]} | ${P99[$n]} | ${CPU[$n]} | ${RSS[$n]} |"
+  echo "| protocol | proxy | requests/s | p50 (h2: mean) ms | p99 (h2: max) ms | proxy CPU s | proxy peak RSS MB |"
+  echo "|---|---|---:|---:|---:|---:|---:|"
+  for proto in http https h2; do
+    for n in rampart nginx haproxy; do
+      k="$n-$proto"
+      echo "| $proto | $n | ${RPS[$k]} | ${P50[$k]} | ${P99[$k]} | ${CPU[$k]} | ${RSS[$n]} |"
+    done
   done
   echo
-  echo "Rampart / nginx: requests/s $(ratio "${RPS[rampart]}" "${RPS[nginx]}")x, p99 $(ratio "${P99[rampart]}" "${P99[nginx]}")x"
-  echo "Rampart / HAProxy: requests/s $(ratio "${RPS[rampart]}" "${RPS[haproxy]}")x, p99 $(ratio "${P99[rampart]}" "${P99[haproxy]}")x"
+  for proto in http https h2; do
+    echo "$proto: Rampart / nginx requests/s $(ratio "${RPS[rampart-$proto]}" "${RPS[nginx-$proto]}")x, Rampart / HAProxy $(ratio "${RPS[rampart-$proto]}" "${RPS[haproxy-$proto]}")x"
+  done
 } | tee "$OUT/proxy-compare.md"

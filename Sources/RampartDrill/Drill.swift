@@ -43,7 +43,7 @@ public struct DrillError: Error, CustomStringConvertible, Sendable {
 
 /// The attack scenarios of the product brief.
 public enum ScenarioKind: String, CaseIterable, Sendable, Codable {
-    case s1 = "S1", s2 = "S2", s3 = "S3", s4 = "S4", s5 = "S5", s7 = "S7", s8 = "S8"
+    case s1 = "S1", s2 = "S2", s3 = "S3", s4 = "S4", s5 = "S5", s6 = "S6", s7 = "S7", s8 = "S8"
 
     /// One line on what the scenario does.
     public var summary: String {
@@ -53,6 +53,7 @@ public enum ScenarioKind: String, CaseIterable, Sendable, Codable {
         case .s3: return "slowloris and slow POST from hundreds of sources"
         case .s4: return "POST /login flood from many sources"
         case .s5: return "every request from a fresh source address (proxy rotation)"
+        case .s6: return "HTTP/2 rapid reset, CONTINUATION and PING/SETTINGS floods over TLS"
         case .s7: return "S1+S2+S3 at once, then the flood shifts to another path"
         case .s8: return "legitimate surge (10x users), no attack"
         }
@@ -65,8 +66,11 @@ public struct DrillPlan: Sendable {
     public var target: SocketAddress
     /// Where the origin's counters are read (`GET /__origin/stats`); loopback only.
     public var originStats: SocketAddress
-    /// Host header sent by every client.
+    /// Host header sent by every client (and the TLS server name).
     public var host = "example.org"
+    /// The target speaks TLS (ALPN h2 and http/1.1): users and API clients use HTTP/1.1 over TLS,
+    /// S6's attackers HTTP/2. S6 needs it.
+    public var tls = false
     public var scenario: ScenarioKind
     /// Legit-only seconds before the attack.
     public var warmup: Double = 5

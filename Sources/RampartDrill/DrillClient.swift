@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import RampartCore
 
 /// What one request of the drill got back.
@@ -29,7 +30,8 @@ final class DrillConnection: Sendable {
         group: any EventLoopGroup,
         source: IPAddress,
         target: SocketAddress,
-        timeout: TimeAmount
+        timeout: TimeAmount,
+        tls: DrillTLS? = nil
     ) async throws -> DrillConnection {
         let local = try SocketAddress(ipAddress: source.description, port: 0)
         let channel = try await ClientBootstrap(group: group)
@@ -39,6 +41,9 @@ final class DrillConnection: Sendable {
             .bind(to: local)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls.http1, serverHostname: tls.serverName))
+                    }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(DrillResponseHandler())
                 }
@@ -135,3 +140,24 @@ final class DrillResponseHandler: ChannelInboundHandler, RemovableChannelHandler
 
 @available(*, unavailable)
 extension DrillResponseHandler: Sendable {}
+
+/// TLS client settings of a drill run against a TLS target: loopback test certificates are not
+/// verified. `http1` offers ALPN http/1.1 (users, API clients), `h2` offers h2 (S6's attackers).
+public struct DrillTLS: Sendable {
+    let http1: NIOSSLContext
+    let h2: NIOSSLContext
+    /// The name sent in SNI (the plan's host).
+    let serverName: String?
+
+    init(serverName: String) throws {
+        func context(_ alpn: [String]) throws -> NIOSSLContext {
+            var c = TLSConfiguration.makeClientConfiguration()
+            c.certificateVerification = .none
+            c.applicationProtocols = alpn
+            return try NIOSSLContext(configuration: c)
+        }
+        http1 = try context(["http/1.1"])
+        h2 = try context(["h2"])
+        self.serverName = IPAddress(serverName) == nil ? serverName : nil
+    }
+}

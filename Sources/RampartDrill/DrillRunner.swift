@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import RampartCore
 
 /// Runs one scenario: simulated users throughout, the attack in its window, the origin's counters
@@ -11,11 +12,14 @@ import RampartCore
 public final class DrillRunner: Sendable {
     let plan: DrillPlan
     let group: MultiThreadedEventLoopGroup
+    /// TLS settings when the target speaks TLS.
+    let tls: DrillTLS?
 
     /// Prepares a run; `threads` event loops generate the load.
     public init(plan: DrillPlan, threads: Int = 1) {
         self.plan = plan
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        self.tls = plan.tls ? try? DrillTLS(serverName: plan.host) : nil
     }
 
     /// Runs the plan to its end and returns the report.
@@ -157,7 +161,7 @@ public final class DrillRunner: Sendable {
         body: String? = nil
     ) async -> DrillResponse {
         if connection == nil || !(connection!.isActive) {
-            connection = try? await DrillConnection.connect(group: group, source: source, target: plan.target, timeout: .seconds(2))
+            connection = try? await DrillConnection.connect(group: group, source: source, target: plan.target, timeout: .seconds(2), tls: tls)
         }
         guard let conn = connection else { return DrillResponse(status: 0, headers: [:], bodyBytes: 0, smallBody: "", seconds: 0) }
         var headers = HTTPHeaders([("Host", plan.host), ("User-Agent", "Mozilla/5.0 (rampart-drill legit)"), ("Accept", "text/html,*/*")])
@@ -201,6 +205,8 @@ public final class DrillRunner: Sendable {
                     t < mid ? "/?r=\(UInt32.random(in: 0...UInt32.max))" : "/search?q=\(UInt32.random(in: 0...UInt32.max))"
                 }
                 + slow(sources: 100, start: start, end: end)
+        case .s6:
+            return http2Floods(rate: rate, start: start, end: end)
         case .s8:
             return []
         }
@@ -208,7 +214,7 @@ public final class DrillRunner: Sendable {
 
     /// Attack source number `n`: consecutive numbers fall in different /24s (32,768 of them), as a
     /// botnet's members do, so subnet limits get no free help from the simulation.
-    private func attackSource(_ n: Int) -> IPAddress {
+    func attackSource(_ n: Int) -> IPAddress {
         let m = n % (32_768 * 254)
         return IPAddress(v4: DrillSafety.attackRange.network.v4Value! &+ UInt32((m % 32_768) * 256 + m / 32_768 + 1))
     }
@@ -297,10 +303,18 @@ public final class DrillRunner: Sendable {
                 let slowPost = s % 3 == 2
                 while recorder.elapsed < end, recorder.reserve() {
                     let t = recorder.elapsed
-                    guard let channel = try? await ClientBootstrap(group: self.group)
+                    let tls = self.tls
+                    let bootstrap = ClientBootstrap(group: self.group)
                         .connectTimeout(.seconds(2))
-                        .bind(to: SocketAddress(ipAddress: source.description, port: 0))
-                        .connect(to: self.plan.target).get()
+                        .channelInitializer { channel in
+                            channel.eventLoop.makeCompletedFuture {
+                                if let tls {
+                                    try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls.http1, serverHostname: tls.serverName))
+                                }
+                            }
+                        }
+                    guard let local = try? SocketAddress(ipAddress: source.description, port: 0),
+                        let channel = try? await bootstrap.bind(to: local).connect(to: self.plan.target).get()
                     else {
                         recorder.attack(status: 0, at: t)
                         await self.pause(0.5)
@@ -335,7 +349,7 @@ public final class DrillRunner: Sendable {
         close: Bool = false
     ) async -> DrillResponse {
         if connection == nil || !(connection!.isActive) {
-            connection = try? await DrillConnection.connect(group: group, source: source, target: plan.target, timeout: .seconds(2))
+            connection = try? await DrillConnection.connect(group: group, source: source, target: plan.target, timeout: .seconds(2), tls: tls)
         }
         guard let conn = connection else { return DrillResponse(status: 0, headers: [:], bodyBytes: 0, smallBody: "", seconds: 0) }
         var headers = HTTPHeaders([("Host", plan.host), ("User-Agent", "Mozilla/5.0 (flood)")])
@@ -428,12 +442,12 @@ public final class DrillRunner: Sendable {
         return nil
     }
 
-    fileprivate func sleep(until t: Double, recorder: Recorder) async {
+    func sleep(until t: Double, recorder: Recorder) async {
         let wait = t - recorder.elapsed
         if wait > 0 { await pause(wait) }
     }
 
-    private func pause(_ seconds: Double) async {
+    func pause(_ seconds: Double) async {
         try? await Task.sleep(nanoseconds: UInt64(max(0, seconds) * 1e9))
     }
 }

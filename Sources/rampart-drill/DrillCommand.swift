@@ -27,7 +27,7 @@ struct RunScenario: AsyncParsableCommand {
     @Option(name: .long, help: "Origin address for its counters (loopback only); start it with 'rampart-drill origin'.")
     var origin: String
 
-    @Option(name: .long, parsing: .upToNextOption, help: "Scenarios: S1 S2 S3 S4 S5 S7 S8 (default: S1 S2 S3 S4 S5 S8).")
+    @Option(name: .long, parsing: .upToNextOption, help: "Scenarios: S1 S2 S3 S4 S5 S6 S7 S8 (default: S1 S2 S3 S4 S5 S8; S6 needs --tls).")
     var scenario: [String] = ["S1", "S2", "S3", "S4", "S5", "S8"]
 
     @Option(name: .long, help: "Warm-up seconds (legit only).") var warmup: Double = 5
@@ -42,6 +42,8 @@ struct RunScenario: AsyncParsableCommand {
     @Option(name: .long, help: "Write the reports as JSON here.") var json: String?
     @Option(name: .long, help: "Write a self-contained HTML report here.") var html: String?
     @Option(name: .long, help: "Hard cap on requests sent per scenario.") var maxRequests: Int = 2_000_000
+    @Flag(name: .long, help: "The target speaks TLS (certificates are not verified: loopback test certificates). S6 needs it.")
+    var tls = false
 
     func run() async throws {
         let targetAddress: SocketAddress
@@ -58,6 +60,7 @@ struct RunScenario: AsyncParsableCommand {
             guard let k = ScenarioKind(rawValue: s.uppercased()) else {
                 throw ValidationError("unknown scenario '\(s)'; choose from \(ScenarioKind.allCases.map(\.rawValue).joined(separator: " "))")
             }
+            if k == .s6, !tls { throw ValidationError("S6 floods HTTP/2 over TLS: give --tls and a TLS target") }
             kinds.append(k)
         }
         guard warmup >= 0, attack > 0, cooldown >= 0, warmup + attack + cooldown <= 3600 else {
@@ -75,6 +78,7 @@ struct RunScenario: AsyncParsableCommand {
             plan.apiClients = apiClients
             plan.gatewayPID = gatewayPid
             plan.maxRequests = maxRequests
+            plan.tls = tls
             FileHandle.standardError.write(Data("rampart-drill: \(kind.rawValue) (\(kind.summary)) for \(Int(plan.warmup + plan.attack + plan.cooldown)) s\n".utf8))
             let report = await DrillRunner(plan: plan).run()
             reports.append(report)
