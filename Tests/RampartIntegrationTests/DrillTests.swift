@@ -94,5 +94,48 @@ extension IntegrationTests {
         #expect(DrillOutput.html([report], title: "t").contains("<svg"))
         #expect(DrillOutput.json([report]).contains("\"attackSent\""))
     }
+
+    /// S6 through the real binary's one-site TLS mode: HTTP/2 floods are cut per connection, the
+    /// origin sees next to none of the reset streams, users on HTTP/1.1 over TLS are served.
+    @Test func aShortS6RunOverTLS() async throws {
+        let origin = DemoOrigin(configuration: Self.originConfig())
+        let originPort = try await origin.start()
+        defer { Task { await origin.stop() } }
+        let dir = try TLSTests.folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (cert, key) = try TLSTests.certificate("example.org", in: dir)
+        let gw = try GatewayProcess(arguments: [
+            "run", "--listen", "127.0.0.1:0", "--origin", "127.0.0.1:\(originPort)", "--tls-cert", cert, "--tls-key", key,
+            "--admin", "127.0.0.1:0", "--state", dir.appendingPathComponent("state").path,
+        ])
+        defer { gw.stop() }
+        let port = try gw.waitUntilListening()[0]
+        var plan = DrillPlan(
+            target: try DrillSafety.loopbackTarget("127.0.0.1:\(port)"),
+            originStats: try DrillSafety.loopbackTarget("127.0.0.1:\(originPort)"),
+            scenario: .s6
+        )
+        plan.tls = true
+        plan.warmup = 2
+        plan.attack = 3
+        plan.cooldown = 1
+        plan.legitUsers = 4
+        plan.apiClients = 1
+        plan.intensity = 2
+        plan.maxRequests = 20_000
+        let report = await DrillRunner(plan: plan).run()
+        #expect(report.warmup.legitPageViews > 0 && report.warmup.successPercent == 100)
+        #expect(report.attackWindow.legitPageViews > 0 && report.attackWindow.successPercent >= 90, "\(report.attackWindow)")
+        #expect(report.attackSent > 200)
+        #expect(origin.stats.perRange[1] * 10 < report.attackSent, "origin saw \(origin.stats.perRange[1]) of \(report.attackSent)")
+        #expect(eventually { gw.stderrText.contains("reason=http2_flood") })
+
+        // The command line refuses S6 without TLS.
+        let drill = try GatewayProcess(
+            arguments: ["run", "--target", "127.0.0.1:\(port)", "--origin", "127.0.0.1:\(originPort)", "--scenario", "S6"], executable: "rampart-drill"
+        )
+        #expect(drill.waitForExit() != 0)
+        #expect(drill.stderrText.contains("--tls"))
+    }
 }
 }
