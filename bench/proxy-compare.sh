@@ -142,20 +142,24 @@ measure() {  # name, pids...: the three protocols against one running proxy
 }
 
 # --- Rampart --------------------------------------------------------------------------------------
-# Rate limits and the micro-cache off: this measures proxying. One wrk source address would
-# otherwise be limited, the 612-byte HTML page would be answered from the cache, and the peers
-# run with neither.
+# Rate limits, detection, bans and the micro-cache off: this measures proxying. One wrk source
+# address sending thousands of requests a second without keeping cookies would otherwise be
+# limited, challenged and banned, the 612-byte HTML page would be answered from the cache, and
+# the peers run with none of these.
 cat > "$WORK/rampart.yaml" <<EOF
+limits: {max_connections_per_ip: 100000}
 listeners:
   - {address: 127.0.0.1:$PROXY_PORT}
   - {address: 127.0.0.1:$TLS_PORT, tls: {cert: $WORK/tls.crt, key: $WORK/tls.key, handshake_rate: 100000/s, handshake_burst: 100000}}
 state: $WORK/rampart-state
+bans: {enabled: false}
 sites:
   - name: bench
     hosts: ["*"]
     origins: [127.0.0.1:$ORIGIN_PORT]
     rate_limits: []
     cache: {enabled: false}
+    detection: {enabled: false}
 EOF
 "$RAMPART" run --config "$WORK/rampart.yaml" --log-level warning > "$WORK/rampart.log" 2>&1 &
 RAMPART_PID=$!
@@ -175,7 +179,9 @@ events { worker_connections 8192; }
 http {
   access_log off;
   $(nginx_temp_paths "$WORK/tmp")
-  keepalive_requests 1000;
+  # Requests per client connection (HTTP/1.1 and, since 1.19.7, HTTP/2): high enough that no
+  # connection is closed during a row (h2load does not reconnect).
+  keepalive_requests 100000;
   client_header_timeout 10s; keepalive_timeout 60s;
   upstream origin { server 127.0.0.1:$ORIGIN_PORT; keepalive 128; }
   ssl_certificate $WORK/tls.crt; ssl_certificate_key $WORK/tls.key;
