@@ -49,6 +49,12 @@ PIDS+=($!)
 
 wait_port $ORIGIN_PORT
 
+# The peers' configs with this run's ports and folder filled in.
+render() {
+  sed -e "s|@WORK@|$WORK|g" -e "s|@ORIGIN_PORT@|$ORIGIN_PORT|g" -e "s|@PROXY_PORT@|$PROXY_PORT|g" \
+    -e "s|@TLS_PORT@|$TLS_PORT|g" -e "s|@CONCURRENCY@|$CONCURRENCY|g" "$1"
+}
+
 # Every proxy also listens with TLS (ALPN h2, http/1.1) on $TLS_PORT: S6 floods HTTP/2 there.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=example.org \
   -addext subjectAltName=DNS:example.org -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
@@ -73,76 +79,16 @@ EOF
 }
 
 start_nginx() {
-  # Hardened per nginx's documentation: per-address limit_req with burst, limit_conn, short
-  # header/body/send timeouts, a 1 s micro-cache keyed without the query string, cache lock and
-  # serve-stale.
-  cat > "$WORK/nginx.conf" <<EOF
-worker_processes auto;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log error;
-daemon on;
-events { worker_connections 16384; }
-http {
-  access_log off;
-  $(nginx_temp_paths "$WORK/tmp")
-  client_header_timeout 10s; client_body_timeout 10s; send_timeout 10s; keepalive_timeout 60s;
-  limit_req_zone \$binary_remote_addr zone=perip:10m rate=20r/s;
-  limit_conn_zone \$binary_remote_addr zone=perconn:10m;
-  proxy_cache_path $WORK/cache levels=1:2 keys_zone=micro:10m max_size=100m inactive=60s use_temp_path=off;
-  upstream origin { server 127.0.0.1:$ORIGIN_PORT; keepalive 64; }
-  server {
-    listen 127.0.0.1:$PROXY_PORT;
-    listen 127.0.0.1:$TLS_PORT ssl http2;
-    ssl_certificate $WORK/tls.crt; ssl_certificate_key $WORK/tls.key;
-    limit_conn perconn 64;
-    location / {
-      limit_req zone=perip burst=100 nodelay;
-      limit_req_status 429;
-      proxy_cache micro;
-      proxy_cache_key \$scheme\$host\$uri;
-      proxy_cache_valid 200 1s;
-      proxy_cache_lock on;
-      proxy_cache_use_stale error timeout updating http_500 http_502 http_503 http_504;
-      proxy_pass http://origin;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Forwarded-For \$remote_addr;
-    }
-  }
-}
-EOF
+  # Hardened per nginx's documentation: see bench/peers/nginx.conf.
+  render "$ROOT/bench/peers/nginx.conf" > "$WORK/nginx.conf"
   nginx -c "$WORK/nginx.conf"
   sleep 0.3
   cat "$WORK/nginx.pid"
 }
 
 start_haproxy() {
-  # Hardened per HAProxy's documentation: stick table with per-source request rate and connection
-  # count, deny over the rate, server maxconn with a queue, timeout http-request.
-  cat > "$WORK/haproxy.cfg" <<EOF
-global
-  maxconn 9000
-  nbthread 2
-defaults
-  mode http
-  timeout connect 3s
-  timeout client 30s
-  timeout server 30s
-  timeout queue 10s
-  timeout http-request 10s
-  timeout http-keep-alive 60s
-  option forwardfor
-frontend fe
-  bind 127.0.0.1:$PROXY_PORT
-  bind 127.0.0.1:$TLS_PORT ssl crt $WORK/tls.pem alpn h2,http/1.1
-  stick-table type ip size 1m expire 60s store http_req_rate(10s),conn_cur
-  tcp-request connection track-sc0 src
-  tcp-request connection reject if { sc_conn_cur(0) gt 64 }
-  http-request deny deny_status 429 if { sc_http_req_rate(0) gt 200 }
-  default_backend be
-backend be
-  server origin 127.0.0.1:$ORIGIN_PORT maxconn $CONCURRENCY
-EOF
+  # Hardened per HAProxy's documentation: see bench/peers/haproxy.cfg.
+  render "$ROOT/bench/peers/haproxy.cfg" > "$WORK/haproxy.cfg"
   haproxy -f "$WORK/haproxy.cfg" > "$WORK/haproxy.log" 2>&1 &
   echo $!
 }
