@@ -23,9 +23,9 @@ final class OriginPool {
     private(set) var open = 0
     /// Requests using (or waiting for) a connection of this pool right now.
     private(set) var inFlight = 0
-    /// Requests waiting for a connection: known-good clients first, then everyone else.
-    private var priorityWaiters = CircularBuffer<Waiter>()
-    private var waiters = CircularBuffer<Waiter>()
+    /// Requests waiting for a connection: known-good clients first (with one turn in eight kept
+    /// for everyone else while both wait).
+    private var queue = TwoClassQueue<Waiter>(regularShare: 8)
     /// Most requests that may wait for a connection on this loop.
     static let maxWaiters = 1024
     /// Longest a request waits for a connection.
@@ -80,15 +80,15 @@ final class OriginPool {
             connect(callback)
             return .pending
         }
-        if priorityWaiters.count + waiters.count >= Self.maxWaiters {
+        if queue.count >= Self.maxWaiters {
             // Full: a known-good client takes the place of the newest unknown one, which is shed.
-            guard priority, let shed = waiters.popLast() else { return .unavailable(.originQueueFull) }
+            guard priority, let shed = queue.regular.popLast() else { return .unavailable(.originQueueFull) }
             shed.callback(.failure(PoolError.shed))  // its request calls abandon()
         }
         if priority {
-            priorityWaiters.append(Waiter(enqueued: now, callback: callback))
+            queue.priority.append(Waiter(enqueued: now, callback: callback))
         } else {
-            waiters.append(Waiter(enqueued: now, callback: callback, recheck: recheck))
+            queue.regular.append(Waiter(enqueued: now, callback: callback, recheck: recheck))
         }
         inFlight += 1
         scheduleWaiterExpiry()
@@ -136,27 +136,27 @@ final class OriginPool {
         }
     }
 
-    /// The next waiting request: known-good clients first.
+    /// The next waiting request: known-good clients first, without starving the rest.
     private func nextWaiter() -> Waiter? {
-        priorityWaiters.popFirst() ?? waiters.popFirst()
+        queue.popNext()
     }
 
     /// The site started challenging: requests that queued before, unchecked, go back to their
     /// handlers to be decided again (a flood admitted in the seconds before detection must not
     /// keep the origin busy for the length of the queue).
     func recheckWaiters() {
-        guard waiters.contains(where: \.recheck) else { return }
-        let all = waiters
-        waiters.removeAll(keepingCapacity: true)
+        guard queue.regular.contains(where: \.recheck) else { return }
+        let all = queue.regular
+        queue.regular.removeAll(keepingCapacity: true)
         var sent: [Waiter] = []
         for w in all {
-            if w.recheck { sent.append(w) } else { waiters.append(w) }
+            if w.recheck { sent.append(w) } else { queue.regular.append(w) }
         }
         for w in sent { w.callback(.failure(PoolError.recheck)) }
     }
 
     /// Requests waiting now.
-    var queued: Int { priorityWaiters.count + waiters.count }
+    var queued: Int { queue.count }
 
     /// Closes idle connections (config reload removed the origin, or shutdown).
     func closeIdle() {
@@ -168,18 +168,18 @@ final class OriginPool {
     private var expiryScheduled = false
 
     private func scheduleWaiterExpiry() {
-        let oldest = [priorityWaiters.first?.enqueued, waiters.first?.enqueued].compactMap { $0 }.min()
+        let oldest = [queue.priority.first?.enqueued, queue.regular.first?.enqueued].compactMap { $0 }.min()
         guard !expiryScheduled, let oldest else { return }
         expiryScheduled = true
         eventLoop.assumeIsolated().scheduleTask(deadline: oldest + Self.maxWait) {
             self.expiryScheduled = false
             let now = self.eventLoop.now
-            while let w = self.priorityWaiters.first, now - w.enqueued >= Self.maxWait {
-                self.priorityWaiters.removeFirst()
+            while let w = self.queue.priority.first, now - w.enqueued >= Self.maxWait {
+                self.queue.priority.removeFirst()
                 w.callback(.failure(PoolError.queueTimeout))
             }
-            while let w = self.waiters.first, now - w.enqueued >= Self.maxWait {
-                self.waiters.removeFirst()
+            while let w = self.queue.regular.first, now - w.enqueued >= Self.maxWait {
+                self.queue.regular.removeFirst()
                 w.callback(.failure(PoolError.queueTimeout))
             }
             self.scheduleWaiterExpiry()

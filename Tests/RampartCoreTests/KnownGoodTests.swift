@@ -53,3 +53,32 @@ import Testing
         #expect(CredentialKey.find(in: headers, cookies: [], bearer: false, apiKey: presented) == nil)
     }
 }
+
+@Suite struct TwoClassQueueTests {
+    @Test func priorityFirstButRegularEntriesAreNotStarved() {
+        var q = TwoClassQueue<String>(regularShare: 4)
+        for i in 0..<3 { q.regular.append("r\(i)") }
+        for i in 0..<9 { q.priority.append("p\(i)") }
+        var order: [String] = []
+        while let next = q.popNext() { order.append(next) }
+        // Three priority picks, then one regular, while both wait; then whatever is left.
+        #expect(order == ["p0", "p1", "p2", "r0", "p3", "p4", "p5", "r1", "p6", "p7", "p8", "r2"])
+        #expect(q.count == 0 && q.popNext() == nil)
+    }
+
+    @Test func aLoneClassIsServedInOrder() {
+        var q = TwoClassQueue<Int>()
+        for i in 0..<5 { q.regular.append(i) }
+        #expect((0..<5).map { _ in q.popNext() } == [0, 1, 2, 3, 4])
+        for i in 0..<5 { q.priority.append(i) }
+        #expect((0..<5).map { _ in q.popNext() } == [0, 1, 2, 3, 4])
+    }
+
+    @Test func aKnownGoodClientStillJumpsAFullRegularQueue() {
+        var q = TwoClassQueue<String>(regularShare: 8)
+        for i in 0..<8 { q.regular.append("stranger\(i)") }
+        _ = q.popNext()  // the queue was served from the regular class just before
+        q.priority.append("regular visitor")
+        #expect(q.popNext() == "regular visitor")
+    }
+}

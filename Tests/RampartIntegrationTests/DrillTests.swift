@@ -98,12 +98,9 @@ extension IntegrationTests {
     /// S6 through the real binary's one-site TLS mode: HTTP/2 floods are cut per connection, the
     /// origin sees next to none of the reset streams, users on HTTP/1.1 over TLS are served.
     @Test func aShortS6RunOverTLS() async throws {
-        let origin = DemoOrigin(configuration: Self.originConfig())
-        let originPort = try await origin.start()
-        defer { Task { await origin.stop() } }
-        let dir = try TLSTests.folder()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let (cert, key) = try TLSTests.certificate("example.org", in: dir)
+        let fixture = try await TLSTests.TLSFixture.make("example.org", origin: DemoOrigin(configuration: Self.originConfig()))
+        defer { fixture.close() }
+        let (origin, originPort, dir, cert, key) = (fixture.origin, fixture.originPort, fixture.dir, fixture.cert, fixture.key)
         let gw = try GatewayProcess(arguments: [
             "run", "--listen", "127.0.0.1:0", "--origin", "127.0.0.1:\(originPort)", "--tls-cert", cert, "--tls-key", key,
             "--admin", "127.0.0.1:0", "--state", dir.appendingPathComponent("state").path,

@@ -27,6 +27,32 @@ extension IntegrationTests {
         return (cert, key)
     }
 
+    /// A demo origin and a fresh folder with a certificate for `name`; `close()` when done.
+    final class TLSFixture: @unchecked Sendable {
+        let origin: DemoOrigin
+        let originPort: Int
+        let dir: URL
+        let cert: String
+        let key: String
+
+        private init(origin: DemoOrigin, originPort: Int, dir: URL, cert: String, key: String) {
+            (self.origin, self.originPort, self.dir, self.cert, self.key) = (origin, originPort, dir, cert, key)
+        }
+
+        static func make(_ name: String = "localhost", origin: DemoOrigin = DemoOrigin()) async throws -> TLSFixture {
+            let port = try await origin.start()
+            let dir = try TLSTests.folder()
+            let (cert, key) = try TLSTests.certificate(name, in: dir)
+            return TLSFixture(origin: origin, originPort: port, dir: dir, cert: cert, key: key)
+        }
+
+        func close() {
+            let origin = self.origin
+            Task { await origin.stop() }
+            try? FileManager.default.removeItem(at: dir)
+        }
+    }
+
     static func folder() throws -> URL {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-tls-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -34,12 +60,9 @@ extension IntegrationTests {
     }
 
     @Test func oneSiteModeSpeaksHTTP2AndHTTP1OverTLS() async throws {
-        let origin = DemoOrigin()
-        let originPort = try await origin.start()
-        defer { Task { await origin.stop() } }
-        let dir = try Self.folder()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let (cert, key) = try Self.certificate("localhost", in: dir)
+        let fixture = try await TLSFixture.make()
+        defer { fixture.close() }
+        let (originPort, dir, cert, key) = (fixture.originPort, fixture.dir, fixture.cert, fixture.key)
         let gw = try GatewayProcess(arguments: [
             "run", "--listen", "127.0.0.1:0", "--origin", "127.0.0.1:\(originPort)", "--tls-cert", cert, "--tls-key", key,
             "--admin", "127.0.0.1:0", "--state", dir.appendingPathComponent("state").path,
@@ -72,12 +95,9 @@ extension IntegrationTests {
     /// JA4 fingerprints in the access log, the top lists, a rate limit shared by every client of
     /// one TLS stack, deny and challenge lists; the PROXY protocol in front of TLS.
     @Test func fingerprintsAreLoggedLimitedAndRuledAndProxyProtocolWorksOverTLS() async throws {
-        let origin = DemoOrigin()
-        let originPort = try await origin.start()
-        defer { Task { await origin.stop() } }
-        let dir = try Self.folder()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let (cert, key) = try Self.certificate("localhost", in: dir)
+        let fixture = try await TLSFixture.make()
+        defer { fixture.close() }
+        let (originPort, dir, cert, key) = (fixture.originPort, fixture.dir, fixture.cert, fixture.key)
         let log = dir.appendingPathComponent("access.log").path
         let gw = try GatewayProcess(yaml: """
             listeners:
@@ -235,12 +255,9 @@ extension IntegrationTests {
     }
 
     @Test func aHandshakeFloodFromOneSourceIsCutBeforeTheCryptography() async throws {
-        let origin = DemoOrigin()
-        let originPort = try await origin.start()
-        defer { Task { await origin.stop() } }
-        let dir = try Self.folder()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let (cert, key) = try Self.certificate("localhost", in: dir)
+        let fixture = try await TLSFixture.make()
+        defer { fixture.close() }
+        let (originPort, dir, cert, key) = (fixture.originPort, fixture.dir, fixture.cert, fixture.key)
         let gw = try GatewayProcess(yaml: """
             listeners:
               - address: 127.0.0.1:0
@@ -268,12 +285,9 @@ extension IntegrationTests {
     }
 
     @Test func sniChoosesTheSitesCertificateAndFloodsAreCutOff() async throws {
-        let origin = DemoOrigin()
-        let originPort = try await origin.start()
-        defer { Task { await origin.stop() } }
-        let dir = try Self.folder()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let (defaultCert, defaultKey) = try Self.certificate("localhost", in: dir)
+        let fixture = try await TLSFixture.make()
+        defer { fixture.close() }
+        let (originPort, dir, defaultCert, defaultKey) = (fixture.originPort, fixture.dir, fixture.cert, fixture.key)
         let (bCert, bKey) = try Self.certificate("b.example", in: dir)
         let gw = try GatewayProcess(yaml: """
             listeners:
