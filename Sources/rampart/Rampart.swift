@@ -262,12 +262,11 @@ func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, thread
             continue
         }
         if signal == SIGHUP {
-            guard case .file(let path) = source else {
-                logger.notice("SIGHUP ignored: no config file to reload")
-                continue
-            }
             do {
-                let newConfig = try ConfigLoader.load(path: path)
+                // With a config file, it is read again; without one (one-site mode) the same
+                // settings are applied again, which re-reads the certificate files (renewals).
+                let newConfig: GatewayConfig
+                if case .file(let path) = source { newConfig = try ConfigLoader.load(path: path) } else { newConfig = config }
                 try await gateway.reload(newConfig)
             } catch let error as ConfigError {
                 logger.error("reload refused; the previous configuration stays in force", metadata: ["errors": "\(error.description)"])

@@ -254,6 +254,52 @@ extension IntegrationTests {
         #expect(bad.stderrText.contains("site s") && bad.stderrText.contains(empty), "\(bad.stderrText.suffix(800))")
     }
 
+    /// A renewed certificate is picked up on SIGHUP (one-site mode too) for new connections, while
+    /// a connection opened before keeps being served.
+    @Test func certificatesAreReloadedOnSIGHUPWithoutDroppingConnections() async throws {
+        let fixture = try await TLSFixture.make()
+        defer { fixture.close() }
+        let gw = try GatewayProcess(arguments: [
+            "run", "--listen", "127.0.0.1:0", "--origin", "127.0.0.1:\(fixture.originPort)", "--tls-cert", fixture.cert, "--tls-key", fixture.key,
+            "--admin", "127.0.0.1:0", "--state", fixture.dir.appendingPathComponent("state").path,
+        ])
+        defer { gw.stop() }
+        let port = try gw.waitUntilListening()[0]
+        func subject() throws -> String {
+            let (_, out) = try Self.run(["openssl", "s_client", "-connect", "127.0.0.1:\(port)", "-servername", "localhost"], input: "")
+            return out.split(separator: "\n").first { $0.hasPrefix("subject=") }.map(String.init) ?? out
+        }
+        #expect(try subject().contains("localhost"))
+        // A keep-alive HTTPS connection that asks once now and once after the reload.
+        let held = Task.detached {
+            try Self.run(["python3", "-c", """
+                import socket,ssl,time
+                c=ssl.create_default_context();c.check_hostname=False;c.verify_mode=ssl.CERT_NONE
+                s=c.wrap_socket(socket.create_connection(('127.0.0.1',\(port)),timeout=10),server_hostname='localhost')
+                def get():
+                    s.sendall(b'GET /echo HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\n')
+                    d=b''
+                    while b'\\r\\n\\r\\n' not in d: d+=s.recv(65536)
+                    head,_,body=d.partition(b'\\r\\n\\r\\n')
+                    n=int([l.split(b':')[1] for l in head.split(b'\\r\\n') if l.lower().startswith(b'content-length')][0])
+                    while len(body)<n: body+=s.recv(65536)
+                    print(head.split(b"\\r\\n")[0].decode(), flush=True)
+                get(); time.sleep(2.5); get()
+                """])
+        }
+        try await Task.sleep(for: .milliseconds(700))
+        let (renewedCert, renewedKey) = try Self.certificate("renewed.example", in: fixture.dir)
+        try FileManager.default.removeItem(atPath: fixture.cert)
+        try FileManager.default.removeItem(atPath: fixture.key)
+        try FileManager.default.copyItem(atPath: renewedCert, toPath: fixture.cert)
+        try FileManager.default.copyItem(atPath: renewedKey, toPath: fixture.key)
+        gw.signal(SIGHUP)
+        #expect(eventually { gw.stderrText.contains("configuration reloaded") })
+        #expect(try subject().contains("renewed.example"))
+        let (status, out) = try await held.value
+        #expect(status == 0 && out.components(separatedBy: "HTTP/1.1 200").count == 3, "\(out)")
+    }
+
     @Test func aHandshakeFloodFromOneSourceIsCutBeforeTheCryptography() async throws {
         let fixture = try await TLSFixture.make()
         defer { fixture.close() }
