@@ -21,8 +21,11 @@ public struct ClientHello: Sendable, Equatable {
 
     public init() {}
 
-    /// The largest hello read; anything bigger is malformed for our purposes.
-    public static let maximumBytes = 16 * 1024
+    /// The largest hello read; anything bigger is malformed for our purposes. Browsers' hellos,
+    /// post-quantum key shares included, stay under 3 KiB; the cap bounds what a connection that
+    /// trickles a hello can make us hold (with 10,000 connections, 80 MiB at worst, for at most the
+    /// header timeout).
+    public static let maximumBytes = 8 * 1024
 
     /// What the first bytes of a connection say.
     public enum ParseResult: Sendable, Equatable {
