@@ -92,9 +92,23 @@ public final class DrillRunner: Sendable {
             }
             if ok {
                 for asset in ["/static/site.css", "/static/app.js"] {
-                    guard recorder.reserve() else { return }
-                    let r = await request(&connection, source: source, method: .GET, path: asset, cookies: &cookies, extra: [])
-                    if r.status != 200 { ok = false }
+                    // Browsers follow redirects for subresources too (a cookie check that began
+                    // between the page and its assets is passed the same way).
+                    var target = asset
+                    var hops = 0
+                    while true {
+                        guard recorder.reserve() else { return }
+                        let r = await request(&connection, source: source, method: .GET, path: target, cookies: &cookies, extra: [])
+                        if (r.status == 301 || r.status == 302 || r.status == 303 || r.status == 307), hops < 3,
+                            let location = r.headers.first(name: "location"), location.hasPrefix("/")
+                        {
+                            hops += 1
+                            target = location
+                            continue
+                        }
+                        if r.status != 200 { ok = false }
+                        break
+                    }
                 }
             }
             let seconds = Double((NIODeadline.now() - began).nanoseconds) / 1e9

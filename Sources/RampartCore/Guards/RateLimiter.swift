@@ -203,8 +203,10 @@ public struct RateLimitRule: Sendable, Hashable {
 }
 
 /// The rate limits of one site on one event loop: each rule's table, with the rule's rate split
-/// evenly over the event loops (connections spread over loops, so a source's total stays at the
-/// configured rate).
+/// evenly over the event loops (connections spread over loops, so a source's sustained total stays
+/// at the configured rate). The burst is not split: a browser's first page view over one HTTP/2
+/// connection (one loop) may fetch its whole burst of assets at once; a client spreading
+/// connections over loops gets at most one burst per loop, once.
 public struct SiteRateLimiter: Sendable {
     /// The verdict for one request.
     public enum Verdict: Equatable, Sendable {
@@ -226,7 +228,7 @@ public struct SiteRateLimiter: Sendable {
         self.usesAPIKeys = rules.contains { $0.key == .apiKey }
         let n = Double(max(1, loops))
         self.tables = rules.map {
-            TokenBucketTable(capacity: $0.tableCapacity, ratePerSecond: $0.ratePerSecond / n, burst: max(1, ($0.burst / n).rounded(.up)))
+            TokenBucketTable(capacity: $0.tableCapacity, ratePerSecond: $0.ratePerSecond / n, burst: max(1, $0.burst))
         }
     }
 
