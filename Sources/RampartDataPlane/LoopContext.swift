@@ -97,10 +97,10 @@ final class LoopContext {
     func admitHandshake(_ peer: IPAddress, listener: Int, tls: ListenerTLS) -> Bool {
         let loops = Double(max(1, loopCount))
         if handshakesInFlight >= max(1, tls.maxHandshakes / loopCount) { return false }
-        var table = handshakeBuckets[listener]
-            ?? TokenBucketTable(capacity: 65_536, ratePerSecond: tls.handshakeRate / loops, burst: max(2, tls.handshakeBurst / loops))
-        let decision = table.take(peer, now: Int64(eventLoop.now.uptimeNanoseconds))
-        handshakeBuckets[listener] = table
+        // Taken in place: a copy out of the dictionary would copy the whole table on every handshake.
+        let decision = handshakeBuckets[
+            listener, default: TokenBucketTable(capacity: 65_536, ratePerSecond: tls.handshakeRate / loops, burst: max(2, tls.handshakeBurst / loops))
+        ].take(peer, now: Int64(eventLoop.now.uptimeNanoseconds))
         if case .limited = decision { return false }
         return true
     }
