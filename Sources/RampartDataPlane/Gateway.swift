@@ -49,6 +49,7 @@ public final class Gateway: Sendable {
         self.logger = logger
         self.acceptLoop = group.next()
         let runtime = try RuntimeConfig(config, generation: 1)
+        Self.warnAboutUnverifiedOrigins(config, logger: logger)
         let tlsContexts = try Self.tlsContexts(config)
         let sink = try config.accessLogPath.map { try AccessLogSink(path: $0) }
         self.accessLogSink = sink
@@ -236,6 +237,7 @@ public final class Gateway: Sendable {
         } catch {
             throw ReloadError(message: "\(error)")
         }
+        Self.warnAboutUnverifiedOrigins(config, logger: logger)
         // Certificate files are read again: a renewed certificate takes effect for new connections.
         let tlsContexts: [NIOSSLContext?]
         do {
@@ -348,6 +350,19 @@ public final class Gateway: Sendable {
 
     /// Reopens the access log file (SIGUSR1, after logrotate moved it).
     public func reopenLogs() { accessLogSink?.reopen() }
+
+    /// Origins reached over TLS without checking their certificate (`verify: false`) are named in
+    /// the log at every load: anyone on the path to them can read and change the traffic.
+    static func warnAboutUnverifiedOrigins(_ config: GatewayConfig, logger: Logger) {
+        for site in config.sites {
+            for origin in site.origins where origin.tls?.verify == false {
+                logger.warning(
+                    "origin certificate is not verified (tls.verify: false); use only for tests",
+                    metadata: ["site": "\(site.name)", "origin": "\(origin.address)"]
+                )
+            }
+        }
+    }
 
     /// One TLS context per listener (nil for plain HTTP ones).
     static func tlsContexts(_ config: GatewayConfig) throws -> [NIOSSLContext?] {

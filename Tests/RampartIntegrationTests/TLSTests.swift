@@ -224,6 +224,10 @@ extension IntegrationTests {
                 hosts: [name.example]
                 origins: [{ address: 127.0.0.1:\(port), tls: { ca: \(originCert), server_name: elsewhere.test } }]
                 health_check: { enabled: false }
+              - name: unchecked
+                hosts: [unchecked.example]
+                origins: [{ address: 127.0.0.1:\(port), tls: { verify: false } }]
+                health_check: { enabled: false }
             """, extraArguments: ["--threads", "1"])
         defer { gw.stop() }
         let gport = try gw.waitUntilListening()[0]
@@ -238,6 +242,9 @@ extension IntegrationTests {
         #expect(try get("ca.example").hasSuffix("\n503"))
         #expect(try get("name.example").hasSuffix("\n503"))
         #expect(eventually { gw.stderrText.contains("TLS handshake with the origin failed") }, "\(gw.stderrText.suffix(1500))")
+        // verify: false reaches the self-signed origin, and the log says so at start.
+        #expect(try get("unchecked.example").hasSuffix("\n200"))
+        #expect(gw.stderrText.contains("origin certificate is not verified") && gw.stderrText.contains("site=unchecked"))
 
         // A CA file without certificates is refused at start, naming the site and the file.
         let empty = dir.appendingPathComponent("empty.pem").path
