@@ -1138,13 +1138,14 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
     // MARK: - Finishing
 
     private func finishResponse(context: ChannelHandlerContext, trailers: HTTPHeaders?) {
-        loop.counters.observeLatency(micros: Int((loop.eventLoop.now - requestStart).nanoseconds / 1000))
+        let micros = (loop.eventLoop.now - requestStart).nanoseconds / 1000
+        loop.counters.observeLatency(micros: Int(micros))
         if let log = loop.accessLog {
             let site = siteIndex < loop.config.sites.count ? loop.config.sites[siteIndex].name : ""
             log.record(
                 AccessLog.Entry(
                     site: site, client: clientIP, method: requestMethod, target: forwardHead?.uri ?? requestTarget, status: responseStatus,
-                    bytes: responseBytes, durationMicros: (loop.eventLoop.now - requestStart).nanoseconds / 1000, decision: decision,
+                    bytes: responseBytes, durationMicros: micros, decision: decision,
                     reason: decisionReason, requestID: requestID, agent: requestHeaders.first(name: "user-agent"),
                     fingerprint: fingerprint
                 )

@@ -101,6 +101,20 @@ public enum RateLimitKey: String, Sendable, Hashable, CaseIterable {
     case ja4
 }
 
+extension IPAddress {
+    /// A fixed-size bucket key for a text key (an API key, a TLS fingerprint), made of two
+    /// independent 64-bit hashes so that the rate-limit tables keyed on addresses can hold it.
+    public static func bucketKey(_ value: String) -> IPAddress {
+        var a = Hasher()
+        a.combine(0x5A17 as UInt16)
+        a.combine(value)
+        var b = Hasher()
+        b.combine(0xC0DE as UInt16)
+        b.combine(value)
+        return IPAddress(high: UInt64(bitPattern: Int64(a.finalize())), low: UInt64(bitPattern: Int64(b.finalize())))
+    }
+}
+
 /// The API key a request carries, and whether the site knows it.
 public struct PresentedAPIKey: Sendable, Equatable {
     /// The key as sent.
@@ -120,16 +134,8 @@ public struct PresentedAPIKey: Sendable, Equatable {
         return PresentedAPIKey(value: v, configured: keys.contains(v))
     }
 
-    /// A fixed-size bucket key for the key's value (two independent 64-bit hashes).
-    public var bucketKey: IPAddress {
-        var a = Hasher()
-        a.combine(0x5A17 as UInt16)
-        a.combine(value)
-        var b = Hasher()
-        b.combine(0xC0DE as UInt16)
-        b.combine(value)
-        return IPAddress(high: UInt64(bitPattern: Int64(a.finalize())), low: UInt64(bitPattern: Int64(b.finalize())))
-    }
+    /// A fixed-size bucket key for the key's value.
+    public var bucketKey: IPAddress { IPAddress.bucketKey(value) }
 }
 
 /// What happens to a request over a limit.
@@ -194,7 +200,7 @@ public struct RateLimitRule: Sendable, Hashable {
     /// (API clients behind one address are limited per key instead).
     public func bucketKey(for client: IPAddress, apiKey: PresentedAPIKey?, fingerprint: String? = nil) -> IPAddress? {
         switch key {
-        case .ja4: return fingerprint.map { PresentedAPIKey(value: $0, configured: false).bucketKey }
+        case .ja4: return fingerprint.map(IPAddress.bucketKey)
         case .ip: return apiKey?.configured == true ? nil : client
         case .subnet: return apiKey?.configured == true ? nil : client.masked(prefix: client.isIPv4 ? subnetV4 : subnetV6)
         case .apiKey: return apiKey?.bucketKey
