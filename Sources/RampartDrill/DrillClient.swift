@@ -33,23 +33,42 @@ final class DrillConnection: Sendable {
         timeout: TimeAmount,
         tls: DrillTLS? = nil
     ) async throws -> DrillConnection {
+        let channel = try await openChannel(group: group, source: source, target: target, timeout: timeout, tls: tls, alpn: \.http1) { pipeline in
+            try pipeline.addHTTPClientHandlers()
+            try pipeline.addHandler(DrillResponseHandler())
+        }
+        return DrillConnection(channel: channel)
+    }
+
+    /// A TCP connection from `source` (loopback) to `target`, through TLS when `tls` is given
+    /// (with the ALPN offer `alpn` picks), then the `handlers` the caller adds. Every client of
+    /// the drill (users, API clients, slow and HTTP/2 attackers) connects through here.
+    static func openChannel(
+        group: any EventLoopGroup,
+        source: IPAddress,
+        target: SocketAddress,
+        timeout: TimeAmount,
+        tls: DrillTLS?,
+        alpn: KeyPath<DrillTLS, NIOSSLContext>,
+        handlers: @escaping @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void = { _ in }
+    ) async throws -> any Channel {
         let local = try SocketAddress(ipAddress: source.description, port: 0)
-        let channel = try await ClientBootstrap(group: group)
+        let context = tls.map { $0[keyPath: alpn] }
+        let serverName = tls?.serverName
+        return try await ClientBootstrap(group: group)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(timeout)
             .bind(to: local)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    if let tls {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls.http1, serverHostname: tls.serverName))
+                    if let context {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverName))
                     }
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(DrillResponseHandler())
+                    try handlers(channel.pipeline.syncOperations)
                 }
             }
             .connect(to: target).get()
-        return DrillConnection(channel: channel)
     }
 
     /// Sends one request and waits for its whole response (at most `timeout`).
@@ -140,6 +159,16 @@ final class DrillResponseHandler: ChannelInboundHandler, RemovableChannelHandler
 
 @available(*, unavailable)
 extension DrillResponseHandler: Sendable {}
+
+extension DrillResponse {
+    /// Where a same-site redirect (301, 302, 303, 307 to a path) sends a browser; nil otherwise.
+    var redirectPath: String? {
+        guard status == 301 || status == 302 || status == 303 || status == 307,
+            let location = headers.first(name: "location"), location.hasPrefix("/")
+        else { return nil }
+        return location
+    }
+}
 
 /// TLS client settings of a drill run against a TLS target: loopback test certificates are not
 /// verified. `http1` offers ALPN http/1.1 (users, API clients), `h2` offers h2 (S6's attackers).

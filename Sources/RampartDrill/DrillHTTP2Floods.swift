@@ -1,6 +1,5 @@
 import NIOCore
 import NIOPosix
-import NIOSSL
 import RampartCore
 
 /// S6: HTTP/2 abuse over TLS, written as raw frames (a real client library would refuse to send
@@ -28,18 +27,12 @@ extension DrillRunner {
     /// A TLS connection with ALPN h2 from `source`, the connection preface and an empty SETTINGS
     /// frame sent; nil when refused (banned, over a handshake budget, or down).
     private func h2Connection(from source: IPAddress) async -> (any Channel)? {
-        guard let tls, let local = try? SocketAddress(ipAddress: source.description, port: 0) else { return nil }
-        let bootstrap = ClientBootstrap(group: group)
-            .connectTimeout(.seconds(2))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .bind(to: local)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls.h2, serverHostname: tls.serverName))
-                    try channel.pipeline.syncOperations.addHandler(DiscardInbound())
-                }
-            }
-        guard let channel = try? await bootstrap.connect(to: plan.target).get() else { return nil }
+        guard let tls,
+            let channel = try? await DrillConnection.openChannel(
+                group: group, source: source, target: plan.target, timeout: .seconds(2), tls: tls, alpn: \.h2,
+                handlers: { try $0.addHandler(DiscardInbound()) }
+            )
+        else { return nil }
         var buffer = channel.allocator.buffer(capacity: 64)
         buffer.writeString("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
         H2Frames.frame(&buffer, type: 0x4, flags: 0, stream: 0, payload: [])

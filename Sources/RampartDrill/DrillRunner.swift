@@ -3,7 +3,6 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-import NIOSSL
 import RampartCore
 
 /// Runs one scenario: simulated users throughout, the attack in its window, the origin's counters
@@ -72,9 +71,7 @@ public final class DrillRunner: Sendable {
             while true {
                 guard recorder.reserve() else { return }
                 let r = await request(&connection, source: source, method: .GET, path: path, cookies: &cookies, extra: [])
-                if (r.status == 301 || r.status == 302 || r.status == 303 || r.status == 307), redirects < 4,
-                    let location = r.headers.first(name: "location"), location.hasPrefix("/")
-                {
+                if redirects < 4, let location = r.redirectPath {
                     redirects += 1
                     path = location
                     continue
@@ -99,9 +96,7 @@ public final class DrillRunner: Sendable {
                     while true {
                         guard recorder.reserve() else { return }
                         let r = await request(&connection, source: source, method: .GET, path: target, cookies: &cookies, extra: [])
-                        if (r.status == 301 || r.status == 302 || r.status == 303 || r.status == 307), hops < 3,
-                            let location = r.headers.first(name: "location"), location.hasPrefix("/")
-                        {
+                        if hops < 3, let location = r.redirectPath {
                             hops += 1
                             target = location
                             continue
@@ -317,19 +312,9 @@ public final class DrillRunner: Sendable {
                 let slowPost = s % 3 == 2
                 while recorder.elapsed < end, recorder.reserve() {
                     let t = recorder.elapsed
-                    let tls = self.tls
-                    let bootstrap = ClientBootstrap(group: self.group)
-                        .connectTimeout(.seconds(2))
-                        .channelInitializer { channel in
-                            channel.eventLoop.makeCompletedFuture {
-                                if let tls {
-                                    try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls.http1, serverHostname: tls.serverName))
-                                }
-                            }
-                        }
-                    guard let local = try? SocketAddress(ipAddress: source.description, port: 0),
-                        let channel = try? await bootstrap.bind(to: local).connect(to: self.plan.target).get()
-                    else {
+                    guard let channel = try? await DrillConnection.openChannel(
+                        group: self.group, source: source, target: self.plan.target, timeout: .seconds(2), tls: self.tls, alpn: \.http1
+                    ) else {
                         recorder.attack(status: 0, at: t)
                         await self.pause(0.5)
                         continue
