@@ -209,6 +209,8 @@ public struct SiteConfig: Hashable, Sendable {
     public var challenge = ChallengeConfig()
     /// Clients refused or challenged by JA4 TLS fingerprint.
     public var fingerprints = FingerprintRules()
+    /// Identity and routing-override request headers stripped or set before forwarding.
+    public var requestHeaders = RequestHeaderPolicy()
 
     /// A site with default settings.
     public init(name: String, hosts: [String], origins: [OriginConfig], limits: Limits = Limits()) {
@@ -253,6 +255,9 @@ public struct ListenerConfig: Hashable, Sendable {
     public var address: HostPort
     /// When true, every connection must start with a PROXY protocol v1 or v2 header.
     public var proxyProtocol: Bool = false
+    /// Peers allowed to send a PROXY protocol header (the load balancers in front); empty allows
+    /// any peer (`rampart check` warns). A header from another peer closes the connection.
+    public var proxyProtocolFrom = CIDRSet()
     /// TLS termination; nil for plain HTTP.
     public var tls: ListenerTLS? = nil
     /// Connection-phase limits (connections, header size and time, keep-alive).

@@ -9,6 +9,8 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
     case maxConnectionsPerIP = "max_connections_per_ip"
     case proxyProtocolMissing = "proxy_protocol_missing"
     case proxyProtocolMalformed = "proxy_protocol_malformed"
+    /// A PROXY protocol header from a peer outside the listener's `proxy_protocol_from` blocks.
+    case proxyProtocolUntrusted = "proxy_protocol_untrusted"
     // Slow and idle clients.
     case headerTimeout = "header_timeout"
     case idleTimeout = "idle_timeout"
@@ -53,7 +55,7 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
     /// The status a client gets for this reason (connection-level reasons close without a response).
     public var status: HTTPResponseStatus {
         switch self {
-        case .banned, .maxConnections, .maxConnectionsPerIP, .proxyProtocolMissing, .proxyProtocolMalformed,
+        case .banned, .maxConnections, .maxConnectionsPerIP, .proxyProtocolMissing, .proxyProtocolMalformed, .proxyProtocolUntrusted,
             .idleTimeout, .sendTimeout, .http2Flood, .tlsHandshakeLimited, .tlsMalformed:
             return .serviceUnavailable
         case .headerTimeout, .bodyTimeout, .bodyTooSlow: return .requestTimeout
