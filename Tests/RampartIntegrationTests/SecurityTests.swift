@@ -29,6 +29,19 @@ extension IntegrationTests {
         """
     }
 
+    /// One catch-all site without health checks (so the origin counts only the tests' requests).
+    static func plain(origin: Int, listener: String = "  - address: 127.0.0.1:0") -> String {
+        """
+        listeners:
+        \(listener)
+        sites:
+          - name: default
+            hosts: ["*"]
+            origins: [127.0.0.1:\(origin)]
+            health_check: { enabled: false }
+        """
+    }
+
     /// Under attack, the cookie check sends a client back to the same place on this host: never
     /// to another host by a scheme-relative path (`//evil`) or a backslash (`/\evil`).
     @Test func theCookieCheckNeverRedirectsToAnotherHost() async throws {
@@ -131,8 +144,7 @@ extension IntegrationTests {
         let origin = DemoOrigin()
         let originPort = try await origin.start()
         defer { Task { await origin.stop() } }
-        let gw = try GatewayProcess(arguments: ["run", "--listen", "127.0.0.1:0", "--origin", "127.0.0.1:\(originPort)", "--admin", "127.0.0.1:0",
-                                               "--state", FileManager.default.temporaryDirectory.appendingPathComponent("rampart-sec-\(UUID().uuidString)").path])
+        let gw = try GatewayProcess(yaml: Self.plain(origin: originPort))
         defer { gw.stop() }
         let port = try gw.waitUntilListening()[0]
         var answered400 = 0
@@ -157,8 +169,7 @@ extension IntegrationTests {
         let origin = DemoOrigin()
         let originPort = try await origin.start()
         defer { Task { await origin.stop() } }
-        let gw = try GatewayProcess(arguments: ["run", "--listen", "127.0.0.1:0", "--origin", "127.0.0.1:\(originPort)", "--admin", "127.0.0.1:0",
-                                               "--state", FileManager.default.temporaryDirectory.appendingPathComponent("rampart-sec-\(UUID().uuidString)").path])
+        let gw = try GatewayProcess(yaml: Self.plain(origin: originPort))
         defer { gw.stop() }
         let port = try gw.waitUntilListening()[0]
         let before = origin.stats.requests
@@ -211,6 +222,45 @@ extension IntegrationTests {
         #expect(streamed.status == 200)
         #expect(streamed.body.count == 30)
         #expect(streamed.header("connection")?.lowercased() == "close")
+    }
+
+    /// Over HTTP/2: a body on a GET reaches the origin framed (never as a second request), a bad
+    /// `:method`, an absolute `:path` and an `:authority` that disagrees with `host` are refused,
+    /// and every access-log line stays one valid JSON object whatever a client put in it.
+    @Test func http2RequestsAreCheckedAndTheAccessLogCannotBeForged() async throws {
+        let fixture = try await TLSTests.TLSFixture.make()
+        defer { fixture.close() }
+        let log = fixture.dir.appendingPathComponent("access.log").path
+        let gw = try GatewayProcess(
+            yaml: Self.plain(origin: fixture.originPort, listener: "  - address: 127.0.0.1:0\n    tls: { cert: \(fixture.cert), key: \(fixture.key) }"),
+            extraArguments: ["--access-log", log]
+        )
+        defer { gw.stop() }
+        let port = try gw.waitUntilListening()[0]
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("tools/h2_request.py").path
+        func send(_ method: String, _ path: String, _ extra: [String] = []) throws -> String {
+            let (code, out) = try runProgram(["python3", script, String(port), method, path] + extra)
+            #expect(code == 0, "\(out)")
+            return out.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let before = fixture.origin.stats.requests
+        let smuggle = "GET /SMUGGLED HTTP/1.1\r\nHost: evil.test\r\n\r\n"
+        #expect(try send("GET", "/echo", ["--data", smuggle]) == "200")
+        #expect(try send("POST", "/upload", ["--data", "abc"]) == "200")
+        #expect(fixture.origin.stats.requests == before + 2)
+        #expect(try send(#"X","client":"9.9.9.9"#, "/echo") == "400")
+        #expect(try send("GET", "http://other.test/echo") == "400")
+        #expect(try send("GET", "/echo", ["--header", "host:other.test"]) == "400")
+        #expect(try send("GET", "/echo", ["--header", #"user-agent:a","client":"9.9.9.9","x":"\"#]) == "200")
+        #expect(fixture.origin.stats.requests == before + 3)
+        #expect(eventually { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").count >= 3 })
+        let lines = (try String(contentsOfFile: log, encoding: .utf8)).split(separator: "\n")
+        for line in lines {
+            let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(object != nil, "not one JSON object: \(line)")
+            #expect(object?["client"] as? String != "9.9.9.9", "\(line)")
+        }
+        #expect(gw.stderrText.contains("HTTP/2 request"))
     }
 }
 }
