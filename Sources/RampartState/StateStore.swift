@@ -114,7 +114,7 @@ public final class StateStore: Sendable {
     }
 
     /// Stores (or replaces) the mode an operator forced `site` into, at `now` (Unix seconds).
-    public func saveModeOverride(site: String, mode: SiteMode, at now: Int64) {
+    package func saveModeOverride(site: String, mode: SiteMode, at now: Int64) {
         write("mode override") { db in
             try db.execute(
                 sql: "INSERT OR REPLACE INTO mode_override (site, mode, set_at) VALUES (?, ?, ?)",
@@ -124,12 +124,12 @@ public final class StateStore: Sendable {
     }
 
     /// Forgets `site`'s override (the site is automatic again).
-    public func removeModeOverride(site: String) {
+    package func removeModeOverride(site: String) {
         write("mode override cleared") { db in try db.execute(sql: "DELETE FROM mode_override WHERE site = ?", arguments: [site]) }
     }
 
     /// Every stored override, by site. Rows naming a mode this version does not know are skipped.
-    public func modeOverrides() throws -> [String: SiteMode] {
+    package func modeOverrides() throws -> [String: SiteMode] {
         try queue.sync {
             try db.read { db in
                 var out: [String: SiteMode] = [:]

@@ -34,11 +34,11 @@ public struct ConfigError: Error, Sendable, CustomStringConvertible {
 /// A config that passed validation, with the warnings found on the way: settings that are valid but
 /// weaken a defence (a PROXY listener that believes any peer, an identity header passed through).
 /// `rampart check` prints them; they never stop the gateway.
-public struct CheckedConfig: Sendable {
+package struct CheckedConfig: Sendable {
     /// The validated config.
-    public var config: GatewayConfig
+    package var config: GatewayConfig
     /// Each with file, line and key, in file order.
-    public var warnings: [ConfigIssue]
+    package var warnings: [ConfigIssue]
 }
 
 /// Decodes and validates the YAML config. Every problem in the file is collected before failing,
@@ -50,7 +50,7 @@ public enum ConfigLoader {
     }
 
     /// Decodes and validates `yaml` (read from `file`, used in messages); also returns the warnings.
-    public static func check(yaml: String, file: String) throws(ConfigError) -> CheckedConfig {
+    package static func check(yaml: String, file: String) throws(ConfigError) -> CheckedConfig {
         let reader = ConfigReader(file: file)
         let root: Node?
         do {
@@ -74,7 +74,7 @@ public enum ConfigLoader {
     }
 
     /// Reads, decodes and validates the file at `path`; also returns the warnings.
-    public static func check(path: String) throws(ConfigError) -> CheckedConfig {
+    package static func check(path: String) throws(ConfigError) -> CheckedConfig {
         guard let text = readTextFile(path) else {
             throw ConfigError(issues: [ConfigIssue(file: path, line: 0, column: 0, key: "", message: "cannot read the file")])
         }
@@ -358,9 +358,9 @@ final class ConfigReader {
                     }
                     if config.bans.duration > config.bans.maxDuration {
                         // Reported on whichever of the two keys the file sets (the first ban, if both).
-                        let (key, node) = f.first { $0.0 == "duration" }.map { ("bans.duration", $0.1) } ?? ("bans.max_duration", f.first { $0.0 == "max_duration" }?.1 ?? v)
+                        let set = f.first { $0.0 == "duration" } ?? f.first { $0.0 == "max_duration" }
                         let lengths = "\(ValueBounds.describe(config.bans.duration)) > \(ValueBounds.describe(config.bans.maxDuration))"
-                        report(node, key, "bans.duration must not be longer than bans.max_duration (\(lengths))")
+                        report(set?.1 ?? v, "bans.\(set?.0 ?? "duration")", "bans.duration must not be longer than bans.max_duration (\(lengths))")
                     }
                 }
             case "known_good":
@@ -482,8 +482,11 @@ final class ConfigReader {
         if !sawAddress { report(node, "\(path).address", "a listener needs an address") }
         let fromNode = f.first { $0.0 == "proxy_protocol_from" }?.1
         if proxyProtocol, fromNode == nil {
-            warn(f.first { $0.0 == "proxy_protocol" }?.1, "\(path).proxy_protocol",
-                 "PROXY headers are believed from any peer: whoever reaches this listener picks the client address its requests are limited, banned and logged under; list the load balancers in \(path).proxy_protocol_from")
+            let risk = "whoever reaches this listener picks the client address its requests are limited, banned and logged under"
+            warn(
+                f.first { $0.0 == "proxy_protocol" }?.1, "\(path).proxy_protocol",
+                "PROXY headers are believed from any peer: \(risk); list the load balancers in \(path).proxy_protocol_from"
+            )
         }
         if !proxyProtocol, let fromNode {
             warn(fromNode, "\(path).proxy_protocol_from", "has no effect without proxy_protocol: true")
@@ -1100,7 +1103,7 @@ public enum ValueParsing {
     }
 
     /// `count` bytes as the config would spell it: `512 bytes`, `16KiB`, `100MiB`, `64GiB`.
-    public static func describe(bytes count: Int) -> String {
+    package static func describe(bytes count: Int) -> String {
         for (suffix, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] where count != 0 && count % (1 << shift) == 0 {
             return "\(count >> shift)\(suffix)"
         }

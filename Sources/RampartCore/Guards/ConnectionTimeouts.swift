@@ -50,7 +50,8 @@ public struct ConnectionTimeouts: Sendable {
     /// Body bytes arrived.
     public mutating func bodyReceived(count: Int, now: NIODeadline) {
         if case .body(let started, let windowStart, let bytes) = phase {
-            phase = .body(started: started, windowStart: windowStart, windowBytes: Int(Int64.saturatingSum(Int64(bytes), Int64(max(0, count)))))
+            let total = Int(Int64.saturatingSum(Int64(bytes), Int64(max(0, count))))
+            phase = .body(started: started, windowStart: windowStart, windowBytes: total)
         }
     }
 
