@@ -91,5 +91,49 @@ extension IntegrationTests {
         #expect(try RawClient(port: port3, source: "127.0.0.81").request("GET", "/", headers: ["User-Agent: Mozilla/5.0"])?.status == 200)
         Self.stop(third)
     }
+
+    @Test func aModeWrittenInTheConfigReplacesAStoredOverrideForGood() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-mode-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let config = folder.appendingPathComponent("rampart.yaml").path
+        let state = folder.appendingPathComponent("state").path
+        func write(mode: String) throws {
+            try """
+                listeners:
+                  - address: 127.0.0.1:0
+                admin: { token: \(Self.token) }
+                sites:
+                  - name: www
+                    hosts: [example.org]
+                    origins: [127.0.0.1:9]
+                    health_check: { enabled: false }
+                    mode: \(mode)
+                """.write(toFile: config, atomically: true, encoding: .utf8)
+        }
+
+        try write(mode: "auto")
+        let (first, _, admin1) = try Self.start(config: config, state: state)
+        defer { first.stop() }
+        #expect(try Self.setMode("under_attack", site: "www", admin: admin1) == 200)
+        Self.stop(first)
+
+        // The operator writes the mode into the config: it is the standing order from now on.
+        try write(mode: "elevated")
+        let (second, _, admin2) = try Self.start(config: config, state: state)
+        defer { second.stop() }
+        #expect(try Self.sites(admin: admin2)["www"]?["mode"] as? String == "elevated")
+        #expect(eventually { second.stderrText.contains("stored mode override dropped") })
+        Self.stop(second)
+
+        // Back to automatic: the old API override does not come back.
+        try write(mode: "auto")
+        let (third, _, admin3) = try Self.start(config: config, state: state)
+        defer { third.stop() }
+        let sites = try Self.sites(admin: admin3)
+        #expect(sites["www"]?["mode"] as? String == "normal", "\(sites)")
+        #expect(sites["www"]?["override"] == nil || sites["www"]?["override"] is NSNull, "\(sites)")
+        Self.stop(third)
+    }
 }
 }
