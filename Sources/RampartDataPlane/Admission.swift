@@ -42,7 +42,10 @@ final class BanRegistry {
         do {
             for record in try store.activeBans(now: unix) {
                 guard let ip = IPAddress(record.address) else { continue }
-                list.restore(ip, until: now + (record.until - unix) * 1_000_000_000, level: record.level, now: now)
+                // Saturating: a stored end far in the future (or a clock far in the past) bans until
+                // the end of the list's clock rather than trapping.
+                let remaining = Int64.saturatingProduct(Int64.saturatingDifference(record.until, unix), 1_000_000_000)
+                list.restore(ip, until: Int64.saturatingSum(now, remaining), level: record.level, now: now)
                 reasons[ip] = record.reason
             }
         } catch {
@@ -56,7 +59,8 @@ final class BanRegistry {
         guard let store, let entry = list.entry(ip) else { return }
         let now = Int64(loop.eventLoop.now.uptimeNanoseconds)
         let unix = unixNow()
-        store.saveBan(BanRecord(address: ip.description, until: unix + (entry.until - now) / 1_000_000_000, level: entry.level, reason: reason, created: unix))
+        let until = Int64.saturatingSum(unix, Int64.saturatingDifference(entry.until, now) / 1_000_000_000)
+        store.saveBan(BanRecord(address: ip.description, until: until, level: entry.level, reason: reason, created: unix))
     }
 
     func isBanned(_ ip: IPAddress) -> Bool {
@@ -102,7 +106,10 @@ extension BanRegistry: Sendable {}
 /// over-limit ones at once, before a byte is read or parsed.
 ///
 /// Listeners that speak the PROXY protocol learn the client address only later; their connections
-/// are admitted through ``admit(_:)`` from the worker loop once the header is read.
+/// are admitted through ``admit(_:)`` from the worker loop once the header is read. Before that,
+/// the peer itself (the load balancer in front) must be in the listener's `proxy_protocol_from`
+/// blocks: a connection from anywhere else is closed at accept, before a byte of it is read, so no
+/// header it sends is ever believed.
 final class AcceptGate: ChannelInboundHandler {
     typealias InboundIn = any Channel
     typealias InboundOut = any Channel
@@ -110,16 +117,75 @@ final class AcceptGate: ChannelInboundHandler {
     private var admission: ConnectionAdmission
     private let loop: LoopContext
     private let proxyProtocol: Bool
+    /// The config listener (index into `listeners`) this gate guards; more than one only when the
+    /// bound address cannot tell them apart (see ``candidates(boundTo:proxyProtocol:in:)``), and
+    /// nil until the listening socket is bound.
+    private var listeners: [Int]?
     /// Set once the event loops are stopping: closing connections then no longer report back.
     let stopping = ManagedAtomic(false)
 
     private let bans: BanRegistry?
 
-    init(limits: Limits, proxyProtocol: Bool, loop: LoopContext, bans: BanRegistry? = nil) {
+    /// A gate for the listener at index `listener` of the config; when nil, the listener is found
+    /// by the address the listening socket is bound to, once it is bound.
+    init(limits: Limits, proxyProtocol: Bool, loop: LoopContext, bans: BanRegistry? = nil, listener: Int? = nil) {
         self.bans = bans
         self.admission = ConnectionAdmission(maxConnections: limits.maxConnections, maxPerAddress: limits.maxConnectionsPerIP)
         self.proxyProtocol = proxyProtocol
         self.loop = loop
+        self.listeners = listener.map { [$0] }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if proxyProtocol {
+            let configured = loop.config.source.listeners
+            if listeners == nil {
+                listeners = Self.candidates(boundTo: context.channel.localAddress, proxyProtocol: true, in: configured)
+            }
+            let found = (listeners ?? []).filter { $0 < configured.count }
+            let address = context.channel.localAddress.map { "\($0)" } ?? "?"
+            if found.isEmpty {
+                loop.logger.error("cannot tell which listener is bound here; every PROXY connection to it is refused", metadata: ["address": "\(address)"])
+            } else if found.contains(where: { configured[$0].proxyProtocolFrom.isEmpty }) {
+                loop.logger.warning(
+                    "PROXY headers are believed from any peer: set proxy_protocol_from to the load balancers in front",
+                    metadata: ["address": "\(address)"]
+                )
+            }
+        }
+        context.fireChannelActive()
+    }
+
+    /// The config listeners a listening socket bound to `address` can be: same IP (a host name
+    /// matches any) and same port, else port 0 (any free port). Several only when two listeners
+    /// on one address both asked for port 0; the gate then requires what every one of them does.
+    static func candidates(boundTo address: SocketAddress?, proxyProtocol: Bool, in listeners: [ListenerConfig]) -> [Int] {
+        guard let address, let port = address.port else { return [] }
+        let ip = IPAddress(address)
+        let matches = listeners.indices.filter { i in
+            let l = listeners[i]
+            guard l.proxyProtocol == proxyProtocol, l.address.port == port || l.address.port == 0 else { return false }
+            guard let configured = IPAddress(l.address.host) else { return true }
+            return configured == ip
+        }
+        let exact = matches.filter { listeners[$0].address.port == port }
+        return exact.isEmpty ? matches : exact
+    }
+
+    /// True when `peer` may send this listener a PROXY header: it is inside the
+    /// `proxy_protocol_from` blocks of the listener (of every candidate), read from the config in
+    /// force so a reload applies to new connections. Unknown listener or peer: false.
+    func trustsProxyHeaders(from peer: SocketAddress?) -> Bool {
+        let configured = loop.config.source.listeners
+        guard let listeners, !listeners.isEmpty else { return false }
+        let ip = IPAddress(peer)
+        for i in listeners {
+            guard i < configured.count else { return false }
+            let from = configured[i].proxyProtocolFrom
+            if from.isEmpty { continue }
+            guard let ip, from.contains(ip) else { return false }
+        }
+        return true
     }
 
     /// Applies new caps from a reloaded config (open connections stay).
@@ -131,6 +197,11 @@ final class AcceptGate: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let child = unwrapInboundIn(data)
         if proxyProtocol {
+            guard trustsProxyHeaders(from: child.remoteAddress) else {
+                loop.reject(.proxyProtocolUntrusted, client: IPAddress(child.remoteAddress))
+                child.close(promise: nil)
+                return
+            }
             // Only the total is known to matter here; the per-address cap waits for the real address.
             if admission.open >= admission.maxConnections {
                 loop.reject(.maxConnections, client: IPAddress(child.remoteAddress))

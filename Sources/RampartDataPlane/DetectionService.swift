@@ -69,6 +69,10 @@ public struct SiteTop: Sendable, Equatable, Codable {
 /// Collects each loop's second of traffic once a second, runs every site's ``ModeController``,
 /// publishes mode changes to the loops, and keeps incidents. Lives on the accept loop; the hot path
 /// never waits for it (loops hand over a value once a second).
+///
+/// Operator overrides set through the admin API are stored and survive a restart. The config's
+/// `mode:` is the operator's standing order and wins: a stored override applies only while the
+/// site's config says `auto`, and a config that fixes the mode replaces (and deletes) it.
 final class DetectionService {
     private let loop: any EventLoop
     private let contexts: [NIOLoopBound<LoopContext>]
@@ -85,13 +89,28 @@ final class DetectionService {
     static let keptIncidents = 200
 
     private let store: StateStore?
+    /// Operators' overrides as stored in the state database, by site (kept equal to it).
+    private var storedOverrides: [String: SiteMode] = [:]
 
+    /// Runs on `loop` (the accept loop), before any listener is bound.
     init(loop: any EventLoop, contexts: [NIOLoopBound<LoopContext>], logger: Logger, store: StateStore?) {
         self.loop = loop
         self.contexts = contexts
         self.logger = logger
         self.store = store
-        guard let store else { return }
+        if let store { restore(from: store) }
+        if let config = contexts.first(where: { $0.eventLoop.inEventLoop })?.value.config.source {
+            publishInitialModes(config.sites)
+        }
+    }
+
+    /// Reads back what the state database kept: incidents and operators' mode overrides.
+    private func restore(from store: StateStore) {
+        do {
+            storedOverrides = try store.modeOverrides()
+        } catch {
+            logger.error("cannot read stored mode overrides; every site starts in its configured mode", metadata: ["error": "\(error)"])
+        }
         do {
             // Incidents survive a restart; one left open by a stop is closed at the restart.
             let now = unixNow()
@@ -109,12 +128,28 @@ final class DetectionService {
         }
     }
 
+    /// Hands every loop the mode each site starts in (the config's `mode:`, else a stored
+    /// override) before any listener is bound, so the first request already meets it. The
+    /// controllers, the log line and the incident follow in ``start(_:)``.
+    private func publishInitialModes(_ sites: [SiteConfig]) {
+        for site in sites {
+            guard let mode = site.fixedMode ?? storedOverrides[site.name] else { continue }
+            let name = site.name
+            let tier = site.challenge.tier ?? .cookie
+            for bound in contexts {
+                bound.eventLoop.execute { bound.value.setMode(site: name, mode: mode, tier: tier) }
+            }
+        }
+    }
+
     /// Starts (or, after a reload, updates) the per-site controllers and the one-second tick.
     func start(_ config: GatewayConfig) {
         let previous = Dictionary(sites.map { ($0.name, $0.fixedMode) }, uniquingKeysWith: { a, _ in a })
         sites = config.sites
         var next: [String: ModeController] = [:]
+        var created: [SiteConfig] = []
         for site in config.sites {
+            if controllers[site.name] == nil { created.append(site) }
             var c = controllers[site.name] ?? ModeController(config: site.detection, fixedTier: site.challenge.tier)
             c.config = site.detection
             c.fixedTier = site.challenge.tier
@@ -122,9 +157,18 @@ final class DetectionService {
         }
         controllers = next
         // A mode written in the config acts as an operator override; removing it returns the site
-        // to automatic (an override set through the admin API stays until cleared there).
+        // to automatic (an override set through the admin API stays until cleared there). A mode
+        // the config fixes is the standing order: it replaces a stored API override for good.
         for site in config.sites where site.fixedMode != (previous[site.name] ?? nil) {
-            _ = setOverride(site: site.name, mode: site.fixedMode)
+            if site.fixedMode != nil, storedOverrides.removeValue(forKey: site.name) != nil {
+                store?.removeModeOverride(site: site.name)
+                logger.notice("stored mode override dropped: the config fixes the site's mode", metadata: ["site": "\(site.name)"])
+            }
+            _ = force(site: site.name, mode: site.fixedMode, reason: nil)
+        }
+        for site in created where site.fixedMode == nil {
+            guard let mode = storedOverrides[site.name] else { continue }
+            _ = force(site: site.name, mode: mode, reason: "operator override restored from the state database")
         }
         if task == nil {
             task = loop.scheduleRepeatedAsyncTask(initialDelay: .seconds(1), delay: .seconds(1)) { [self] _ in
@@ -162,11 +206,31 @@ final class DetectionService {
         }
     }
 
-    /// Forces a site's mode (nil: automatic again). False when the site does not exist.
+    /// An operator forces a site's mode through the admin API (nil: automatic again). Stored, so
+    /// it survives a restart, while the site's config says `auto`; on a site whose config fixes
+    /// the mode it lasts until the next restart (or a reload that changes `mode:`). False when the
+    /// site does not exist.
     func setOverride(site: String, mode: SiteMode?) -> Bool {
+        guard controllers[site] != nil else { return false }
+        if let mode {
+            if sites.first(where: { $0.name == site })?.fixedMode == nil {
+                storedOverrides[site] = mode
+                store?.saveModeOverride(site: site, mode: mode, at: unixNow())
+            } else {
+                logger.notice("mode override not stored: the config fixes this site's mode, which applies again at restart", metadata: ["site": "\(site)"])
+            }
+        } else if storedOverrides.removeValue(forKey: site) != nil {
+            store?.removeModeOverride(site: site)
+        }
+        return force(site: site, mode: mode, reason: nil)
+    }
+
+    /// Puts the override in force on the controller and publishes the change. False when the site
+    /// does not exist.
+    private func force(site: String, mode: SiteMode?, reason: String?) -> Bool {
         guard var controller = controllers[site] else { return false }
         let now = unixNow()
-        let change = controller.setOverride(mode, at: now)
+        let change = controller.setOverride(mode, at: now, reason: reason)
         controllers[site] = controller
         if let change { changed(site: site, change: change, controller: controller, at: now) }
         return true

@@ -23,8 +23,9 @@ public struct BanRecord: Sendable, Equatable, Codable {
     }
 }
 
-/// Local state in one SQLite file (`state.sqlite` in the state folder): bans and incidents, so a
-/// restart neither forgives attackers nor forgets what happened.
+/// Local state in one SQLite file (`state.sqlite` in the state folder): bans, incidents and the
+/// operators' mode overrides, so a restart neither forgives attackers, forgets what happened, nor
+/// drops a site out of the mode an operator put it in.
 ///
 /// Writes go through one serial queue, never on an event loop. A failing database (disk full,
 /// file removed) is logged and the gateway keeps running on its in-memory state.
@@ -57,6 +58,14 @@ public final class StateStore: Sendable {
                 t.column("start", .integer).notNull()
                 t.column("end", .integer)
                 t.column("body", .text).notNull()
+            }
+        }
+        // Databases written before it get the table on their next open; nothing else changes.
+        migrator.registerMigration("v2-mode-override") { db in
+            try db.create(table: "mode_override") { t in
+                t.primaryKey("site", .text)
+                t.column("mode", .text).notNull()
+                t.column("set_at", .integer).notNull()
             }
         }
         try migrator.migrate(db)
@@ -100,6 +109,34 @@ public final class StateStore: Sendable {
                 return try Row.fetchAll(db, sql: "SELECT address, until, level, reason, created FROM ban ORDER BY until DESC").map {
                     BanRecord(address: $0["address"], until: $0["until"], level: $0["level"], reason: $0["reason"], created: $0["created"])
                 }
+            }
+        }
+    }
+
+    /// Stores (or replaces) the mode an operator forced `site` into, at `now` (Unix seconds).
+    package func saveModeOverride(site: String, mode: SiteMode, at now: Int64) {
+        write("mode override") { db in
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO mode_override (site, mode, set_at) VALUES (?, ?, ?)",
+                arguments: [site, mode.rawValue, now]
+            )
+        }
+    }
+
+    /// Forgets `site`'s override (the site is automatic again).
+    package func removeModeOverride(site: String) {
+        write("mode override cleared") { db in try db.execute(sql: "DELETE FROM mode_override WHERE site = ?", arguments: [site]) }
+    }
+
+    /// Every stored override, by site. Rows naming a mode this version does not know are skipped.
+    package func modeOverrides() throws -> [String: SiteMode] {
+        try queue.sync {
+            try db.read { db in
+                var out: [String: SiteMode] = [:]
+                for row in try Row.fetchAll(db, sql: "SELECT site, mode FROM mode_override") {
+                    if let mode = SiteMode(rawValue: row["mode"]) { out[row["site"]] = mode }
+                }
+                return out
             }
         }
     }

@@ -22,6 +22,9 @@ import Testing
         #expect(config.listeners[0].limits.maxBodyBytes == 10 << 20)
         #expect(config.trustedProxies.contains(IPAddress("127.0.0.1")!))
         #expect(config.adminAddress == HostPort(host: "127.0.0.1", port: 9090))
+        #expect(config.sites[0].requestHeaders.strip == RequestHeaderPolicy.defaultStrip.filter { $0 != "x-forwarded-prefix" })
+        #expect(config.sites[1].requestHeaders == RequestHeaderPolicy())
+        #expect(try ConfigLoader.check(path: Self.root + "/examples/rampart.yaml").warnings.isEmpty)
     }
 
     @Test func everyProblemIsReportedWithLineAndKey() throws {
@@ -192,6 +195,114 @@ enum URLPath {
             #expect(text.contains("bad.yaml:7:") && text.contains("sites[0].fingerprints.deny[0]"), "\(text)")
             #expect(text.contains("sites[0].fingerprints.allow"), "\(text)")
             #expect(text.contains("sites[0].rate_limits[0].key") && text.contains("ja4"), "\(text)")
+        }
+    }
+}
+
+@Suite struct ListenerAndHeaderConfigTests {
+    @Test func proxyProtocolFromIsReadAndAListenerWithoutItIsAWarning() throws {
+        let good = """
+            listeners:
+              - address: 127.0.0.1:8080
+                proxy_protocol: true
+                proxy_protocol_from: [10.0.0.0/8, 192.0.2.7, "2001:db8::/32"]
+              - address: 127.0.0.1:8081
+                proxy_protocol: true
+              - address: 127.0.0.1:8082
+                proxy_protocol_from: [10.0.0.0/8]
+            sites: [{name: www, hosts: [example.org], origins: [127.0.0.1:9000]}]
+            """
+        let checked = try ConfigLoader.check(yaml: good, file: "pp.yaml")
+        let from = checked.config.listeners[0].proxyProtocolFrom
+        #expect(from.blocks.count == 3)
+        #expect(from.contains(IPAddress("10.1.2.3")!) && from.contains(IPAddress("192.0.2.7")!) && from.contains(IPAddress("2001:db8::1")!))
+        #expect(!from.contains(IPAddress("192.0.2.8")!))
+        #expect(checked.config.listeners[1].proxyProtocolFrom.isEmpty)
+        // A PROXY listener that believes anyone, and a list that does nothing: warnings, not errors.
+        #expect(checked.warnings.map(\.key) == ["listeners[1].proxy_protocol", "listeners[2].proxy_protocol_from"], "\(checked.warnings)")
+        #expect(checked.warnings[0].line == 6 && checked.warnings[0].message.contains("any peer"))
+        #expect(checked.warnings[0].description.hasPrefix("pp.yaml:6:"))
+        #expect(try ConfigLoader.check(yaml: good.replacingOccurrences(of: "  - address: 127.0.0.1:8081\n    proxy_protocol: true\n", with: "")
+            .replacingOccurrences(of: "  - address: 127.0.0.1:8082\n    proxy_protocol_from: [10.0.0.0/8]\n", with: ""), file: "pp.yaml").warnings.isEmpty)
+
+        let bad = """
+            listeners:
+              - address: 127.0.0.1:8080
+                proxy_protocol: true
+                proxy_protocol_from: [10.0.0.0/33, load-balancer]
+              - address: 127.0.0.1:8081
+                proxy_protocol: true
+                proxy_protocol_from: []
+              - address: 127.0.0.1:8082
+                proxy_protocol_from: 10.0.0.0/8
+            sites: [{name: www, hosts: [example.org], origins: [127.0.0.1:9000]}]
+            """
+        do {
+            _ = try ConfigLoader.load(yaml: bad, file: "bad.yaml")
+            Issue.record("a bad proxy_protocol_from was accepted")
+        } catch {
+            let found = error.issues.map { "\($0.line) \($0.key)" }
+            #expect(found == [
+                "4 listeners[0].proxy_protocol_from[0]", "4 listeners[0].proxy_protocol_from[1]", "7 listeners[1].proxy_protocol_from",
+                "9 listeners[2].proxy_protocol_from",
+            ], "\(error)")
+        }
+    }
+
+    static func site(_ requestHeaders: String) -> String {
+        """
+        listeners: [{address: 127.0.0.1:8080}]
+        sites:
+          - name: www
+            hosts: [example.org]
+            origins: [127.0.0.1:9000]
+            request_headers: \(requestHeaders)
+        """
+    }
+
+    @Test func requestHeadersStripReplacesPassRemovesAndTheSwitchesAreRead() throws {
+        #expect(try ConfigLoader.load(yaml: Self.site("{}"), file: "h.yaml").sites[0].requestHeaders == RequestHeaderPolicy())
+        let passed = try ConfigLoader.check(yaml: Self.site("{pass: [X-Forwarded-Prefix, cf-connecting-ip], forwarded: true}"), file: "h.yaml")
+        let policy = passed.config.sites[0].requestHeaders
+        #expect(policy.strip == RequestHeaderPolicy.defaultStrip.filter { $0 != "x-forwarded-prefix" && $0 != "cf-connecting-ip" })
+        #expect(policy.setForwarded && policy.setRealIP)
+        #expect(passed.warnings.isEmpty)
+
+        let replaced = try ConfigLoader.check(yaml: Self.site("{strip: [X-Real-IP, X-Debug-User, forwarded], pass: [x-debug-user], x_real_ip: false}"), file: "h.yaml")
+        #expect(replaced.config.sites[0].requestHeaders.strip == ["x-real-ip", "forwarded"])
+        #expect(!replaced.config.sites[0].requestHeaders.setRealIP && !replaced.config.sites[0].requestHeaders.setForwarded)
+        #expect(replaced.warnings.isEmpty)
+
+        // Neither stripped nor set: the client picks the value the origin reads. Allowed, warned.
+        let open = try ConfigLoader.check(yaml: Self.site("{pass: [x-real-ip], x_real_ip: false}"), file: "h.yaml")
+        #expect(open.warnings.map(\.key) == ["sites[0].request_headers"] && open.warnings[0].message.contains("X-Real-IP"), "\(open.warnings)")
+    }
+
+    @Test func requestHeaderNamesAreCheckedWithLineAndKey() {
+        let bad = """
+            listeners: [{address: 127.0.0.1:8080}]
+            sites:
+              - name: www
+                hosts: [example.org]
+                origins: [127.0.0.1:9000]
+                request_headers:
+                  strip: ["x-real-ip", "bad header", "Content-Length", x-real-ip, "x-ümlaut"]
+                  pass: [x-original-url]
+                  forwarded: maybe
+                  strip_all: true
+            """
+        do {
+            _ = try ConfigLoader.load(yaml: bad, file: "bad.yaml")
+            Issue.record("bad request_headers were accepted")
+        } catch {
+            let found = error.issues.map { "\($0.line) \($0.key)" }
+            #expect(found == [
+                "10 sites[0].request_headers.strip_all", "7 sites[0].request_headers.strip[1]", "7 sites[0].request_headers.strip[2]",
+                "7 sites[0].request_headers.strip[3]", "7 sites[0].request_headers.strip[4]", "9 sites[0].request_headers.forwarded",
+                "8 sites[0].request_headers.pass[0]",
+            ], "\(error)")
+            #expect(error.description.contains("'content-length'; it cannot be stripped"), "\(error)")
+            #expect(error.description.contains("'x-original-url' is not stripped"), "\(error)")
         }
     }
 }

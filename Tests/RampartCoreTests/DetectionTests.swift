@@ -188,6 +188,23 @@ private func second(
         #expect(m.mode == .normal)
     }
 
+    @Test func extremeThresholdsAndClocksNeverTrap() {
+        var extreme = config
+        extreme.minRate = .infinity
+        var m = ModeController(config: extreme)
+        // A load line naming the baseline is built every second; an infinite floor must not trap it.
+        #expect(m.observe(second(requests: 5000, sources: 5000, distinctTargets: 10, saturated: true), at: .min) == nil)
+        #expect(m.observe(second(requests: 5000, sources: 5000, distinctTargets: 10, saturated: true), at: .max)?.to == .elevated)
+        #expect(m.observe(second(requests: 5000, sources: 5000, distinctTargets: 10, uncleared: 5000, saturated: true), at: .min) == nil)
+    }
+
+    @Test func anOverrideCarriesTheReasonGivenForIt() {
+        var m = ModeController(config: config)
+        let restored = m.setOverride(.underAttack, at: 5, reason: "operator override restored from the state database")
+        #expect(restored == ModeChange(from: .normal, to: .underAttack, tier: .cookie, at: 5, reason: "operator override restored from the state database", manual: true))
+        #expect(m.setOverride(nil, at: 6)?.reason == "operator returned the site to automatic mode")
+    }
+
     @Test func quietSiteNeverLeavesNormalBelowTheFloor() {
         var m = ModeController(config: config)
         for t in 0..<30 { _ = m.observe(second(requests: 40, sources: 40, distinctTargets: 40), at: Int64(t)) }

@@ -106,6 +106,37 @@ import Testing
         #expect(t.check(now: t0 + .seconds(10)) == .expired(.bodyTooSlow))
     }
 
+    @Test func anUnreachableMinimumBodyRateCutsOffInsteadOfTrapping() {
+        for rate in [4 << 30, Int.max] {
+            var l = limits()
+            l.bodyMinRate = rate  // 4 GiB/s × 5 s overflowed the old nanosecond product
+            var t = ConnectionTimeouts(limits: l, now: t0)
+            t.headReceived(now: t0, expectsBody: true)
+            t.bodyReceived(count: 1 << 30, now: t0 + .seconds(1))
+            #expect(t.check(now: t0 + .seconds(5)) == .expired(.bodyTooSlow), "rate \(rate)")
+        }
+        // A window count that would overflow saturates: Int.max bytes meet any rate.
+        var l = limits()
+        l.bodyMinRate = 4 << 30
+        var t = ConnectionTimeouts(limits: l, now: t0)
+        t.headReceived(now: t0, expectsBody: true)
+        t.bodyReceived(count: Int.max, now: t0 + .seconds(1))
+        t.bodyReceived(count: Int.max, now: t0 + .seconds(2))
+        #expect(t.check(now: t0 + .seconds(5)) == .ok(nextCheck: t0 + .seconds(10)))
+        #expect(ConnectionTimeouts.bytesNeeded(rate: 1024, window: .seconds(5)) == 5120)
+        #expect(ConnectionTimeouts.bytesNeeded(rate: Int.max, window: .seconds(5)) == .max)
+        #expect(ConnectionTimeouts.bytesNeeded(rate: 1000, window: .milliseconds(1500)) == 1500)
+    }
+
+    @Test func extremeTimeoutsSaturateAtTheEndOfTheClock() {
+        var l = limits()
+        l.headerTimeout = .nanoseconds(.max)
+        l.sendTimeout = .nanoseconds(.max)
+        var t = ConnectionTimeouts(limits: l, now: t0)
+        t.writabilityChanged(isWritable: false, now: t0)
+        #expect(t.check(now: t0 + .hours(24 * 365)) == .ok(nextCheck: .distantFuture))
+    }
+
     @Test func bodyDeadlineHoldsEvenAtGoodRate() {
         var l = limits()
         l.bodyMinRate = 0

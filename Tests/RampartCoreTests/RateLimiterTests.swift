@@ -21,6 +21,37 @@ import Testing
         #expect(t.take(IPAddress("127.0.0.10")!, now: 10 * second) == .allowed)
     }
 
+    @Test func extremeRatesAndBurstsSaturateInsteadOfTrapping() {
+        let a = IPAddress("127.0.0.9")!
+        // 1e-20/s: the wait for the next token (1e20 s) is announced as one day, not converted whole.
+        var slow = TokenBucketTable(capacity: 64, ratePerSecond: 1e-20, burst: 1, seed: 7)
+        #expect(slow.take(a, now: 0) == .allowed)
+        #expect(slow.take(a, now: second) == .limited(retryAfterSeconds: ValueBounds.maxRetryAfterSeconds))
+        // Infinite, NaN and negative values are clamped: every decision is still a plain answer.
+        var unlimited = TokenBucketTable(capacity: 64, ratePerSecond: .infinity, burst: .infinity, seed: 7)
+        #expect((0..<1000).allSatisfy { unlimited.take(a, now: Int64($0)) == .allowed })
+        var nan = TokenBucketTable(capacity: 64, ratePerSecond: .nan, burst: .nan, seed: 7)
+        #expect(nan.take(a, now: 0) == .allowed)
+        #expect(nan.take(a, now: 0) == .limited(retryAfterSeconds: 60))
+        var negative = TokenBucketTable(capacity: 64, ratePerSecond: -5, burst: -5, seed: 7)
+        #expect(negative.burst == 1 && negative.ratePerNanosecond == 0)
+        #expect(negative.take(a, now: 0) == .allowed)
+        // A clock that jumps from one end of Int64 to the other.
+        var jumpy = TokenBucketTable(capacity: 64, ratePerSecond: 1, burst: 1, seed: 7)
+        #expect(jumpy.take(a, now: .min) == .allowed)
+        #expect(jumpy.take(a, now: .max) == .allowed)
+        #expect(jumpy.take(a, now: .min) == .limited(retryAfterSeconds: 1))
+    }
+
+    @Test func aSiteLimiterBuiltInCodeWithExtremeRulesNeverTraps() {
+        let tiny = RateLimitRule(name: "tiny", ratePerSecond: 1e-20, burst: 1)
+        let huge = RateLimitRule(name: "huge", ratePerSecond: .greatestFiniteMagnitude, burst: .greatestFiniteMagnitude)
+        var limiter = SiteRateLimiter(rules: [huge, tiny], loops: 4)
+        let client = IPAddress("192.0.2.1")!
+        #expect(limiter.check(client: client, method: .GET, target: "/", now: 0) == .allowed(shadowHits: []))
+        #expect(limiter.check(client: client, method: .GET, target: "/", now: 1) == .limited(rule: "tiny", action: .reject, retryAfterSeconds: 86_400))
+    }
+
     @Test func memoryIsFixedAndHeavySourcesStayTracked() {
         // 1,000,000 one-off addresses interleaved with 100 heavy sources, through a 4,096-slot table.
         var t = TokenBucketTable(capacity: 4096, ratePerSecond: 20, burst: 100, seed: 42)

@@ -35,6 +35,49 @@ extension IntegrationTests {
         #expect(incidents[0].end == 1100 && incidents[0].timeline == ["opened", "closed"])
     }
 
+    @Test func modeOverridesAreStoredReplacedAndRemoved() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-state-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = try StateStore(folder: folder, logger: Logger(label: "test"))
+        store.saveModeOverride(site: "www", mode: .elevated, at: 1000)
+        store.saveModeOverride(site: "www", mode: .underAttack, at: 1001)
+        store.saveModeOverride(site: "api", mode: .normal, at: 1002)
+        store.saveModeOverride(site: "old", mode: .elevated, at: 1003)
+        store.removeModeOverride(site: "old")
+        store.flush()
+        let reopened = try StateStore(folder: folder, logger: Logger(label: "test"))
+        #expect(try reopened.modeOverrides() == ["www": .underAttack, "api": .normal])
+    }
+
+    /// A database written by the version before mode overrides (schema `v1` only, with a ban in
+    /// it) is brought up to date on open: the ban is kept and overrides can be stored.
+    @Test func aDatabaseFromBeforeModeOverridesMigratesCleanly() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-state-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let v1 = """
+            import sqlite3, sys
+            db = sqlite3.connect(sys.argv[1])
+            db.executescript('''
+            CREATE TABLE grdb_migrations (identifier TEXT NOT NULL PRIMARY KEY);
+            INSERT INTO grdb_migrations VALUES ('v1');
+            CREATE TABLE "ban" ("address" TEXT PRIMARY KEY NOT NULL, "until" INTEGER NOT NULL, "level" INTEGER NOT NULL, "reason" TEXT NOT NULL, "created" INTEGER NOT NULL);
+            CREATE TABLE "incident" ("id" INTEGER PRIMARY KEY, "site" TEXT NOT NULL, "start" INTEGER NOT NULL, "end" INTEGER, "body" TEXT NOT NULL);
+            INSERT INTO ban VALUES ('192.0.2.1', 4000000000, 2, 'rate_limited', 1000);
+            ''')
+            db.commit()
+            """
+        let (status, out) = try runProgram(["python3", "-c", v1, folder + "/state.sqlite"])
+        #expect(status == 0, "\(out)")
+        let store = try StateStore(folder: folder, logger: Logger(label: "test"))
+        #expect(try store.activeBans(now: 2000) == [BanRecord(address: "192.0.2.1", until: 4_000_000_000, level: 2, reason: "rate_limited", created: 1000)])
+        #expect(try store.modeOverrides().isEmpty)
+        store.saveModeOverride(site: "www", mode: .underAttack, at: 2000)
+        store.flush()
+        #expect(try StateStore(folder: folder, logger: Logger(label: "test")).modeOverrides() == ["www": .underAttack])
+    }
+
     @Test func bansAndIncidentsSurviveARestartOfTheGateway() async throws {
         let origin = DemoOrigin()
         let originPort = try await origin.start()

@@ -31,11 +31,26 @@ public struct ConfigError: Error, Sendable, CustomStringConvertible {
     public var description: String { issues.map(\.description).joined(separator: "\n") }
 }
 
+/// A config that passed validation, with the warnings found on the way: settings that are valid but
+/// weaken a defence (a PROXY listener that believes any peer, an identity header passed through).
+/// `rampart check` prints them; they never stop the gateway.
+package struct CheckedConfig: Sendable {
+    /// The validated config.
+    package var config: GatewayConfig
+    /// Each with file, line and key, in file order.
+    package var warnings: [ConfigIssue]
+}
+
 /// Decodes and validates the YAML config. Every problem in the file is collected before failing,
 /// each with file, line, column and key, so `rampart check` shows them all at once.
 public enum ConfigLoader {
     /// Decodes `yaml` (read from `file`, used in messages) into a validated config.
     public static func load(yaml: String, file: String) throws(ConfigError) -> GatewayConfig {
+        try check(yaml: yaml, file: file).config
+    }
+
+    /// Decodes and validates `yaml` (read from `file`, used in messages); also returns the warnings.
+    package static func check(yaml: String, file: String) throws(ConfigError) -> CheckedConfig {
         let reader = ConfigReader(file: file)
         let root: Node?
         do {
@@ -50,15 +65,20 @@ public enum ConfigLoader {
         }
         let config = reader.gateway(root)
         if !reader.issues.isEmpty { throw ConfigError(issues: reader.issues) }
-        return config!
+        return CheckedConfig(config: config!, warnings: reader.warnings)
     }
 
     /// Reads and decodes the file at `path`.
     public static func load(path: String) throws(ConfigError) -> GatewayConfig {
+        try check(path: path).config
+    }
+
+    /// Reads, decodes and validates the file at `path`; also returns the warnings.
+    package static func check(path: String) throws(ConfigError) -> CheckedConfig {
         guard let text = readTextFile(path) else {
             throw ConfigError(issues: [ConfigIssue(file: path, line: 0, column: 0, key: "", message: "cannot read the file")])
         }
-        return try load(yaml: text, file: path)
+        return try check(yaml: text, file: path)
     }
 }
 
@@ -66,6 +86,8 @@ public enum ConfigLoader {
 final class ConfigReader {
     let file: String
     private(set) var issues: [ConfigIssue] = []
+    /// Valid settings that weaken a defence; reported by `rampart check`, never fatal.
+    private(set) var warnings: [ConfigIssue] = []
 
     init(file: String) { self.file = file }
 
@@ -83,6 +105,11 @@ final class ConfigReader {
     func report(_ node: Node?, _ key: String, _ message: String) {
         let mark = node?.mark
         issues.append(ConfigIssue(file: file, line: mark?.line ?? 0, column: mark?.column ?? 0, key: key, message: message))
+    }
+
+    func warn(_ node: Node?, _ key: String, _ message: String) {
+        let mark = node?.mark
+        warnings.append(ConfigIssue(file: file, line: mark?.line ?? 0, column: mark?.column ?? 0, key: key, message: message))
     }
 
     /// The pairs of a mapping node, reporting unknown keys. Nil (and an issue) when not a mapping.
@@ -138,25 +165,42 @@ final class ConfigReader {
         return v
     }
 
-    func duration(_ node: Node, _ path: String, allowZero: Bool = false) -> TimeAmount? {
+    /// A duration from `ValueBounds.minDuration` (or zero with `allowZero`) to `max`.
+    func duration(_ node: Node, _ path: String, allowZero: Bool = false, max: TimeAmount = ValueBounds.maxDuration) -> TimeAmount? {
         guard let s = node.scalar?.string, let v = ValueParsing.duration(s) else {
             report(node, path, "expected a duration such as 500ms, 10s, 2m or 1h")
             return nil
         }
-        guard allowZero || v > .zero else {
-            report(node, path, "must be greater than zero")
+        let min = allowZero ? TimeAmount.zero : ValueBounds.minDuration
+        guard v >= min, v <= max else {
+            report(node, path, "must be between \(ValueBounds.describe(min)) and \(ValueBounds.describe(max))")
             return nil
         }
         return v
     }
 
-    func bytes(_ node: Node, _ path: String, min: Int = 1) -> Int? {
+    /// A rate (`20/s`, `300/m`, `1000/h`) in events per second, from `ValueBounds.minRate` (one a
+    /// day) to `ValueBounds.maxRate`.
+    func rate(_ node: Node, _ path: String, example: String) -> Double? {
+        guard let s = node.scalar?.string, let v = ValueParsing.rate(s) else {
+            report(node, path, "expected a rate such as \(example), 300/m or 1000/h")
+            return nil
+        }
+        guard v >= ValueBounds.minRate, v <= ValueBounds.maxRate else {
+            report(node, path, "must be between one a day (0.0417/h) and \(Int(ValueBounds.maxRate))/s")
+            return nil
+        }
+        return v
+    }
+
+    /// A size in bytes from `min` to `max`.
+    func bytes(_ node: Node, _ path: String, min: Int = 1, max: Int) -> Int? {
         guard let s = node.scalar?.string, let v = ValueParsing.bytes(s) else {
             report(node, path, "expected a size such as 512, 16KiB or 10MiB")
             return nil
         }
-        guard v >= min else {
-            report(node, path, "must be at least \(min) bytes")
+        guard v >= min, v <= max else {
+            report(node, path, "must be between \(ValueParsing.describe(bytes: min)) and \(ValueParsing.describe(bytes: max))")
             return nil
         }
         return v
@@ -183,10 +227,10 @@ final class ConfigReader {
     static let accessLogKeys = ["path", "per_second"]
     static let banKeys = ["enabled", "strikes", "strikes_per_second", "duration", "max_duration", "capacity"]
     static let knownGoodKeys = ["successes", "min_age", "lifetime", "allow"]
-    static let listenerKeys = ["address", "proxy_protocol", "limits", "timeouts", "tls"]
+    static let listenerKeys = ["address", "proxy_protocol", "proxy_protocol_from", "limits", "timeouts", "tls"]
     static let listenerTLSKeys = ["cert", "key", "http2", "handshake_rate", "handshake_burst", "max_handshakes"]
     static let certKeys = ["cert", "key"]
-    static let siteKeys = ["name", "hosts", "origins", "balance", "health_check", "passive_health", "limits", "timeouts", "rate_limits", "cache", "api_keys", "session_cookies", "bearer_credentials", "detection", "challenge", "mode", "tls", "hsts", "https_redirect", "fingerprints"]
+    static let siteKeys = ["name", "hosts", "origins", "balance", "health_check", "passive_health", "limits", "timeouts", "rate_limits", "cache", "api_keys", "session_cookies", "bearer_credentials", "detection", "challenge", "mode", "tls", "hsts", "https_redirect", "fingerprints", "request_headers"]
     static let detectionKeys = ["enabled", "min_rate", "elevated_factor", "attack_factor", "sustain", "calm_under_attack", "calm_elevated", "baseline_half_life", "cache_bust_share", "uncleared_share", "limited_share", "post_share", "escalate_after"]
     static let challengeKeys = ["enabled", "tier", "difficulty", "clearance_ttl", "clearance_rate", "clearance_burst", "wait", "wait_rate", "wait_burst", "exempt_paths", "exempt_key_holders", "suspicious_agents"]
     static let cacheKeys = ["enabled", "micro_ttl", "stale_for", "max_bytes", "max_object_bytes", "drop_query", "keep_params", "with_cookies"]
@@ -194,6 +238,7 @@ final class ConfigReader {
     static let originKeys = ["address", "max_connections", "tls"]
     static let originTLSKeys = ["ca", "server_name", "verify"]
     static let fingerprintKeys = ["deny", "challenge"]
+    static let requestHeaderKeys = ["strip", "pass", "x_real_ip", "forwarded"]
     static let healthKeys = ["enabled", "path", "interval", "timeout", "unhealthy_after", "healthy_after"]
     static let passiveKeys = ["max_fails", "eject_for"]
     static let adminKeys = ["listen", "token", "token_file", "enabled"]
@@ -304,16 +349,18 @@ final class ConfigReader {
                         case "enabled": config.bans.enabled = bool(bv, p) ?? config.bans.enabled
                         case "strikes": config.bans.strikes = Double(int(bv, p, min: 1, max: 1_000_000) ?? Int(config.bans.strikes))
                         case "strikes_per_second":
-                            if let s = bv.scalar?.string, let r = Double(s), r >= 0 {
-                                config.bans.strikesPerSecond = r
-                            } else {
-                                report(bv, p, "expected a number of refusals per second")
-                            }
+                            if let r = number(bv, p, min: 0, max: ValueBounds.maxRate) { config.bans.strikesPerSecond = r }
                         case "duration": config.bans.duration = duration(bv, p) ?? config.bans.duration
                         case "max_duration": config.bans.maxDuration = duration(bv, p) ?? config.bans.maxDuration
                         case "capacity": config.bans.capacity = int(bv, p, min: 16, max: 10_000_000) ?? config.bans.capacity
                         default: break
                         }
+                    }
+                    if config.bans.duration > config.bans.maxDuration {
+                        // Reported on whichever of the two keys the file sets (the first ban, if both).
+                        let set = f.first { $0.0 == "duration" } ?? f.first { $0.0 == "max_duration" }
+                        let lengths = "\(ValueBounds.describe(config.bans.duration)) > \(ValueBounds.describe(config.bans.maxDuration))"
+                        report(set?.1 ?? v, "bans.\(set?.0 ?? "duration")", "bans.duration must not be longer than bans.max_duration (\(lengths))")
                     }
                 }
             case "known_good":
@@ -393,6 +440,7 @@ final class ConfigReader {
         guard let f = fields(node, path, allowed: Self.listenerKeys) else { return nil }
         var address: HostPort? = nil
         var proxyProtocol = false
+        var proxyProtocolFrom = CIDRSet()
         var tls: ListenerTLS? = nil
         var limits = base
         var sawAddress = false
@@ -401,14 +449,24 @@ final class ConfigReader {
             switch k {
             case "address": sawAddress = true; address = hostPort(v, p)
             case "proxy_protocol": proxyProtocol = bool(v, p) ?? false
+            case "proxy_protocol_from":
+                guard let items = list(v, p) else { continue }
+                if items.isEmpty {
+                    report(v, p, "list the address blocks of the load balancers in front; leave the key out to believe PROXY headers from any peer")
+                }
+                for (i, item) in items.enumerated() {
+                    guard let s = item.scalar?.string, let cidr = CIDR(s) else {
+                        report(item, "\(p)[\(i)]", "expected an address block such as 10.0.0.0/8, 2001:db8::/32 or 192.0.2.7")
+                        continue
+                    }
+                    proxyProtocolFrom.blocks.append(cidr)
+                }
             case "tls":
                 if let files = certificateFiles(v, p, allowed: Self.listenerTLSKeys) {
                     var t = ListenerTLS(files: files)
                     if let h2 = v.mapping?["http2"] { t.http2 = bool(h2, "\(p).http2") ?? true }
                     if let r = v.mapping?["handshake_rate"] {
-                        if let text = r.scalar?.string, let rate = ValueParsing.rate(text), rate > 0 { t.handshakeRate = rate } else {
-                            report(r, "\(p).handshake_rate", "expected a rate such as 20/s")
-                        }
+                        if let rate = rate(r, "\(p).handshake_rate", example: "20/s") { t.handshakeRate = rate }
                     }
                     if let b = v.mapping?["handshake_burst"] { t.handshakeBurst = Double(int(b, "\(p).handshake_burst", min: 1, max: 1_000_000) ?? 40) }
                     if let m = v.mapping?["max_handshakes"] { t.maxHandshakes = int(m, "\(p).max_handshakes", min: 1, max: 10_000_000) ?? 2000 }
@@ -422,9 +480,21 @@ final class ConfigReader {
             }
         }
         if !sawAddress { report(node, "\(path).address", "a listener needs an address") }
+        let fromNode = f.first { $0.0 == "proxy_protocol_from" }?.1
+        if proxyProtocol, fromNode == nil {
+            let risk = "whoever reaches this listener picks the client address its requests are limited, banned and logged under"
+            warn(
+                f.first { $0.0 == "proxy_protocol" }?.1, "\(path).proxy_protocol",
+                "PROXY headers are believed from any peer: \(risk); list the load balancers in \(path).proxy_protocol_from"
+            )
+        }
+        if !proxyProtocol, let fromNode {
+            warn(fromNode, "\(path).proxy_protocol_from", "has no effect without proxy_protocol: true")
+        }
         guard let address else { return nil }
         var l = ListenerConfig(address: address, limits: limits)
         l.proxyProtocol = proxyProtocol
+        l.proxyProtocolFrom = proxyProtocolFrom
         l.tls = tls
         return l
     }
@@ -478,6 +548,7 @@ final class ConfigReader {
         var hsts: String? = nil
         var httpsRedirect = false
         var fingerprints = FingerprintRules()
+        var requestHeaders = RequestHeaderPolicy()
         var sawHosts = false
         var sawOrigins = false
         for (k, v) in f {
@@ -553,6 +624,7 @@ final class ConfigReader {
                 }
             case "challenge": challenge = challengeConfig(v, p)
             case "fingerprints": fingerprints = fingerprintRules(v, p)
+            case "request_headers": requestHeaders = requestHeaderPolicy(v, p)
             case "api_keys":
                 if let items = list(v, p) {
                     for (i, item) in items.enumerated() {
@@ -595,6 +667,7 @@ final class ConfigReader {
         s.hsts = hsts
         s.httpsRedirect = httpsRedirect
         s.fingerprints = fingerprints
+        s.requestHeaders = requestHeaders
         return s
     }
 
@@ -619,7 +692,7 @@ final class ConfigReader {
             switch k {
             case "enabled": c.enabled = bool(v, p) ?? c.enabled
             case "min_rate":
-                if let s = v.scalar?.string, let r = ValueParsing.rate(s) { c.minRate = r } else { report(v, p, "expected a rate such as 50/s") }
+                c.minRate = rate(v, p, example: "50/s") ?? c.minRate
             case "elevated_factor": c.elevatedFactor = number(v, p, min: 1.1, max: 1000) ?? c.elevatedFactor
             case "attack_factor": c.attackFactor = number(v, p, min: 1.1, max: 10000) ?? c.attackFactor
             case "sustain": c.sustain = seconds(v, p) ?? c.sustain
@@ -654,11 +727,11 @@ final class ConfigReader {
             case "difficulty": c.difficulty = int(v, p, min: 1, max: 28) ?? c.difficulty
             case "clearance_ttl": c.clearanceTTL = duration(v, p) ?? c.clearanceTTL
             case "clearance_rate":
-                if let s = v.scalar?.string, let r = ValueParsing.rate(s), r > 0 { c.clearanceRate = r } else { report(v, p, "expected a rate such as 20/s") }
+                c.clearanceRate = rate(v, p, example: "20/s") ?? c.clearanceRate
             case "clearance_burst": c.clearanceBurst = Double(int(v, p, min: 1, max: 1_000_000) ?? Int(c.clearanceBurst))
             case "wait": c.waitSeconds = seconds(v, p).map { Swift.min($0, 60) } ?? c.waitSeconds
             case "wait_rate":
-                if let s = v.scalar?.string, let r = ValueParsing.rate(s), r > 0 { c.waitRate = r } else { report(v, p, "expected a rate such as 2/s") }
+                c.waitRate = rate(v, p, example: "2/s") ?? c.waitRate
             case "wait_burst": c.waitBurst = Double(int(v, p, min: 1, max: 1_000_000) ?? Int(c.waitBurst))
             case "exempt_paths":
                 if let items = list(v, p) {
@@ -686,8 +759,8 @@ final class ConfigReader {
             case "enabled": c.enabled = bool(v, p) ?? c.enabled
             case "micro_ttl": c.microTTL = duration(v, p, allowZero: true) ?? c.microTTL
             case "stale_for": c.staleFor = duration(v, p, allowZero: true) ?? c.staleFor
-            case "max_bytes": c.maxBytes = bytes(v, p, min: 65536) ?? c.maxBytes
-            case "max_object_bytes": c.maxObjectBytes = bytes(v, p, min: 1) ?? c.maxObjectBytes
+            case "max_bytes": c.maxBytes = bytes(v, p, min: 65536, max: ValueBounds.maxCacheBytes) ?? c.maxBytes
+            case "max_object_bytes": c.maxObjectBytes = bytes(v, p, min: 1, max: ValueBounds.maxCacheObjectBytes) ?? c.maxObjectBytes
             case "with_cookies": c.withCookies = bool(v, p) ?? c.withCookies
             case "keep_params":
                 if let items = list(v, p) { c.keepParams = items.enumerated().compactMap { i, item in string(item, "\(p)[\(i)]") } }
@@ -720,11 +793,7 @@ final class ConfigReader {
                 }
             case "rate":
                 sawRate = true
-                if let s = v.scalar?.string, let r = ValueParsing.rate(s) {
-                    rule.ratePerSecond = r
-                } else {
-                    report(v, p, "expected a rate such as 20/s, 300/m or 1000/h")
-                }
+                rule.ratePerSecond = rate(v, p, example: "20/s") ?? rule.ratePerSecond
             case "burst":
                 sawBurst = true
                 rule.burst = Double(int(v, p, min: 1, max: 10_000_000) ?? 1)
@@ -814,6 +883,71 @@ final class ConfigReader {
         return t
     }
 
+    /// Request headers the gateway frames or routes by: stripping one would let the origin parse a
+    /// different request from the one the gateway decided on.
+    static let unstrippableHeaders: Set<String> = ["host", "content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer"]
+
+    /// `request_headers: {strip: [...], pass: [...], x_real_ip: bool, forwarded: bool}`. `strip`
+    /// replaces the default list; `pass` removes names from the list in force (the default, or
+    /// `strip`). Names are HTTP tokens, compared and stored in lower case.
+    func requestHeaderPolicy(_ node: Node, _ path: String) -> RequestHeaderPolicy {
+        var policy = RequestHeaderPolicy()
+        guard let f = fields(node, path, allowed: Self.requestHeaderKeys) else { return policy }
+        var passed: [(name: String, node: Node, key: String)] = []
+        for (k, v) in f {
+            let p = "\(path).\(k)"
+            switch k {
+            case "x_real_ip": policy.setRealIP = bool(v, p) ?? policy.setRealIP
+            case "forwarded": policy.setForwarded = bool(v, p) ?? policy.setForwarded
+            case "strip", "pass":
+                guard let items = list(v, p) else { continue }
+                var names: [String] = []
+                for (i, item) in items.enumerated() {
+                    let key = "\(p)[\(i)]"
+                    guard let name = headerName(item, key) else { continue }
+                    if names.contains(name) {
+                        report(item, key, "'\(name)' is listed twice")
+                        continue
+                    }
+                    if k == "strip", Self.unstrippableHeaders.contains(name) {
+                        report(item, key, "the gateway frames or routes requests by '\(name)'; it cannot be stripped")
+                        continue
+                    }
+                    names.append(name)
+                    if k == "pass" { passed.append((name, item, key)) }
+                }
+                if k == "strip" { policy.strip = names }
+            default: break
+            }
+        }
+        for (name, item, key) in passed {
+            guard let i = policy.strip.firstIndex(of: name) else {
+                report(item, key, "'\(name)' is not stripped, so there is nothing to pass; stripped: \(policy.strip.joined(separator: ", "))")
+                continue
+            }
+            policy.strip.remove(at: i)
+        }
+        if !policy.setRealIP, !policy.strip.contains("x-real-ip") {
+            warn(node, path, "X-Real-IP is neither set by the gateway nor stripped: clients can pick the address the origin sees in it")
+        }
+        if !policy.setForwarded, !policy.strip.contains("forwarded") {
+            warn(node, path, "Forwarded is neither set by the gateway nor stripped: clients can pick the address the origin sees in it")
+        }
+        return policy
+    }
+
+    /// A header name: an HTTP token (RFC 9110 section 5.6.2), returned in lower case.
+    func headerName(_ node: Node, _ path: String) -> String? {
+        let tchar = Set("!#$%&'*+-.^_`|~".utf8)
+        guard let s = node.scalar?.string, !s.isEmpty,
+            s.utf8.allSatisfy({ tchar.contains($0) || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) })
+        else {
+            report(node, path, "expected a header name such as x-real-ip (letters, digits and !#$%&'*+-.^_`|~)")
+            return nil
+        }
+        return s.lowercased()
+    }
+
     /// `fingerprints: {deny: [...], challenge: [...]}`: JA4 fingerprints or prefixes ending in `*`.
     func fingerprintRules(_ node: Node, _ path: String) -> FingerprintRules {
         var rules = FingerprintRules()
@@ -862,12 +996,12 @@ final class ConfigReader {
             switch k {
             case "max_connections": limits.maxConnections = int(v, p, min: 1, max: 10_000_000) ?? limits.maxConnections
             case "max_connections_per_ip": limits.maxConnectionsPerIP = int(v, p, min: 1, max: 10_000_000) ?? limits.maxConnectionsPerIP
-            case "max_header_bytes": limits.maxHeaderBytes = bytes(v, p, min: 256) ?? limits.maxHeaderBytes
+            case "max_header_bytes": limits.maxHeaderBytes = bytes(v, p, min: 256, max: ValueBounds.maxHeaderBytes) ?? limits.maxHeaderBytes
             case "max_header_count": limits.maxHeaderCount = int(v, p, min: 4, max: 10_000) ?? limits.maxHeaderCount
             case "max_requests_per_connection":
-                limits.maxRequestsPerConnection = int(v, p, min: 1) ?? limits.maxRequestsPerConnection
-            case "max_uri_bytes": limits.maxURIBytes = bytes(v, p, min: 16) ?? limits.maxURIBytes
-            case "max_body_bytes": limits.maxBodyBytes = bytes(v, p, min: 0) ?? limits.maxBodyBytes
+                limits.maxRequestsPerConnection = int(v, p, min: 1, max: 10_000_000) ?? limits.maxRequestsPerConnection
+            case "max_uri_bytes": limits.maxURIBytes = bytes(v, p, min: 16, max: ValueBounds.maxHeaderBytes) ?? limits.maxURIBytes
+            case "max_body_bytes": limits.maxBodyBytes = bytes(v, p, min: 0, max: ValueBounds.maxBodyBytes) ?? limits.maxBodyBytes
             default: break
             }
         }
@@ -889,7 +1023,7 @@ final class ConfigReader {
             case "idle": limits.idleTimeout = duration(v, p) ?? limits.idleTimeout
             case "send": limits.sendTimeout = duration(v, p) ?? limits.sendTimeout
             case "body": limits.bodyTimeout = duration(v, p) ?? limits.bodyTimeout
-            case "body_min_rate": limits.bodyMinRate = bytes(v, p, min: 0) ?? limits.bodyMinRate
+            case "body_min_rate": limits.bodyMinRate = bytes(v, p, min: 0, max: ValueBounds.maxBodyMinRate) ?? limits.bodyMinRate
             case "origin_connect": limits.originConnectTimeout = duration(v, p) ?? limits.originConnectTimeout
             case "origin_response": limits.originResponseTimeout = duration(v, p) ?? limits.originResponseTimeout
             default: break
@@ -966,6 +1100,14 @@ public enum ValueParsing {
         case "h", "hour": return n / 3600
         default: return nil
         }
+    }
+
+    /// `count` bytes as the config would spell it: `512 bytes`, `16KiB`, `100MiB`, `64GiB`.
+    package static func describe(bytes count: Int) -> String {
+        for (suffix, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] where count != 0 && count % (1 << shift) == 0 {
+            return "\(count >> shift)\(suffix)"
+        }
+        return "\(count) bytes"
     }
 
     /// `512`, `16k`, `16KiB`, `16KB`, `10M`, `10MiB`, `1GiB` (all binary multiples).

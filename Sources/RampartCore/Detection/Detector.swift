@@ -194,14 +194,15 @@ public struct ModeController: Sendable {
     /// The threshold base: the baseline, never below `minRate`.
     public var base: Double { max(baseline, config.minRate) }
 
-    /// Forces a mode (nil returns to automatic). Returns the change in force, if any.
-    public mutating func setOverride(_ mode: SiteMode?, at now: Int64) -> ModeChange? {
+    /// Forces a mode (nil returns to automatic). Returns the change in force, if any, with
+    /// `reason` (or a default saying an operator did it).
+    public mutating func setOverride(_ mode: SiteMode?, at now: Int64, reason: String? = nil) -> ModeChange? {
         let before = self.mode
         override = mode
         guard self.mode != before else { return nil }
         return ModeChange(
             from: before, to: self.mode, tier: tier, at: now,
-            reason: mode == nil ? "operator returned the site to automatic mode" : "set by an operator", manual: true
+            reason: reason ?? (mode == nil ? "operator returned the site to automatic mode" : "set by an operator"), manual: true
         )
     }
 
@@ -220,7 +221,7 @@ public struct ModeController: Sendable {
         let formFlood = s.requests >= 20 && Double(s.nonGet) >= config.postShare * rate
         let challengeable = s.uncleared + s.cleared
         // Cookies are handed out from elevated on; only then does "came back without one" mean something.
-        let keepsNoCookies = automatic >= .elevated && now - since >= Int64(config.sustain) && challengeable >= 20
+        let keepsNoCookies = automatic >= .elevated && Int64.saturatingDifference(now, since) >= Int64(config.sustain) && challengeable >= 20
             && Double(s.uncleared) >= config.unclearedShare * Double(challengeable)
         let hot = rate >= base * config.elevatedFactor || s.originSaturated
         let stillHot = rate >= base * config.elevatedFactor * 0.7 || s.originSaturated
@@ -238,7 +239,7 @@ public struct ModeController: Sendable {
 
         var reason = ""
         let calm = "calm for \(calmSeconds) s (\(s.requests) req/s)"
-        let load = "\(s.requests) req/s against a baseline of \(Int(base))\(s.originSaturated ? ", origin saturated" : "")"
+        let load = "\(s.requests) req/s against a baseline of \(Int(saturating: base))\(s.originSaturated ? ", origin saturated" : "")"
         switch automatic {
         case .normal:
             if attackSeconds >= config.sustain {
@@ -266,7 +267,7 @@ public struct ModeController: Sendable {
             if calmSeconds >= config.calmUnderAttack {
                 enter(.elevated, at: now)
                 reason = calm
-            } else if fixedTier == nil, tier == .cookie, now - since >= Int64(config.escalateAfter), s.cleared >= 20,
+            } else if fixedTier == nil, tier == .cookie, Int64.saturatingDifference(now, since) >= Int64(config.escalateAfter), s.cleared >= 20,
                 Double(s.cleared) >= base * config.elevatedFactor || s.originSaturated
             {
                 // Clients that pass the cookie check still flood: they bust the cache or trip their

@@ -62,19 +62,25 @@ public struct BanList: Sendable {
     }
 
     /// Bans `source` from `now`; a source banned before (whose entry is still held) gets twice
-    /// its previous length. Returns the ban's length.
+    /// its previous length, up to `maxDuration`. Returns the ban's length. Every step saturates:
+    /// no policy, however extreme, makes a ban trap, wrap around or end before it starts.
     @discardableResult
     public mutating func ban(_ source: IPAddress, now: Int64) -> TimeAmount {
         var level = 0
         if let e = entries[source] {
-            if now < e.until { return .nanoseconds(e.until - now) }  // already banned
+            if now < e.until { return .nanoseconds(Int64.saturatingDifference(e.until, now)) }  // already banned
             level = e.level + 1
         }
         if entries.count >= policy.capacity, entries[source] == nil { evict(now: now) }
-        let base = policy.duration.nanoseconds
-        let length = min(policy.maxDuration.nanoseconds, base << min(level, 16))
-        entries[source] = Entry(until: now + length, level: level)
+        let length = Self.length(base: policy.duration, level: level, cap: policy.maxDuration)
+        entries[source] = Entry(until: Int64.saturatingSum(now, length), level: level)
         return .nanoseconds(length)
+    }
+
+    /// `base` doubled `level` times (at most 16), capped at `cap`, at least 1 ns, in nanoseconds.
+    static func length(base: TimeAmount, level: Int, cap: TimeAmount) -> Int64 {
+        let doubled = Int64.saturatingProduct(max(1, base.nanoseconds), 1 << Int64(min(max(level, 0), 16)))
+        return max(1, min(cap.nanoseconds, doubled))
     }
 
     /// The ban of `source` (end in the list's clock, repeat level), if one is held.
@@ -88,13 +94,15 @@ public struct BanList: Sendable {
         entries[source] = Entry(until: until, level: level)
     }
 
-    /// Bans `source` for `length` (an operator's ban); returns its end in the list's clock.
+    /// Bans `source` for `length` (an operator's ban, at least 1 ns); returns its end in the list's
+    /// clock (saturated: a length past the end of the clock bans until its end).
     @discardableResult
     public mutating func ban(_ source: IPAddress, now: Int64, length: TimeAmount) -> Int64 {
         if entries.count >= policy.capacity, entries[source] == nil { evict(now: now) }
         let level = entries[source]?.level ?? 0
-        entries[source] = Entry(until: now + max(1, length.nanoseconds), level: level)
-        return now + length.nanoseconds
+        let until = Int64.saturatingSum(now, max(1, length.nanoseconds))
+        entries[source] = Entry(until: until, level: level)
+        return until
     }
 
     /// Bans in force at `now`: address, end (the list's clock), repeat level.
@@ -117,7 +125,8 @@ public struct BanList: Sendable {
 
     private mutating func evict(now: Int64) {
         // Expired entries first; otherwise the ban closest to its end.
-        if let expired = entries.first(where: { now >= $0.value.until + policy.maxDuration.nanoseconds })?.key {
+        let memory = max(0, policy.maxDuration.nanoseconds)
+        if let expired = entries.first(where: { now >= Int64.saturatingSum($0.value.until, memory) })?.key {
             entries.removeValue(forKey: expired)
             return
         }

@@ -50,7 +50,8 @@ public struct ConnectionTimeouts: Sendable {
     /// Body bytes arrived.
     public mutating func bodyReceived(count: Int, now: NIODeadline) {
         if case .body(let started, let windowStart, let bytes) = phase {
-            phase = .body(started: started, windowStart: windowStart, windowBytes: bytes + count)
+            let total = Int(Int64.saturatingSum(Int64(bytes), Int64(max(0, count))))
+            phase = .body(started: started, windowStart: windowStart, windowBytes: total)
         }
     }
 
@@ -95,7 +96,7 @@ public struct ConnectionTimeouts: Sendable {
             if limits.bodyMinRate > 0 {
                 let windowEnd = windowStart + Limits.rateWindow
                 if now >= windowEnd {
-                    let needed = Int64(limits.bodyMinRate) * Limits.rateWindow.nanoseconds / 1_000_000_000
+                    let needed = Self.bytesNeeded(rate: limits.bodyMinRate, window: Limits.rateWindow)
                     if Int64(windowBytes) < needed { return .expired(.bodyTooSlow) }
                     windowStart = now
                     windowBytes = 0
@@ -107,5 +108,11 @@ public struct ConnectionTimeouts: Sendable {
             break
         }
         return .ok(nextCheck: next)
+    }
+
+    /// Bytes a body must bring in `window` at `rate` bytes per second; saturates (a rate no client
+    /// can reach needs `Int64.max` bytes) instead of trapping.
+    static func bytesNeeded(rate: Int, window: TimeAmount) -> Int64 {
+        Int64(saturating: Double(rate) * Double(window.nanoseconds) / 1e9)
     }
 }

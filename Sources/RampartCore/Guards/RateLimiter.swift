@@ -33,13 +33,23 @@ public struct TokenBucketTable: Sendable {
     /// Bucket size (the burst allowed on top of the rate).
     public let burst: Double
 
+    /// Largest rate and burst a table works with (10^15 a second, 10^15 tokens): far above any
+    /// configurable value, small enough that no sum or product of them leaves the finite doubles.
+    static let ceiling = 1e15
+
     /// A table of at least `capacity` slots (rounded up to a power of two), refilling `ratePerSecond`
-    /// tokens a second up to `burst`.
+    /// tokens a second up to `burst`. Values out of range are clamped (a negative or NaN rate is 0,
+    /// a burst below 1 is 1, both at most ``ceiling``), so no value makes a later decision trap.
     public init(capacity: Int, ratePerSecond: Double, burst: Double, seed: UInt64 = UInt64.random(in: 0...UInt64.max)) {
         self.index = SetAssociativeIndex(capacity: capacity, seed: seed)
         self.slots = [Slot](repeating: Slot(), count: index.slotCount)
-        self.ratePerNanosecond = max(ratePerSecond, 0) / 1e9
-        self.burst = max(burst, 1)
+        self.ratePerNanosecond = Self.clamp(ratePerSecond, 0) / 1e9
+        self.burst = Self.clamp(burst, 1)
+    }
+
+    /// `value` within `floor...ceiling`; NaN becomes `floor`.
+    private static func clamp(_ value: Double, _ floor: Double) -> Double {
+        value.isNaN ? floor : min(max(value, floor), ceiling)
     }
 
     /// Number of slots (the most keys tracked at once).
@@ -65,7 +75,7 @@ public struct TokenBucketTable: Sendable {
     }
 
     private func refill(_ slot: Slot, now: Int64) -> Double {
-        let elapsed = Double(max(0, now - slot.stamp))
+        let elapsed = Double(max(0, Int64.saturatingDifference(now, slot.stamp)))
         return min(burst, slot.tokens + elapsed * ratePerNanosecond)
     }
 
@@ -79,8 +89,10 @@ public struct TokenBucketTable: Sendable {
         }
         slots[i].tokens = tokens
         guard ratePerNanosecond > 0 else { return .limited(retryAfterSeconds: 60) }
+        // A very slow rate makes this wait enormous: clamped to a day before it becomes an integer.
         let wait = (1 - tokens) / ratePerNanosecond / 1e9
-        return .limited(retryAfterSeconds: max(1, Int(wait.rounded(.up))))
+        let seconds = min(wait.rounded(.up), Double(ValueBounds.maxRetryAfterSeconds))
+        return .limited(retryAfterSeconds: max(1, Int(saturating: seconds)))
     }
 
     /// Slots in use (never above ``capacity``).
