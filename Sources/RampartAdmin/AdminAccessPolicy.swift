@@ -48,6 +48,7 @@ package struct AdminAccessPolicy: Sendable {
         /// True when the request has a body (a non-zero `Content-Length`, or `Transfer-Encoding`).
         package var hasBody: Bool
 
+        /// A request's facts, as ``AdminAuthMiddleware`` reads them from Hummingbird's request.
         package init(
             method: String, path: String, authorization: String?, cookies: [String], origin: String?, referer: String?,
             host: String?, extraHost: Bool, scheme: String, contentType: String?, hasBody: Bool
@@ -72,6 +73,7 @@ package struct AdminAccessPolicy: Sendable {
     /// The admin token.
     let token: String
 
+    /// The policy for the admin token `token`.
     package init(token: String) {
         self.token = token
     }

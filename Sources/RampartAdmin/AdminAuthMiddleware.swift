@@ -8,9 +8,12 @@ import NIOCore
 /// Both answers are JSON and both are counted (`rampart_admin_unauthorized_total`,
 /// `rampart_admin_forbidden_total`); neither is logged, so a flood of them cannot fill the log.
 struct AdminAuthMiddleware<Context: RequestContext>: RouterMiddleware {
+    /// The rules (and the token).
     let policy: AdminAccessPolicy
+    /// Where refusals are counted.
     let metrics: GatewayMetrics
 
+    /// Passes an allowed request on; answers a refused one itself.
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         switch policy.decide(Self.facts(of: request)) {
         case .allowed:

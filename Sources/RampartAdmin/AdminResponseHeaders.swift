@@ -11,6 +11,7 @@ struct AdminResponseHeaders<Context: RequestContext>: RouterMiddleware {
     /// `X-Frame-Options` (swift-http-types names no constant for it).
     static var xFrameOptions: HTTPField.Name { HTTPField.Name("X-Frame-Options")! }
 
+    /// Runs the rest of the chain, then sets the headers on whatever it answered.
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var response: Response
         do {

@@ -22,6 +22,7 @@ package enum SecretFile {
         /// The `errno` the system reported.
         package let code: Int32
 
+        /// "OPERATION PATH: reason".
         package var description: String { "\(operation) \(path): \(String(cString: strerror(code)))" }
     }
 

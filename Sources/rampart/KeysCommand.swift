@@ -25,15 +25,19 @@ struct Keys: ParsableCommand {
                 """
         )
 
+        /// The state folder whose keys to replace.
         @Option(name: .long, help: "State folder of the gateway (default: the config's state, else rampart-state).")
         var state: String?
 
+        /// A config file naming the state folder (its `state:`), when `--state` is not given.
         @Option(name: .long, help: "Config file whose state folder to use.")
         var config: String?
 
+        /// Also replace the generated admin token.
         @Flag(name: .long, help: "Also replace STATE/admin.token (the generated admin token).")
         var adminToken = false
 
+        /// Replaces the files and says what was done and what the operator still has to do.
         func run() throws {
             let folder = try stateFolder()
             var isFolder: ObjCBool = false

@@ -11,10 +11,12 @@ import Glibc
 /// files stay their owner's only, and the next start uses the new key.
 extension IntegrationTests {
 @Suite(.serialized) struct KeyRotationTests {
+    /// Runs the `rampart` binary to its end: exit status, and standard output and error together.
     static func rampart(_ args: [String]) throws -> (Int32, String) {
         try runProgram(args, executable: Binary.rampart)
     }
 
+    /// A file's bytes (empty when it cannot be read).
     static func bytes(_ path: String) -> [UInt8] { FileManager.default.contents(atPath: path).map { Array($0) } ?? [] }
 
     /// A clearance cookie for `client` and `agent` signed with `secret`, as a gateway holding that
