@@ -7,8 +7,9 @@ import RampartCore
 import RampartDataPlane
 
 /// The admin listener: the dashboard, a JSON API, a per-second event stream and Prometheus
-/// metrics, all behind one bearer token. Separate from the data plane (its own port, default
-/// 127.0.0.1:9090); nothing here runs on a request's path.
+/// metrics, all behind one token (``AdminAccessPolicy`` says how it may be presented). Separate
+/// from the data plane (its own port, default 127.0.0.1:9090); nothing here runs on a request's
+/// path.
 public final class AdminServer: Sendable {
     public static let version = "0.4.0"
 
@@ -30,7 +31,8 @@ public final class AdminServer: Sendable {
     /// Binds `address` and serves until the task is cancelled. `bound` gets the bound port first.
     public func run(address: HostPort, bound: @escaping @Sendable (Int) -> Void) async throws {
         let router = Router(context: BasicRequestContext.self)
-        router.add(middleware: TokenAuth(token: token, metrics: metrics))
+        router.add(middleware: AdminResponseHeaders())
+        router.add(middleware: AdminAuthMiddleware(policy: AdminAccessPolicy(token: token), metrics: metrics))
         routes(router)
         var adminLogger = logger
         adminLogger.logLevel = max(logger.logLevel, .warning)
@@ -43,6 +45,7 @@ public final class AdminServer: Sendable {
         try await app.run()
     }
 
+    /// `value` as sorted-key JSON, not to be cached.
     static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) -> Response {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -54,8 +57,18 @@ public final class AdminServer: Sendable {
         )
     }
 
+    /// A JSON error: `{"error": message}`.
     static func problem(_ status: HTTPResponse.Status, _ message: String) -> Response {
         json(["error": message], status: status)
+    }
+
+    /// The dashboard page (or its variant for a refused token) with its own CSP.
+    static func dashboard(_ html: String, status: HTTPResponse.Status) -> Response {
+        Response(
+            status: status,
+            headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store", .contentSecurityPolicy: Dashboard.contentSecurityPolicy],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: html))
+        )
     }
 
     func routes(_ router: Router<BasicRequestContext>) {
@@ -63,24 +76,23 @@ public final class AdminServer: Sendable {
         let metrics = self.metrics
         let reload = self.reload
         let logger = self.logger
+        let token = self.token
 
         router.get("/") { request, _ -> Response in
-            if let t = request.uri.queryParameters.get("token") {
-                // The printed link: keep the token in a cookie and show a clean URL.
+            if let presented = request.uri.queryParameters.get("token") {
+                // The printed link (or the sign-in form): a right token becomes the cookie (the
+                // gateway's own copy, encoded; never the presented text) and the browser goes to
+                // the clean URL, so the token leaves the address bar and the history.
+                guard AdminToken.matches(presented, token) else {
+                    metrics.unauthorized()
+                    return Self.dashboard(Dashboard.refusedPage, status: .unauthorized)
+                }
                 return Response(
                     status: .seeOther,
-                    headers: [
-                        .location: "/",
-                        .setCookie: "\(TokenAuth<BasicRequestContext>.cookie)=\(t); Path=/; HttpOnly; SameSite=Strict",
-                        .cacheControl: "no-store",
-                    ]
+                    headers: [.location: "/", .setCookie: AdminCookie.setCookie(token), .cacheControl: "no-store"]
                 )
             }
-            return Response(
-                status: .ok,
-                headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store", .contentSecurityPolicy: Dashboard.contentSecurityPolicy],
-                body: ResponseBody(byteBuffer: ByteBuffer(string: Dashboard.page))
-            )
+            return Self.dashboard(Dashboard.page, status: .ok)
         }
         router.get("/openapi.yaml") { _, _ -> Response in
             Response(status: .ok, headers: [.contentType: "application/yaml"], body: ResponseBody(byteBuffer: ByteBuffer(string: OpenAPIDocument.text)))
@@ -267,67 +279,5 @@ struct StatsFrame: Codable {
             bans: try await gateway.bans().count,
             incidents: Array(try await gateway.incidents().suffix(20).reversed())
         )
-    }
-}
-
-/// Bearer-token check for every route but the dashboard shell: `Authorization: Bearer`, the
-/// dashboard's cookie, or `?token=` (the printed link). Compared in constant time; refusals are
-/// counted.
-struct TokenAuth<Context: RequestContext>: RouterMiddleware {
-    static var cookie: String { "rampart_admin" }
-    let token: String
-    let metrics: GatewayMetrics
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let path = request.uri.path
-        if path == "/" || path == "/openapi.yaml" { return try await next(request, context) }
-        if let presented = Self.presented(request), Self.equal(presented, token) { return try await next(request, context) }
-        metrics.unauthorized()
-        return Response(
-            status: .unauthorized,
-            headers: [.contentType: "application/json", .wwwAuthenticate: "Bearer realm=\"rampart\""],
-            body: ResponseBody(byteBuffer: ByteBuffer(string: "{\"error\":\"a valid admin token is required\"}"))
-        )
-    }
-
-    static func presented(_ request: Request) -> String? {
-        if let auth = request.headers[.authorization], auth.lowercased().hasPrefix("bearer ") {
-            return String(auth.dropFirst(7)).trimmingCharacters(in: .whitespaces)
-        }
-        for header in request.headers[values: .cookie] {
-            for part in header.split(separator: ";") {
-                let p = part.trimmingCharacters(in: .whitespaces)
-                if p.hasPrefix(cookie + "=") { return String(p.dropFirst(cookie.count + 1)) }
-            }
-        }
-        return request.uri.queryParameters.get("token")
-    }
-
-    static func equal(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8)
-        let y = Array(b.utf8)
-        var diff = UInt8(x.count == y.count ? 0 : 1)
-        for i in 0..<max(x.count, y.count) { diff |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0) }
-        return diff == 0
-    }
-}
-
-/// The admin token: `RAMPART_ADMIN_TOKEN`, else the config's, else `admin.token` in the state
-/// folder (made on first start: 32 random bytes, hex, mode 0600).
-public enum AdminToken {
-    public static func resolve(configured: String?, stateFolder: String) throws -> String {
-        if let env = ProcessInfo.processInfo.environment["RAMPART_ADMIN_TOKEN"], !env.isEmpty { return env }
-        if let configured, !configured.isEmpty { return configured }
-        let path = (stateFolder as NSString).appendingPathComponent("admin.token")
-        if let data = FileManager.default.contents(atPath: path) {
-            let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            if text.count >= 16 { return text }
-        }
-        var generator = SystemRandomNumberGenerator()
-        let token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
-        guard FileManager.default.createFile(atPath: path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw CocoaError(.fileWriteNoPermission)
-        }
-        return token
     }
 }

@@ -1,10 +1,20 @@
+import Foundation
+
 /// The operator's dashboard: one self-contained page (no external scripts, fonts, images or
 /// trackers; the Content-Security-Policy forbids loading any), fed by the server-sent event
 /// stream once a second, usable on a laptop and a phone.
 enum Dashboard {
+    /// The page's CSP: inline script and style only, calls to this origin only, never framed.
     static let contentSecurityPolicy =
         "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
+    /// The page a browser gets for `/?token=` with a wrong token (status 401): the sign-in form is
+    /// shown at once with a line saying the token was refused.
+    static let refusedPage = page
+        .replacingOccurrences(of: #"<form id="login" method="#, with: #"<form id="login" class="show" method="#)
+        .replacingOccurrences(of: #"<p id="refused" hidden>"#, with: #"<p id="refused">"#)
+
+    /// The dashboard shell: the same for everyone; the data comes from the API once the cookie is set.
     static let page = #"""
         <!doctype html>
         <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
@@ -30,9 +40,10 @@ enum Dashboard {
         <body>
         <header><h1>Rampart</h1><span id="conn">connecting…</span><span id="bans" class="muted"></span></header>
         <form id="login" method="get" action="/"><section><h2>Sign in</h2>
+        <p id="refused" hidden>That token was not accepted: the link may be from before the token changed.</p>
         <p><label for="token">Admin token</label><br><input id="token" name="token" type="password" autocomplete="current-password" size="40" required></p>
         <p><button type="submit">Open the dashboard</button></p>
-        <p class="muted">The token is printed by the gateway at start (or set with RAMPART_ADMIN_TOKEN).</p></section></form>
+        <p class="muted">The gateway prints a link with the token on its first start; the token is in the state folder's admin.token (or RAMPART_ADMIN_TOKEN, or the config's admin.token).</p></section></form>
         <main id="sites"></main>
         <main><section><h2>Top sources (last second)</h2><table id="topSources"></table></section>
         <section><h2>Top subnets, paths and TLS fingerprints</h2><table id="topOther"></table></section>
@@ -42,9 +53,12 @@ enum Dashboard {
         const history = {}; const N = 120;
         const series = [["requests","#6b46c1","received"],["to_origin","#2b6cb0","to origin"],["cache_served","#1f8a4c","cached"],["challenged","#b7791f","challenged"],["limited","#c53030","limited"]];
         function el(tag, attrs, text){const e=document.createElement(tag);for(const k in attrs||{})e.setAttribute(k,attrs[k]);if(text!==undefined)e.textContent=text;return e}
+        // Same-origin calls with the HttpOnly cookie: the browser adds this page's Origin, which
+        // the gateway requires (with a JSON Content-Type) for every call that changes something.
         async function api(method, path, body){
-          const r = await fetch(path,{method,headers:{"Content-Type":"application/json"},body:body?JSON.stringify(body):undefined,credentials:"same-origin"});
+          const r = await fetch(path,{method,mode:"same-origin",credentials:"same-origin",headers:{"Content-Type":"application/json"},body:body?JSON.stringify(body):undefined});
           if(r.status===401){showLogin();throw new Error("unauthorized")}
+          if(r.status===403){const e=await r.json().catch(()=>({}));document.getElementById("conn").textContent="refused: "+(e.error||"forbidden");throw new Error("forbidden")}
           return r;
         }
         function showLogin(){document.getElementById("login").classList.add("show");document.getElementById("conn").textContent="sign in needed"}

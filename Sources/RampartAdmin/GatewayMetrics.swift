@@ -14,6 +14,7 @@ final class GatewayMetrics: Sendable {
     private let registry = GatewayMetrics.registry
     private static let bootstrapped = NIOLockedValueBox(false)
     private let unauthorizedCounter: Metrics.Counter
+    private let forbiddenCounter: Metrics.Counter
 
     /// Points swift-metrics at the Prometheus registry (once per process).
     static func bootstrap() {
@@ -27,9 +28,14 @@ final class GatewayMetrics: Sendable {
     init() {
         Self.bootstrap()
         unauthorizedCounter = Metrics.Counter(label: "rampart_admin_unauthorized_total")
+        forbiddenCounter = Metrics.Counter(label: "rampart_admin_forbidden_total")
     }
 
+    /// Counts an admin call refused with 401 (no token, or a wrong one).
     func unauthorized() { unauthorizedCounter.increment() }
+
+    /// Counts an admin call refused with 403 (the cookie without the dashboard's own origin).
+    func forbidden() { forbiddenCounter.increment() }
 
     private func counter(_ name: String, _ help: String, _ labels: [(String, String)] = [], _ value: Int) {
         let c = labels.isEmpty ? registry.makeCounter(name: name, help: help) : registry.makeCounter(name: name, labels: labels, help: help)

@@ -8,8 +8,19 @@ enum OpenAPIDocument {
           version: 0.4.0
           description: >
             The admin listener of a Rampart gateway (default 127.0.0.1:9090). Every path except the
-            dashboard shell (/) and this document needs the admin token: `Authorization: Bearer TOKEN`,
-            the dashboard's `rampart_admin` cookie, or `?token=TOKEN`. Calls without it get 401.
+            dashboard shell (GET /) and this document needs the admin token, as `Authorization: Bearer
+            TOKEN` (scripts, the CLI, Prometheus) or as the dashboard's `rampart_admin` cookie; calls
+            without it, or with a wrong one, get 401. The token in a query (`?token=`) is accepted on the
+            dashboard link `/` only, which checks it, turns it into the cookie and redirects; on any other
+            path it counts for nothing. A call that changes state (POST, PUT, DELETE) made with the cookie
+            must also come from the dashboard's own page: its `Origin` header (or, when absent, its
+            `Referer`) must be this listener's own `http://HOST:PORT` as the request's `Host` names it
+            (`Origin: null`, another host, scheme or port are refused), and a body must be
+            `Content-Type: application/json`; otherwise the answer is 403 with a JSON error. Calls with the
+            bearer header need neither. Refusals are counted in `rampart_admin_unauthorized_total` (401)
+            and `rampart_admin_forbidden_total` (403). Every response carries
+            `Cross-Origin-Resource-Policy: same-origin`, `X-Frame-Options: DENY`,
+            `X-Content-Type-Options: nosniff` and a Content-Security-Policy with `frame-ancestors 'none'`.
         servers:
           - url: http://127.0.0.1:9090
         components:
@@ -75,11 +86,14 @@ enum OpenAPIDocument {
         paths:
           /:
             get:
-              summary: The dashboard page; with ?token= it sets the admin cookie and redirects to /.
+              summary: The dashboard page; with ?token= (the printed link, or the page's sign-in form) it checks the token, sets the admin cookie and redirects to /.
               security: []
+              parameters:
+                - {name: token, in: query, required: false, schema: {type: string}, description: the admin token; accepted on this path only}
               responses:
                 '200': {description: HTML page}
-                '303': {description: Token kept in an HttpOnly SameSite=Strict cookie}
+                '303': {description: 'The token is right: it is kept in a cookie (rampart_admin=TOKEN; Path=/; HttpOnly; SameSite=Strict) and the browser goes to /'}
+                '401': {description: 'The token is wrong: no cookie; the page with its sign-in form'}
           /openapi.yaml:
             get:
               summary: This document.
@@ -120,6 +134,7 @@ enum OpenAPIDocument {
                 '400': {description: Unknown mode}
                 '404': {description: No such site}
                 '401': {description: No or wrong token}
+                '403': {description: 'With the cookie: not from the dashboard''s own origin, or a body that is not application/json'}
           /api/bans:
             get:
               summary: Bans in force, longest remaining first.
@@ -147,6 +162,7 @@ enum OpenAPIDocument {
                 '201': {description: Banned}
                 '400': {description: Not an address}
                 '401': {description: No or wrong token}
+                '403': {description: 'With the cookie: not from the dashboard''s own origin, or a body that is not application/json'}
           /api/bans/{address}:
             delete:
               summary: Lift a ban.
@@ -156,6 +172,7 @@ enum OpenAPIDocument {
                 '204': {description: Lifted}
                 '404': {description: Not banned}
                 '401': {description: No or wrong token}
+                '403': {description: 'With the cookie: not from the dashboard''s own origin, or a body that is not application/json'}
           /api/top:
             get:
               summary: The last second's heaviest sources, subnets, paths, user agents and JA4 TLS fingerprints per site.
@@ -191,6 +208,7 @@ enum OpenAPIDocument {
                 '409': {description: The gateway runs from flags}
                 '422': {description: The file was refused (the message names file, line and key)}
                 '401': {description: No or wrong token}
+                '403': {description: 'With the cookie: not from the dashboard''s own origin, or a body that is not application/json'}
           /api/stats:
             get:
               summary: One frame of what /api/stream sends.

@@ -20,7 +20,7 @@ struct Rampart: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rampart",
         abstract: "An HTTP edge gateway that keeps websites up during application-layer DDoS attacks.",
-        subcommands: [Run.self, Check.self, Demo.self, Top.self, Ban.self, Mode.self, Incidents.self, ReplayCommand.self]
+        subcommands: [Run.self, Check.self, Demo.self, Top.self, Ban.self, Mode.self, Incidents.self, ReplayCommand.self, Keys.self]
     )
 }
 
@@ -207,7 +207,8 @@ func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, thread
     // The state folder holds bans, incidents and the generated admin token: make sure it is usable
     // before taking traffic rather than failing later.
     do {
-        try FileManager.default.createDirectory(atPath: config.statePath, withIntermediateDirectories: true)
+        // A new folder is its owner's only: it holds the signing key and the admin token.
+        try FileManager.default.createDirectory(atPath: config.statePath, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         guard FileManager.default.isWritableFile(atPath: config.statePath) else {
             throw CocoaError(.fileWriteNoPermission)
         }
@@ -217,7 +218,7 @@ func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, thread
     }
     let secret: [UInt8]
     do {
-        secret = try signingSecret(folder: config.statePath)
+        secret = try signingSecret(folder: config.statePath, logger: logger)
     } catch {
         logger.critical("cannot read or create the signing key", metadata: ["path": "\(config.statePath)/signing.key", "error": "\(error)"])
         throw ExitCode(1)
@@ -284,17 +285,21 @@ func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, thread
     signals.cancel()
 }
 
-/// Starts the admin listener and prints the dashboard link (`http://ADMIN/?token=TOKEN`). A port
-/// that cannot be bound is logged and the gateway runs on without it: protection comes first.
+/// Starts the admin listener and prints the dashboard link. The link carries the token
+/// (`http://ADMIN/?token=TOKEN`) only when a person is likely the one reading it: standard output
+/// is a terminal, or the token was made on this start (nobody has it yet). Otherwise standard
+/// output is probably a log file, and the line says where the token is instead. A port that cannot
+/// be bound is logged and the gateway runs on without it: protection comes first.
 func startAdmin(_ config: GatewayConfig, source: ConfigSource, gateway: Gateway, logger: Logger) async throws -> Task<Void, Never>? {
     guard config.adminEnabled else { return nil }
-    let token: String
+    let token: AdminToken
     do {
         token = try AdminToken.resolve(configured: config.adminToken, stateFolder: config.statePath)
     } catch {
-        logger.critical("cannot read or create the admin token", metadata: ["path": "\(config.statePath)/admin.token", "error": "\(error)"])
+        logger.critical("cannot read or create the admin token", metadata: ["path": "\(config.statePath)/\(AdminToken.fileName)", "error": "\(error)"])
         throw ExitCode(1)
     }
+    if case .stateFile(let path) = token.source { restrictSecretFile(path, logger: logger) }
     var reload: (@Sendable () async throws -> Void)? = nil
     if case .file(let path) = source {
         reload = {
@@ -302,7 +307,7 @@ func startAdmin(_ config: GatewayConfig, source: ConfigSource, gateway: Gateway,
             try await gateway.reload(newConfig)
         }
     }
-    let admin = AdminServer(gateway: gateway, token: token, logger: logger, reload: reload)
+    let admin = AdminServer(gateway: gateway, token: token.value, logger: logger, reload: reload)
     let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
     let address = config.adminAddress
     let task = Task {
@@ -316,27 +321,44 @@ func startAdmin(_ config: GatewayConfig, source: ConfigSource, gateway: Gateway,
     }
     for await port in ports {
         let host = address.host == "0.0.0.0" || address.host == "::" ? "127.0.0.1" : address.host
-        say("Rampart dashboard: http://\(HostPort(host: host, port: port))/?token=\(token)")
+        let link = "http://\(HostPort(host: host, port: port))/"
+        if isatty(STDOUT_FILENO) != 0 || token.isNew {
+            say("Rampart dashboard: \(link)?token=\(AdminToken.encoded(token.value))")
+        } else {
+            say("Rampart dashboard: \(link) (sign in with the admin token from \(token.whereToFind))")
+        }
         break
     }
     return task
 }
 
+/// Makes a secret file found with group or other access readable by its owner only, and says so.
+func restrictSecretFile(_ path: String, logger: Logger) {
+    do {
+        if try SecretFile.restrictToOwner(path) {
+            logger.warning("a secret file was readable by other users; it is now readable by its owner only (mode 0600)", metadata: ["path": "\(path)"])
+        }
+    } catch {
+        logger.warning("a secret file is readable by other users and its mode cannot be changed", metadata: ["path": "\(path)", "error": "\(error)"])
+    }
+}
+
+/// The signing key's file name inside the state folder.
+let signingKeyFileName = "signing.key"
+
 /// The secret that signs clearance cookies: `signing.key` in the state folder, made (32 random
 /// bytes, mode 0600) on first start. Keeping it across restarts keeps visitors' clearances valid;
-/// nodes that share it accept each other's clearances.
-func signingSecret(folder: String) throws -> [UInt8] {
-    let path = (folder as NSString).appendingPathComponent("signing.key")
+/// nodes that share it accept each other's clearances. It is read at start only: a new key
+/// (`rampart keys rotate`) takes effect at the next start, not on SIGHUP.
+func signingSecret(folder: String, logger: Logger) throws -> [UInt8] {
+    let path = (folder as NSString).appendingPathComponent(signingKeyFileName)
     if let data = FileManager.default.contents(atPath: path) {
         guard data.count >= 16 else { throw ValidationError("\(path): a signing key needs at least 16 bytes; delete the file to make a new one") }
+        restrictSecretFile(path, logger: logger)
         return Array(data)
     }
-    var bytes = [UInt8](repeating: 0, count: 32)
-    var generator = SystemRandomNumberGenerator()
-    for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255, using: &generator) }
-    guard FileManager.default.createFile(atPath: path, contents: Data(bytes), attributes: [.posixPermissions: 0o600]) else {
-        throw CocoaError(.fileWriteNoPermission)
-    }
+    let bytes = SecretFile.randomBytes(32)
+    try SecretFile.replace(at: path, with: bytes)
     return bytes
 }
 
