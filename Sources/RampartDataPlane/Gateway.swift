@@ -123,7 +123,7 @@ public final class Gateway: Sendable {
             let bans = self.bans
             let gate = try await acceptLoop.submit {
                 NIOLoopBound(
-                    AcceptGate(limits: listener.limits, proxyProtocol: listener.proxyProtocol, loop: acceptContext.value, bans: bans.value),
+                    AcceptGate(limits: listener.limits, proxyProtocol: listener.proxyProtocol, loop: acceptContext.value, bans: bans.value, listener: index),
                     eventLoop: acceptLoop
                 )
             }.get()

@@ -134,8 +134,11 @@ struct Check: ParsableCommand {
 
     func run() throws {
         do {
-            let c = try ConfigLoader.load(path: config)
-            say("\(config): OK (\(c.listeners.count) listener(s), \(c.sites.count) site(s))")
+            let checked = try ConfigLoader.check(path: config)
+            for warning in checked.warnings { printErr("warning: \(warning)") }
+            let c = checked.config
+            let warned = checked.warnings.isEmpty ? "" : ", \(checked.warnings.count) warning(s)"
+            say("\(config): OK (\(c.listeners.count) listener(s), \(c.sites.count) site(s)\(warned))")
         } catch {
             printErr(error.description)
             printErr("\(config): \(error.issues.count) problem(s)")

@@ -40,5 +40,31 @@ extension IntegrationTests {
             #expect(run.stderrText.contains("\(path):\(line):") && run.stderrText.contains(key), "\(run.stderrText)")
         }
     }
+
+    /// A PROXY listener that believes headers from any peer passes `check` with a warning that
+    /// names the key; the same listener with `proxy_protocol_from` passes without one.
+    @Test func checkWarnsAboutAProxyListenerOpenToAnyPeer() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-warn-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func check(_ listener: String) throws -> (Int32, String, String) {
+            let path = dir.appendingPathComponent("rampart-\(UUID().uuidString).yaml").path
+            try """
+                listeners: [\(listener)]
+                sites:
+                  - name: www
+                    hosts: [example.org]
+                    origins: [127.0.0.1:9]
+                """.write(toFile: path, atomically: true, encoding: .utf8)
+            let (status, out) = try runProgram(["check", "--config", path], executable: Binary.rampart)
+            return (status, out, path)
+        }
+        let (open, openOut, openPath) = try check("{address: 127.0.0.1:0, proxy_protocol: true}")
+        #expect(open == 0, "\(openOut)")
+        #expect(openOut.contains("warning: \(openPath):1:") && openOut.contains("listeners[0].proxy_protocol"), "\(openOut)")
+        #expect(openOut.contains("1 warning(s)"), "\(openOut)")
+        let (closed, closedOut, _) = try check("{address: 127.0.0.1:0, proxy_protocol: true, proxy_protocol_from: [10.0.0.0/8]}")
+        #expect(closed == 0 && !closedOut.contains("warning"), "\(closedOut)")
+    }
 }
 }

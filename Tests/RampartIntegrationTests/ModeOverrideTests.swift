@@ -16,7 +16,7 @@ extension IntegrationTests {
     static func start(config: String, state: String) throws -> (GatewayProcess, port: Int, admin: Int) {
         let gw = try GatewayProcess(arguments: ["run", "--config", config, "--state", state, "--admin", "127.0.0.1:0", "--threads", "2"])
         let port = try gw.waitUntilListening()[0]
-        let (admin, _) = try gw.adminLink()
+        let admin = try gw.adminPort()
         return (gw, port, admin)
     }
 

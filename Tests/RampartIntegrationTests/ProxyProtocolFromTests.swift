@@ -25,7 +25,7 @@ extension IntegrationTests {
         let gw = try GatewayProcess(yaml: yaml)
         defer { gw.stop() }
         let port = try gw.waitUntilListening()[0]
-        let (admin, token) = try gw.adminLink()
+        let (admin, token) = (try gw.adminPort(), "test-admin-token-0123456789")
         let before = origin.stats.requests
 
         // 127.0.0.1 is not a listed load balancer: its header names a client it has no say over.

@@ -87,6 +87,21 @@ final class GatewayProcess: @unchecked Sendable {
         throw TestFailure("gateway did not start; stderr:\n\(errors.text)")
     }
 
+    /// The admin port from the printed dashboard line (printed with or without the token: the
+    /// token is in the link only on the start that generated it or on a terminal).
+    func adminPort(timeout: Double = 20) throws -> Int {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            for line in lines.all where line.hasPrefix("Rampart dashboard: http://") {
+                let hostPort = line.dropFirst("Rampart dashboard: http://".count).prefix { $0 != "/" }
+                if let port = hostPort.split(separator: ":").last.flatMap({ Int($0) }) { return port }
+            }
+            if !process.isRunning { break }
+            usleep(20_000)
+        }
+        throw TestFailure("no dashboard line; stderr:\n\(errors.text)")
+    }
+
     /// The admin port and token from the printed dashboard link.
     func adminLink(timeout: Double = 20) throws -> (port: Int, token: String) {
         let deadline = Date().addingTimeInterval(timeout)
