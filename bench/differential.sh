@@ -129,8 +129,13 @@ for peer in $PEERS; do
   RESULTS+=("$peer=$OUT/differential-$peer-one.json,$OUT/differential-$peer-two.json=$(version "$peer")")
   # shellcheck disable=SC2086
   kill $pids 2>/dev/null || true
-  [ "$peer" = nginx ] && { [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null; rm -f "$WORK/nginx.pid"; }
-  sleep 0.5
+  # The next peer binds the same ports: wait (up to 10 s) until they are free.
+  for _ in $(seq 1 100); do
+    busy=0
+    for p in $ONE_PORT $ONE_TLS $TWO_PORT $TWO_TLS; do (exec 3<>/dev/tcp/127.0.0.1/"$p") 2>/dev/null && busy=1; done
+    [ $busy = 0 ] && break
+    sleep 0.1
+  done
 done
 
 python3 "$SMUGGLING/differential_table.py" --doc "$DOC" "${RESULTS[@]}"

@@ -65,6 +65,23 @@ h1("baseline-chunked-post", "baseline",
    b"POST /{p}/form HTTP/1.1\r\nHost: {x}\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(b"hello chunked world"),
    "forwarded", "chunked POST", requests=[dict(method="POST", target="/{p}/form", host="{x}", body=b"hello chunked world")])
 
+h1("baseline-get-body", "baseline", b"GET /{p}/a HTTP/1.1\r\nHost: {x}\r\nContent-Length: 5\r\n\r\nhello",
+   "forwarded", "GET with a Content-Length body", requests=[dict(method="GET", target="/{p}/a", host="{x}", body=b"hello")])
+h1("chunk-ext-valid", "baseline",
+   b"POST /{p}/a HTTP/1.1\r\nHost: {x}\r\nTransfer-Encoding: chunked\r\n\r\n5;name=value\r\nhello\r\n0\r\n\r\n",
+   "forwarded", "a valid chunk extension", requests=[dict(method="POST", target="/{p}/a", host="{x}", body=b"hello")])
+h1("chunk-trailer", "baseline",
+   b"POST /{p}/a HTTP/1.1\r\nHost: {x}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\n",
+   "forwarded", "a chunked body with a trailer field", requests=[dict(method="POST", target="/{p}/a", host="{x}", body=b"hello")])
+h1("te-mixed-case", "baseline",
+   b"POST /{p}/a HTTP/1.1\r\nHost: {x}\r\nTransfer-Encoding: Chunked\r\n\r\n" + chunked(b"hello"),
+   "forwarded", "Transfer-Encoding: Chunked (codings are case-insensitive)",
+   requests=[dict(method="POST", target="/{p}/a", host="{x}", body=b"hello")])
+h1("h2c-upgrade", "framing",
+   b"GET /{p}/a HTTP/1.1\r\nHost: {x}\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
+   "forwarded", "h2c upgrade request: the origin is never asked to switch to h2c (a tunnel past every rule)",
+   requests=[get("/{p}/a", absent=["http2-settings"], never={"upgrade": ("h2c",)})])
+
 # ---- Framing headers named in Connection (issue 12, item 1). ----
 for m in ("GET", "HEAD", "DELETE", "OPTIONS"):
     h1("conn-cl-%s" % m.lower(), "framing",
@@ -191,6 +208,8 @@ REGRESSIONS = [
     ("connect", "CONNECT", b"CONNECT {x}:443 HTTP/1.1\r\nHost: {x}:443\r\n\r\n"),
     ("method-not-token", "a method with a quote", b"G\"T /{p}/a HTTP/1.1\r\nHost: {x}\r\n\r\n"),
     ("version-invalid", "HTTP/1.2", b"GET /{p}/a HTTP/1.2\r\nHost: {x}\r\n\r\n"),
+    ("refused-then-pipelined", "an invalid request with a valid one pipelined behind it: nothing of either",
+     b"POST /{p}/a HTTP/1.1\r\nHost: {x}\r\nContent-Length: 5\r\nContent-Length: 69\r\n\r\nhello" + SMUGGLED),
 ]
 for name, what, raw in REGRESSIONS:
     h1(name, "regression", raw, "refused", what)
@@ -216,6 +235,10 @@ h2("h2-transfer-encoding", "framing", h2_get("/{p}/a", method="POST", extra=[("t
    "refused", "h2 transfer-encoding header (connection-specific)", data=chunked(b"hello"))
 h2("h2-crlf-in-value", "framing", h2_get("/{p}/a", extra=[("x-a", "1\r\nX-Injected: 1")]), "refused",
    "h2 header value with CRLF")
+h2("h2-uppercase-header", "framing", h2_get("/{p}/a", extra=[("X-Upper", "1")]), "refused",
+   "h2 header name with capitals (malformed, RFC 9113 8.2.1)")
+h2("h2-connection-header", "framing", h2_get("/{p}/a", extra=[("connection", "keep-alive")]), "refused",
+   "h2 connection header (connection-specific, malformed)")
 h2("h2-space-in-path", "framing", h2_get("/{p}/a b"), "refused", "h2 :path with a space")
 h2("h2-absolute-path", "host", h2_get("http://{x}/{p}/p", authority="{y}"), "refused_or_consistent",
    ":path http://X/p with :authority Y", probes=[("/{p}/p", "{x}"), ("/{p}/p", "{y}")])

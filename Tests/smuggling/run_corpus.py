@@ -32,7 +32,7 @@ import corpus  # noqa: E402
 X, Y, Z = "x.test", "y.test", "z.test"
 CLIENT_TIMEOUT = 3.0
 HTTP10_TIMEOUT = 5.0
-SETTLE_IDLE = 0.15
+SETTLE_IDLE = 0.1
 SETTLE_MAX = 3.0
 HEALTH_AGENTS = ("rampart-health-check",)
 
@@ -228,6 +228,8 @@ class Exchange:
         self.reset = False
         self.timed_out = False
         self.note = ""
+        # Responses to probes sent on the same connection after the case.
+        self.followups = []
 
     def refused(self, statuses=None):
         """A 4xx (or 501, RFC 9112 6.1's answer to a transfer coding the server does not know),
@@ -247,7 +249,9 @@ class Exchange:
         return "no answer" + (" (%s)" % self.note if self.note else "")
 
 
-def h1_exchange(gateway, raw, source, count, timeout, head_only=False):
+def h1_exchange(gateway, raw, source, count, timeout, head_only=False, followups=(), between=None):
+    """Sends `raw`, reads up to `count` responses; then calls `between()`, and if the connection
+    is still open sends each of `followups` (raw requests) on it, one response each (ex.followups)."""
     ex = Exchange()
     try:
         sock = connect(gateway[0], gateway[1], source, timeout)
@@ -269,12 +273,28 @@ def h1_exchange(gateway, raw, source, count, timeout, head_only=False):
                 break
         ex.closed = reader.closed
         ex.timed_out = reader.timed_out
+        if between:
+            between()
+        if followups and len(ex.responses) == count and not reader.closed and not reader.timed_out:
+            for follow in followups:
+                reader.deadline = time.monotonic() + CLIENT_TIMEOUT
+                try:
+                    sock.sendall(follow)
+                except OSError:
+                    break
+                r = reader.response()
+                if r is None:
+                    break
+                ex.followups.append(r)
     finally:
         sock.close()
     return ex
 
 
-def h2_exchange(gateway_host, tls_port, headers, data, source, timeout, sni):
+def h2_exchange(gateway_host, tls_port, headers, data, source, timeout, sni, followups=(), between=None):
+    """Sends one stream (`headers`, then `data` if any); then calls `between()`, and if the
+    connection is still usable sends each of `followups` (header lists) as a further stream,
+    answered in ex.followups."""
     import h2.config
     import h2.connection
     import h2.events
@@ -298,10 +318,36 @@ def h2_exchange(gateway_host, tls_port, headers, data, source, timeout, sni):
                                        normalize_outbound_headers=False, validate_inbound_headers=False,
                                        normalize_inbound_headers=False)
     conn = h2.connection.H2Connection(config=config)
-    status, resp_headers, body, ended = None, [], b"", False
-    deadline = time.monotonic() + timeout
     try:
         conn.initiate_connection()
+        sock.sendall(conn.data_to_send())
+        r = h2_stream(sock, conn, headers, data, timeout, ex)
+        if r is not None:
+            ex.responses.append(r)
+        if between:
+            between()
+        for follow in followups:
+            if ex.closed or ex.timed_out or "GOAWAY" in ex.note:
+                break
+            r = h2_stream(sock, conn, follow, b"", CLIENT_TIMEOUT, Exchange())
+            if r is None:
+                break
+            ex.followups.append(r)
+    except (OSError, ssl.SSLError, h2.exceptions.H2Error) as e:
+        ex.closed = True
+        ex.note = "%s" % e
+    finally:
+        sock.close()
+    return ex
+
+
+def h2_stream(sock, conn, headers, data, timeout, ex):
+    """One request stream on an open connection; its response, or None (ex says why)."""
+    import h2.events
+    import h2.exceptions
+    status, resp_headers, body, ended = None, [], b"", False
+    deadline = time.monotonic() + timeout
+    if True:
         sid = conn.get_next_available_stream_id()
         encoded = [(n.encode(), v.encode("latin-1")) for n, v in headers]
         conn.send_headers(sid, encoded, end_stream=not data)
@@ -356,14 +402,9 @@ def h2_exchange(gateway_host, tls_port, headers, data, source, timeout, sni):
                     sock.sendall(out)
             except (OSError, ssl.SSLError):
                 pass
-    except (OSError, ssl.SSLError, h2.exceptions.H2Error) as e:
-        ex.closed = True
-        ex.note = "%s" % e
-    finally:
-        sock.close()
-    if status is not None:
-        ex.responses.append(Response(status, resp_headers, body, "h2"))
-    return ex
+    if status is None:
+        return None
+    return Response(status, resp_headers, body, "h2")
 
 
 # ---------------------------------------------------------------- judging
@@ -439,15 +480,29 @@ def check_request(event, site, want, client, two_site):
     return problems
 
 
-def probe(gateway, target, host, source):
-    raw = ("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (target, host)).encode()
-    ex = h1_exchange(gateway, raw, source, 1, CLIENT_TIMEOUT)
-    if not ex.responses:
-        return "probe %s Host %s: %s" % (target, host, ex.describe())
-    r = ex.responses[0]
+def probe_request(proto, target, host):
+    if proto == "h2":
+        return [(":method", "GET"), (":scheme", "https"), (":authority", host), (":path", target)]
+    return ("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (target, host)).encode()
+
+
+def probe(args, proto, target, host, source, response=None):
+    """A GET for `target` at `host`: None when it is answered with the page the origin made for
+    `host`, else what went wrong. `response` is its answer on the case's own connection (same
+    event loop, so the same per-loop cache); without one it is sent on a new connection."""
+    if response is None:
+        if proto == "h2":
+            ex = h2_exchange(args.gateway[0], args.tls_port, probe_request(proto, target, host), b"", source, CLIENT_TIMEOUT, host)
+        else:
+            ex = h1_exchange(args.gateway, probe_request(proto, target, host), source, 1, CLIENT_TIMEOUT)
+        if not ex.responses:
+            return "probe %s Host %s: %s" % (target, host, ex.describe())
+        response = ex.responses[0]
+    r = response
     doc = r.json() or {}
-    if r.status != 200 or doc.get("host") != host:
-        return "probe %s Host %s got %s for Host %s" % (target, host, r.status, doc.get("host"))
+    if r.status != 200 or doc.get("host") != host or (args.two_site and doc.get("origin") != host):
+        return "probe GET %s Host %s got %s with the page %s made for Host %s" % (
+            target, host, r.status, "%s's origin" % doc.get("origin") if args.two_site else "the origin", doc.get("host"))
     return None
 
 
@@ -462,16 +517,26 @@ def run_case(case, args, origins, index, nonce):
     time.sleep(0.05)  # let the gateway see the origin connections the reset closed
     host = args.gateway[0]
     want_requests = fill(case.get("requests", []), ctx)
+    probes = fill(case.get("probes", []), ctx)
+    followups = [probe_request(case["proto"], target, host_name) for target, host_name in probes]
+    # What the origin received for the case itself: read once the case's answers are in, before
+    # any probe is sent.
+    snapshot = {}
+
+    def between():
+        if "got" not in snapshot:
+            snapshot["got"] = settle(origins)
     if case["proto"] == "h1":
         raw = fill(case["raw"], ctx)
         timeout = HTTP10_TIMEOUT if case.get("client") == "http10_complete" else CLIENT_TIMEOUT
         head_only = raw.startswith(b"HEAD ")
-        ex = h1_exchange(args.gateway, raw, source, case.get("responses", 1), timeout, head_only)
+        ex = h1_exchange(args.gateway, raw, source, case.get("responses", 1), timeout, head_only, followups, between)
     else:
         headers = fill(case["headers"], ctx)
-        ex = h2_exchange(host, args.tls_port, headers, fill(case["data"], ctx), source, CLIENT_TIMEOUT, X)
+        ex = h2_exchange(host, args.tls_port, headers, fill(case["data"], ctx), source, CLIENT_TIMEOUT, X, followups, between)
     result["client"] = ex.describe()
-    got = settle(origins)
+    between()
+    got = snapshot["got"]
     events = [(site, e) for site, (evs, _) in got.items() for e in evs]
     events.sort(key=lambda se: (se[1].get("serial", 0), se[1]["index"]))
     pending = [(site, p) for site, (_, ps) in got.items() for p in ps]
@@ -535,16 +600,18 @@ def run_case(case, args, origins, index, nonce):
                 elif len(ex.responses) < len(want_requests) or any(r.status != 200 for r in ex.responses) or not ex.responses:
                     problems.append("client got %s" % ex.describe())
             if not problems:
-                outcome = "forwarded as expected"
+                outcome = "forwarded as expected" if expect == "forwarded" else "forwarded, Host consistent"
             elif outcome == "refused":
                 outcome = "refused (%s)" % ex.describe()
             elif outcome is None or outcome.startswith("refused,"):
                 outcome = "forwarded differently: " + ("; ".join(result["origin"]) or "nothing")
-    for target, host_name in fill(case.get("probes", []), ctx):
-        p = probe(args.gateway, target, host_name, source)
+    # Probes answered on the case's connection were sent before the origin record was read: their
+    # own origin requests are in it, so judge the case on what came before them.
+    for i, (target, host_name) in enumerate(probes):
+        p = probe(args, case["proto"], target, host_name, source, ex.followups[i] if i < len(ex.followups) else None)
         if p:
             problems.append(p)
-            if outcome in ("forwarded as expected",) or outcome.startswith("refused ("):
+            if outcome in ("forwarded as expected", "forwarded, Host consistent") or outcome.startswith("refused ("):
                 outcome += ", then " + p
     result["outcome"] = outcome
     result["pass"] = not problems
