@@ -7,6 +7,8 @@
 #
 #   bench/differential.sh                          Rampart from .build/debug/rampart (built if missing)
 #   RAMPART=/path/to/rampart RAMPART_VERSION="Rampart abc1234" PEERS="rampart nginx" DOC=/tmp/d.md bench/differential.sh
+#   RAMPART_BEFORE=/path/to/older/rampart RAMPART_BEFORE_VERSION="Rampart 1234abc" PEERS="rampart-before rampart nginx haproxy" ...
+#                                                  adds a column for an older build (what a fix changed)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -71,12 +73,13 @@ render() {
 
 # Each start_* leaves the peer listening on all four ports and prints the pids to stop.
 start_rampart() {
+  local bin=$1
   # One-site mode as the command-line contract gives it (plain, and TLS with ALPN h2), and a
   # two-site config with a plain and a TLS listener.
-  "$RAMPART" run --listen 127.0.0.1:$ONE_PORT --origin 127.0.0.1:$ORIGIN_X --admin 127.0.0.1:0 \
+  "$bin" run --listen 127.0.0.1:$ONE_PORT --origin 127.0.0.1:$ORIGIN_X --admin 127.0.0.1:0 \
     --state "$WORK/state-one" > "$WORK/rampart-one.log" 2>&1 &
   local a=$!
-  "$RAMPART" run --listen 127.0.0.1:$ONE_TLS --origin 127.0.0.1:$ORIGIN_X --admin 127.0.0.1:0 \
+  "$bin" run --listen 127.0.0.1:$ONE_TLS --origin 127.0.0.1:$ORIGIN_X --admin 127.0.0.1:0 \
     --state "$WORK/state-tls" --tls-cert "$WORK/tls.crt" --tls-key "$WORK/tls.key" > "$WORK/rampart-tls.log" 2>&1 &
   local b=$!
   cat > "$WORK/rampart-two.yaml" <<EOF
@@ -92,7 +95,7 @@ sites:
     hosts: [y.test]
     origins: [127.0.0.1:$ORIGIN_Y]
 EOF
-  "$RAMPART" run --config "$WORK/rampart-two.yaml" --admin 127.0.0.1:0 > "$WORK/rampart-two.log" 2>&1 &
+  "$bin" run --config "$WORK/rampart-two.yaml" --admin 127.0.0.1:0 > "$WORK/rampart-two.log" 2>&1 &
   echo "$a $b $!"
 }
 
@@ -111,6 +114,7 @@ start_haproxy() {
 
 version() {
   case $1 in
+    rampart-before) echo "${RAMPART_BEFORE_VERSION:-Rampart ($RAMPART_BEFORE)}" ;;
     rampart) echo "${RAMPART_VERSION:-Rampart $(git -C "$(dirname "$RAMPART")/../.." log -1 --format=%h 2>/dev/null || echo '?') ($RAMPART)}" ;;
     nginx) nginx -v 2>&1 | sed 's|nginx version: ||' ;;
     haproxy) haproxy -v | head -1 | awk '{print "HAProxy " $3}' ;;
@@ -119,7 +123,11 @@ version() {
 
 RESULTS=()
 for peer in $PEERS; do
-  pids=$("start_$peer")
+  case $peer in
+    rampart) pids=$(start_rampart "$RAMPART") ;;
+    rampart-before) pids=$(start_rampart "$RAMPART_BEFORE") ;;
+    *) pids=$("start_$peer") ;;
+  esac
   for p in $ONE_PORT $ONE_TLS $TWO_PORT $TWO_TLS; do wait_port "$p"; done
   echo "== $peer ($(version "$peer"))" >&2
   python3 "$SMUGGLING/run_corpus.py" --gateway 127.0.0.1:$ONE_PORT --tls-port $ONE_TLS --origin-control "$CONTROL_X" \

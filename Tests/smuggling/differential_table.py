@@ -9,6 +9,7 @@ markers; the text around them (the analysis) is kept. A missing doc is created w
 import argparse
 import json
 import os
+import re
 import sys
 import time
 
@@ -17,15 +18,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import corpus  # noqa: E402
 
 BEGIN, END = "<!-- table:begin -->", "<!-- table:end -->"
-NAMES = {"rampart": "Rampart", "nginx": "nginx", "haproxy": "HAProxy"}
+NAMES = {"rampart-before": "Rampart before", "rampart": "Rampart", "nginx": "nginx", "haproxy": "HAProxy"}
 
 
 def cell(result):
     if result is None:
         return "not run"
     text = result["outcome"] or "?"
-    if len(text) > 160:
-        text = text[:157] + "..."
+    if not result["pass"] and result["problems"] and text.startswith("forwarded differently"):
+        text += " — " + "; ".join(result["problems"])
+    # The per-run path prefix says nothing to a reader.
+    text = re.sub(r"/c-%s-[0-9a-f]+" % re.escape(result["id"]), "/{p}", text)
+    if len(text) > 240:
+        text = text[:237] + "..."
     text = text.replace("|", "\\|").replace("\r", "\\r").replace("\n", "\\n")
     return ("ok: " if result["pass"] else "**differs**: ") + text
 
@@ -55,7 +60,7 @@ def main():
         lines.append("- %s: %s; %d of %d cases as the corpus expects" % (NAMES.get(name, name), version, passed, len(results)))
     lines += ["",
               "`ok` = the origin received what the corpus expects (or nothing, for `refused`); `differs` = "
-              "it did not, with what the client and origin saw. Expectations are Rampart's target behaviour "
+              "it did not, with what the client and origin saw (`{p}` stands for the case's own path prefix). Expectations are Rampart's target behaviour "
               "(issue 12), so `differs` in a peer's column is a difference, not always a vulnerability: see "
               "the analysis.", "",
               "| case | proto | expectation | what is sent | %s |" % " | ".join(NAMES.get(n, n) for n, _, _ in peers),
