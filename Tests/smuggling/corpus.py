@@ -106,6 +106,8 @@ h1("http10-no-host", "host", b"GET /{p}/a HTTP/1.0\r\n\r\n", "forwarded",
    "HTTP/1.0 without Host goes out as HTTP/1.1 with a Host",
    requests=[get("/{p}/a", host="*", version="HTTP/1.1")])
 h1("h11-no-host", "host", b"GET /{p}/a HTTP/1.1\r\n\r\n", "refused", "HTTP/1.1 without Host", status=[400])
+h1("host-with-path", "host", b"GET /{p}/a HTTP/1.1\r\nHost: {x}/evil\r\n\r\n", "refused",
+   "a Host that is not host[:port] (RFC 9110 7.2)", status=[400])
 h1("h11-two-hosts", "host", b"GET /{p}/a HTTP/1.1\r\nHost: {x}\r\nHost: {y}\r\n\r\n", "refused",
    "two Host fields", status=[400])
 h1("absolute-form", "host", b"GET http://{x}/{p}/p HTTP/1.1\r\nHost: {y}\r\n\r\n", "forwarded",
@@ -161,6 +163,7 @@ IDENTITY = [
     ("x-rewrite-url", "X-Rewrite-URL: /admin", dict(never={"x-rewrite-url": HEADERS_EVIL})),
     ("method-override", "X-HTTP-Method-Override: DELETE", dict(never={"x-http-method-override": ("DELETE",)})),
 ]
+IDENTITY.append(("x-forwarded-for", "X-Forwarded-For: 6.6.6.6", dict(last_is_client=["x-forwarded-for"])))
 for name, line, checks in IDENTITY:
     h1("identity-" + name, "identity", b"GET /{p}/a HTTP/1.1\r\nHost: {x}\r\n" + line.encode() + b"\r\n\r\n",
        "forwarded", line, requests=[get("/{p}/a", **checks)])
@@ -239,6 +242,17 @@ h2("h2-uppercase-header", "framing", h2_get("/{p}/a", extra=[("X-Upper", "1")]),
    "h2 header name with capitals (malformed, RFC 9113 8.2.1)")
 h2("h2-connection-header", "framing", h2_get("/{p}/a", extra=[("connection", "keep-alive")]), "refused",
    "h2 connection header (connection-specific, malformed)")
+h2("h2-duplicate-path", "framing", h2_get("/{p}/a", extra=[(":path", "/SMUGGLED")]), "refused",
+   "h2 with two :path pseudo-headers")
+h2("h2-pseudo-after-regular", "framing",
+   [(":method", "GET"), (":scheme", "https"), (":authority", "{x}"), ("x-a", "1"), (":path", "/{p}/a")], "refused",
+   "h2 pseudo-header after a regular field")
+h2("h2-missing-path", "framing", [(":method", "GET"), (":scheme", "https"), (":authority", "{x}")], "refused",
+   "h2 request without :path")
+h2("h2-te-gzip", "framing", h2_get("/{p}/a", extra=[("te", "gzip")]), "refused",
+   "h2 te other than trailers (malformed, RFC 9113 8.2.2)")
+h2("h2-cl-short", "framing", h2_get("/{p}/a", method="POST", extra=[("content-length", "100")]), "refused",
+   "h2 content-length 100 with 5 bytes of DATA", data=b"hello")
 h2("h2-space-in-path", "framing", h2_get("/{p}/a b"), "refused", "h2 :path with a space")
 h2("h2-absolute-path", "host", h2_get("http://{x}/{p}/p", authority="{y}"), "refused_or_consistent",
    ":path http://X/p with :authority Y", probes=[("/{p}/p", "{x}"), ("/{p}/p", "{y}")])
@@ -256,6 +270,10 @@ h1("two-route-x", "two-site", b"GET /{p}/a HTTP/1.1\r\nHost: {x}\r\n\r\n", "forw
    sites="two", requests=[get("/{p}/a", origin="{x}")])
 h1("two-route-y", "two-site", b"GET /{p}/a HTTP/1.1\r\nHost: {y}\r\n\r\n", "forwarded", "Host Y goes to Y's origin",
    sites="two", requests=[get("/{p}/a", host="{y}", origin="{y}")])
+h1("two-pipeline-x-then-y", "two-site",
+   b"GET /{p}/one HTTP/1.1\r\nHost: {x}\r\n\r\nGET /{p}/two HTTP/1.1\r\nHost: {y}\r\n\r\n", "forwarded",
+   "two requests in one write, for X then Y: each to its own site's origin", sites="two", responses=2,
+   requests=[get("/{p}/one", origin="{x}"), get("/{p}/two", host="{y}", origin="{y}")])
 h1("two-absolute-form", "two-site", b"GET http://{x}/{p}/p HTTP/1.1\r\nHost: {y}\r\n\r\n", "forwarded",
    "absolute-form for X with Host Y: X's origin, Host X", sites="two",
    requests=[get("/{p}/p", origin="{x}")], probes=[("/{p}/p", "{x}"), ("/{p}/p", "{y}")])

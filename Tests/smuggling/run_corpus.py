@@ -347,61 +347,60 @@ def h2_stream(sock, conn, headers, data, timeout, ex):
     import h2.exceptions
     status, resp_headers, body, ended = None, [], b"", False
     deadline = time.monotonic() + timeout
-    if True:
-        sid = conn.get_next_available_stream_id()
-        encoded = [(n.encode(), v.encode("latin-1")) for n, v in headers]
-        conn.send_headers(sid, encoded, end_stream=not data)
-        if data:
-            conn.send_data(sid, data, end_stream=True)
-        sock.sendall(conn.data_to_send())
-        for _ in range(10_000):
-            if ended:
-                break
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                ex.timed_out = True
-                break
-            sock.settimeout(remaining)
-            try:
-                chunk = sock.recv(65536)
-            except socket.timeout:
-                ex.timed_out = True
-                break
-            except (OSError, ssl.SSLError):
-                ex.closed = True
-                break
-            if not chunk:
-                ex.closed = True
-                break
-            try:
-                events = conn.receive_data(chunk)
-            except h2.exceptions.ProtocolError as e:
-                ex.closed = True
-                ex.note = "protocol error: %s" % e
-                break
-            for ev in events:
-                if isinstance(ev, h2.events.ResponseReceived) and ev.stream_id == sid:
-                    resp_headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in ev.headers]
-                    status = int(dict(resp_headers).get(":status", "0"))
-                elif isinstance(ev, h2.events.DataReceived) and ev.stream_id == sid:
-                    body += ev.data
-                    conn.acknowledge_received_data(ev.flow_controlled_length, sid)
-                elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id == sid:
-                    ended = True
-                elif isinstance(ev, h2.events.StreamReset) and ev.stream_id == sid:
-                    ex.reset = True
-                    ex.note = "RST_STREAM %s" % ev.error_code
-                    ended = True
-                elif isinstance(ev, h2.events.ConnectionTerminated):
-                    ex.reset = True
-                    ex.note = "GOAWAY %s" % ev.error_code
-                    ended = True
-            try:
-                out = conn.data_to_send()
-                if out:
-                    sock.sendall(out)
-            except (OSError, ssl.SSLError):
-                pass
+    sid = conn.get_next_available_stream_id()
+    encoded = [(n.encode(), v.encode("latin-1")) for n, v in headers]
+    conn.send_headers(sid, encoded, end_stream=not data)
+    if data:
+        conn.send_data(sid, data, end_stream=True)
+    sock.sendall(conn.data_to_send())
+    for _ in range(10_000):
+        if ended:
+            break
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            ex.timed_out = True
+            break
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            ex.timed_out = True
+            break
+        except (OSError, ssl.SSLError):
+            ex.closed = True
+            break
+        if not chunk:
+            ex.closed = True
+            break
+        try:
+            events = conn.receive_data(chunk)
+        except h2.exceptions.ProtocolError as e:
+            ex.closed = True
+            ex.note = "protocol error: %s" % e
+            break
+        for ev in events:
+            if isinstance(ev, h2.events.ResponseReceived) and ev.stream_id == sid:
+                resp_headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in ev.headers]
+                status = int(dict(resp_headers).get(":status", "0"))
+            elif isinstance(ev, h2.events.DataReceived) and ev.stream_id == sid:
+                body += ev.data
+                conn.acknowledge_received_data(ev.flow_controlled_length, sid)
+            elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id == sid:
+                ended = True
+            elif isinstance(ev, h2.events.StreamReset) and ev.stream_id == sid:
+                ex.reset = True
+                ex.note = "RST_STREAM %s" % ev.error_code
+                ended = True
+            elif isinstance(ev, h2.events.ConnectionTerminated):
+                ex.reset = True
+                ex.note = "GOAWAY %s" % ev.error_code
+                ended = True
+        try:
+            out = conn.data_to_send()
+            if out:
+                sock.sendall(out)
+        except (OSError, ssl.SSLError):
+            pass
     if status is None:
         return None
     return Response(status, resp_headers, body, "h2")
@@ -473,6 +472,10 @@ def check_request(event, site, want, client, two_site):
         got = header_values(event, name)
         if got and got != [client]:
             problems.append("%s=%r (client is %s)" % (name, got, client))
+    for name in want.get("last_is_client", ()):
+        hops = [h.strip() for v in header_values(event, name) for h in v.split(",")]
+        if not hops or hops[-1] != client:
+            problems.append("%s=%r (client is %s)" % (name, header_values(event, name), client))
     for name, words in want.get("never", {}).items():
         for v in header_values(event, name):
             if any(w in v for w in words):
@@ -588,7 +591,20 @@ def run_case(case, args, origins, index, nonce):
             else:
                 if len(requests) != len(want_requests):
                     problems.append("origin parsed %d requests, expected %d" % (len(requests), len(want_requests)))
-                for (site, e), want in zip(requests, want_requests):
+                if two_site:
+                    # Serial numbers are per origin: compare each origin's requests, in order, with
+                    # the ones expected there.
+                    order = [site for site, _ in requests]
+                    pairs = []
+                    for site in dict.fromkeys([w.get("origin") for w in want_requests] + order):
+                        got_here = [r for r in requests if r[0] == site]
+                        want_here = [w for w in want_requests if w.get("origin") == site]
+                        if len(got_here) != len(want_here):
+                            problems.append("%s's origin parsed %d requests, expected %d" % (site, len(got_here), len(want_here)))
+                        pairs += list(zip(got_here, want_here))
+                else:
+                    pairs = list(zip(requests, want_requests))
+                for (site, e), want in pairs:
                     p = check_request(e, site, want, source, two_site)
                     if p:
                         problems.append("request %s %s: %s" % (e["method"], e["target"], ", ".join(p)))
