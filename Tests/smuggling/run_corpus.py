@@ -37,10 +37,15 @@ SETTLE_MAX = 3.0
 HEALTH_AGENTS = ("rampart-health-check",)
 
 
+def fail_setup(message):
+    print(message, file=sys.stderr)
+    sys.exit(2)
+
+
 def loopback(addr):
     host, _, port = addr.rpartition(":")
-    if not host.startswith("127."):
-        sys.exit("loopback addresses only: %s" % addr)
+    if not host.startswith("127.") or not port.isdigit():
+        fail_setup("loopback addresses (127.0.0.0/8) with a port only: %s" % addr)
     return host, int(port)
 
 
@@ -670,13 +675,18 @@ def main():
         args.two_site = True
         origins = [Origin(s.split("=", 1)[0], s.split("=", 1)[1]) for s in args.site]
         if sorted(o.site for o in origins) != [X, Y]:
-            sys.exit("two-site mode needs --site %s=... and --site %s=..." % (X, Y))
+            fail_setup("two-site mode needs --site %s=... and --site %s=..." % (X, Y))
     elif args.origin_control:
         args.two_site = False
         origins = [Origin("origin", args.origin_control)]
     else:
         ap.print_usage()
         sys.exit(2)
+    for o in origins:
+        try:
+            o.records()
+        except OSError as e:
+            fail_setup("recording origin control %s:%d does not answer: %s" % (o.control + (e,)))
     mode = "two" if args.two_site else "one"
     cases = [c for c in corpus.CASES if c.get("sites", "one") in (mode, "both")]
     if args.only:
