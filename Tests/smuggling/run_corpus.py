@@ -626,8 +626,8 @@ def run_case(case, args, origins, index, nonce):
                 outcome = "refused (%s)" % ex.describe()
             elif outcome is None or outcome.startswith("refused,"):
                 outcome = "forwarded differently: " + ("; ".join(result["origin"]) or "nothing")
-    # Probes answered on the case's connection were sent before the origin record was read: their
-    # own origin requests are in it, so judge the case on what came before them.
+    # Probes go out after the case's origin record was read (between()), so their own origin
+    # requests are never judged as the case's.
     for i, (target, host_name) in enumerate(probes):
         p = probe(args, case["proto"], target, host_name, source, ex.followups[i] if i < len(ex.followups) else None)
         if p:
