@@ -11,6 +11,7 @@ import Glibc
 /// and with a two-site config. Needs python3 with the `h2` package.
 extension IntegrationTests {
 @Suite(.serialized) struct SmugglingCorpusTests {
+    /// The corpus, its runner and the recording origin.
     static var folder: URL { BrowserTests.repo.appendingPathComponent("Tests/smuggling") }
 
     /// A recording origin: its origin port and its control address.
@@ -30,6 +31,9 @@ extension IntegrationTests {
         }
     }
 
+    /// One-site mode (a plain and a TLS gateway on one origin) and a two-site config (x.test and
+    /// y.test, an origin each), the two corpus runs side by side; every case must pass, and the
+    /// failure names each case that did not with what the client and the origin saw.
     @Test func theOriginParsesExactlyTheRequestTheGatewayDecidedOn() throws {
         let (status, output) = try runProgram(["python3", "-c", "import h2"])
         #expect(status == 0, "the corpus needs python3 with the h2 package (pip install h2): \(output)")
