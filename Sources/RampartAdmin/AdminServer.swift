@@ -132,7 +132,7 @@ public final class AdminServer: Sendable {
         router.post("/api/bans") { request, _ -> Response in
             let body = try await request.body.collect(upTo: 4096)
             guard let b = try? JSONDecoder().decode(BanRequest.self, from: Data(buffer: body)), let ip = IPAddress(b.address) else {
-                return Self.problem(.badRequest, "expected {\"address\": \"IP\", \"ttl_seconds\": N, \"reason\": \"...\"}")
+                return Self.problem(.badRequest, "expected {\"address\": \"IP\", \"ttl\": N, \"reason\": \"...\"}")
             }
             let ttl = min(max(b.ttlSeconds ?? 3600, 1), 30 * 86400)
             try await gateway.ban(ip, length: .seconds(Int64(ttl)), reason: b.reason ?? "manual")
@@ -199,14 +199,24 @@ public final class AdminServer: Sendable {
 
 struct ModeRequest: Decodable { var mode: String }
 
+/// `POST /api/bans`: the ban's length is `ttl` (seconds, as the command-line contract names it) or
+/// `ttl_seconds` (the dashboard's and older scripts' name).
 struct BanRequest: Decodable {
     var address: String
     var ttlSeconds: Int?
     var reason: String?
     enum CodingKeys: String, CodingKey {
         case address
+        case ttl
         case ttlSeconds = "ttl_seconds"
         case reason
+    }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        address = try c.decode(String.self, forKey: .address)
+        ttlSeconds = try c.decodeIfPresent(Int.self, forKey: .ttl) ?? c.decodeIfPresent(Int.self, forKey: .ttlSeconds)
+        reason = try c.decodeIfPresent(String.self, forKey: .reason)
     }
 }
 

@@ -156,7 +156,8 @@ enum OpenAPIDocument {
                       required: [address]
                       properties:
                         address: {type: string}
-                        ttl_seconds: {type: integer, default: 3600}
+                        ttl: {type: integer, default: 3600, description: "seconds"}
+                        ttl_seconds: {type: integer, description: "older name of ttl"}
                         reason: {type: string, default: manual}
               responses:
                 '201': {description: Banned}

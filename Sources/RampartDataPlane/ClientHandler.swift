@@ -855,10 +855,14 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         }
     }
 
-    /// The protocol a request asks to upgrade to, when it does so properly (GET, `Upgrade`, and
-    /// `upgrade` among the `Connection` tokens).
+    /// The protocol a request asks to upgrade to, when it does so properly (GET over HTTP/1.1,
+    /// `Upgrade: websocket`, and `upgrade` among the `Connection` tokens). WebSocket is the only
+    /// upgrade passed on: after a 101 the connection is a byte tunnel that no phase sees, and an
+    /// `h2c` upgrade would let the client's next bytes reach the origin as unchecked requests.
     static func upgradeRequested(_ head: HTTPRequestHead) -> String? {
-        guard head.method == .GET, let proto = head.headers.first(name: "upgrade"), !proto.isEmpty else { return nil }
+        guard head.method == .GET, head.version == .http1_1, let proto = head.headers.first(name: "upgrade"),
+            Substring(proto).trimmingASCIISpaces().equalsASCIICaseInsensitive("websocket")
+        else { return nil }
         for value in head.headers["connection"] {
             for token in value.split(separator: ",") where token.trimmingASCIISpaces().equalsASCIICaseInsensitive("upgrade") {
                 return proto

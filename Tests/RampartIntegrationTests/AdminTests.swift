@@ -111,7 +111,8 @@ extension IntegrationTests {
         #expect(eventually { try! RawClient(port: port, source: "127.0.0.42").request("GET", "/", headers: [ua])?.status == 200 })
 
         // A ban from the API: refused at accept; listed; lifted.
-        let ban = try RawClient(port: admin).request("POST", "/api/bans", headers: auth, body: #"{"address":"127.0.0.43","ttl_seconds":600,"reason":"test"}"#)
+        // `ttl` as the command-line contract names it (`ttl_seconds`, the older name, works too).
+        let ban = try RawClient(port: admin).request("POST", "/api/bans", headers: auth, body: #"{"address":"127.0.0.43","ttl":7200,"reason":"test"}"#)
         #expect(ban?.status == 201)
         let banned = try RawClient(port: port, source: "127.0.0.43")
         banned.send("GET / HTTP/1.1\r\nHost: example.org\r\n\r\n")
@@ -120,6 +121,8 @@ extension IntegrationTests {
         let json = try #require(try JSONSerialization.jsonObject(with: Data(list.body)) as? [String: Any])
         #expect(json["total"] as? Int == 1)
         #expect(((json["bans"] as? [[String: Any]])?.first?["reason"] as? String) == "test")
+        let remaining = ((json["bans"] as? [[String: Any]])?.first?["remaining"] as? Int) ?? 0
+        #expect(remaining > 3600 && remaining <= 7200, "ttl not applied: \(remaining) s left")
         #expect(try RawClient(port: admin).request("DELETE", "/api/bans/127.0.0.43", headers: auth)?.status == 204)
         #expect(try RawClient(port: port, source: "127.0.0.43").request("GET", "/", headers: [ua])?.status == 200)
         #expect(try RawClient(port: admin).request("DELETE", "/api/bans/127.0.0.43", headers: auth)?.status == 404)

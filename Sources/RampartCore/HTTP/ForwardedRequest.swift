@@ -85,6 +85,8 @@ extension ForwardingHeaders {
                 hasForwardedHost = true
                 if !hop.peerIsTrusted { continue }
             case 12 where name.equalsASCIICaseInsensitive("x-request-id"): continue
+            // Only meaningful with an h2c upgrade, which is never passed on.
+            case 14 where name.equalsASCIICaseInsensitive("http2-settings"): continue
             case 3 where name.equalsASCIICaseInsensitive("via"):
                 via = via.map { "\($0), \(value)" } ?? value
                 continue
