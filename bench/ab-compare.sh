@@ -33,23 +33,7 @@ trap cleanup EXIT
 install_missing nginx:nginx-light wrk:wrk
 ulimit -n 65536 2>/dev/null || true
 
-mkdir -p "$WORK/www" "$WORK/tmp"
-head -c 612 /dev/zero | tr '\0' 'x' > "$WORK/www/index.html"
-cat > "$WORK/origin.conf" <<EOF
-worker_processes 1;
-pid $WORK/nginx-origin.pid;
-error_log $WORK/origin-error.log warn;
-daemon on;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  $(nginx_temp_paths "$WORK/tmp")
-  keepalive_requests 100000;
-  server { listen 127.0.0.1:$ORIGIN_PORT; root $WORK/www; location / { } }
-}
-EOF
-nginx -c "$WORK/origin.conf"
-wait_port $ORIGIN_PORT
+start_static_origin "$WORK" $ORIGIN_PORT
 
 cat > "$WORK/rampart.yaml" <<EOF
 limits: {max_connections_per_ip: 100000}

@@ -28,3 +28,26 @@ wait_port() {
 nginx_temp_paths() {
   echo "client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1; uwsgi_temp_path $1; scgi_temp_path $1;"
 }
+
+# Starts nginx on 127.0.0.1:PORT serving a 612-byte static page from WORK/www (the origin of the
+# throughput benchmarks); its pid file is WORK/nginx-origin.pid. start_static_origin WORK PORT
+start_static_origin() {
+  local work=$1 port=$2
+  mkdir -p "$work/www" "$work/tmp"
+  head -c 612 /dev/zero | tr '\0' 'x' > "$work/www/index.html"
+  cat > "$work/origin.conf" <<EOC
+worker_processes 1;
+pid $work/nginx-origin.pid;
+error_log $work/origin-error.log warn;
+daemon on;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  $(nginx_temp_paths "$work/tmp")
+  keepalive_requests 100000;
+  server { listen 127.0.0.1:$port; root $work/www; location / { } }
+}
+EOC
+  nginx -c "$work/origin.conf"
+  wait_port "$port"
+}

@@ -42,24 +42,7 @@ echo "building Rampart (release)" >&2
 RAMPART="$ROOT/.build/release/rampart"
 
 # --- origin: nginx serving a 612-byte static page -------------------------------------------------
-mkdir -p "$WORK/www" "$WORK/tmp"
-head -c 612 /dev/zero | tr '\0' 'x' > "$WORK/www/index.html"
-cat > "$WORK/origin.conf" <<EOF
-worker_processes 1;
-pid $WORK/nginx-origin.pid;
-error_log $WORK/origin-error.log warn;
-daemon on;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  $(nginx_temp_paths "$WORK/tmp")
-  keepalive_requests 100000;
-  server { listen 127.0.0.1:$ORIGIN_PORT; root $WORK/www; location / { } }
-}
-EOF
-nginx -c "$WORK/origin.conf"
-
-wait_port $ORIGIN_PORT
+start_static_origin "$WORK" $ORIGIN_PORT
 
 # --- one certificate for the three proxies (P-256, as a site would use) ---------------------------
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \

@@ -138,24 +138,10 @@ final class AccessLog {
         buffer.writeString(#"","status":\#(e.status),"bytes":\#(e.bytes),"duration_ms":\#(Double(e.durationMicros / 10) / 100),"decision":""#)
         Self.escape(e.decision, into: &buffer)
         buffer.writeString("\"")
-        if let reason = e.reason {
-            buffer.writeString(#","reason":""#)
-            Self.escape(reason, into: &buffer)
-            buffer.writeString("\"")
-        }
-        buffer.writeString(#","request_id":""#)
-        Self.escape(e.requestID, into: &buffer)
-        buffer.writeString("\"")
-        if let agent = e.agent {
-            buffer.writeString(#","agent":""#)
-            Self.escape(agent, into: &buffer)
-            buffer.writeString("\"")
-        }
-        if let ja4 = e.fingerprint {
-            buffer.writeString(#","ja4":""#)
-            Self.escape(ja4, into: &buffer)
-            buffer.writeString("\"")
-        }
+        if let reason = e.reason { Self.field("reason", reason, into: &buffer) }
+        Self.field("request_id", e.requestID, into: &buffer)
+        if let agent = e.agent { Self.field("agent", agent, into: &buffer) }
+        if let ja4 = e.fingerprint { Self.field("ja4", ja4, into: &buffer) }
         buffer.writeString("}\n")
         if buffer.readableBytes > 64 * 1024 {
             flush()
@@ -178,6 +164,15 @@ final class AccessLog {
         gmtime_r(&t, &parts)
         func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
         return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))"
+    }
+
+    /// Writes `,"name":"value"` with the value escaped (`name` is one of ours, never a client's).
+    static func field(_ name: StaticString, _ value: String, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString(",\"")
+        buffer.writeStaticString(name)
+        buffer.writeStaticString("\":\"")
+        escape(value, into: &buffer)
+        buffer.writeStaticString("\"")
     }
 
     /// JSON string escaping (quotes, backslash, control characters); at most 2 KiB of the value,

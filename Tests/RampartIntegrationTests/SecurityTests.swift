@@ -29,6 +29,35 @@ extension IntegrationTests {
         """
     }
 
+    /// A demo origin and a gateway in front of it, for one test; `stop()` when done.
+    final class Stand: @unchecked Sendable {
+        let origin: DemoOrigin
+        let gateway: GatewayProcess
+        let ports: [Int]
+        var port: Int { ports[0] }
+
+        private init(origin: DemoOrigin, gateway: GatewayProcess, ports: [Int]) {
+            (self.origin, self.gateway, self.ports) = (origin, gateway, ports)
+        }
+
+        /// Starts both; `yaml` gets the origin's port. With `underAttack`, waits until the site's
+        /// mode (fixed in the config) is in force.
+        static func start(listeners: Int = 1, extraArguments: [String] = [], underAttack: Bool = false, _ yaml: (Int) -> String) async throws -> Stand {
+            let origin = DemoOrigin()
+            let originPort = try await origin.start()
+            let gw = try GatewayProcess(yaml: yaml(originPort), extraArguments: extraArguments)
+            let stand = Stand(origin: origin, gateway: gw, ports: try gw.waitUntilListening(count: listeners))
+            if underAttack { #expect(eventually { gw.stderrText.contains("to=under_attack") }) }
+            return stand
+        }
+
+        func stop() {
+            gateway.stop()
+            let origin = self.origin
+            Task { await origin.stop() }
+        }
+    }
+
     /// One catch-all site without health checks (so the origin counts only the tests' requests).
     static func plain(origin: Int, listener: String = "  - address: 127.0.0.1:0") -> String {
         """
@@ -45,13 +74,9 @@ extension IntegrationTests {
     /// Under attack, the cookie check sends a client back to the same place on this host: never
     /// to another host by a scheme-relative path (`//evil`) or a backslash (`/\evil`).
     @Test func theCookieCheckNeverRedirectsToAnotherHost() async throws {
-        let origin = DemoOrigin()
-        let originPort = try await origin.start()
-        defer { Task { await origin.stop() } }
-        let gw = try GatewayProcess(yaml: Self.underAttack(origin: originPort))
-        defer { gw.stop() }
-        let port = try gw.waitUntilListening()[0]
-        #expect(eventually { gw.stderrText.contains("to=under_attack") })
+        let stand = try await Stand.start(underAttack: true) { Self.underAttack(origin: $0) }
+        defer { stand.stop() }
+        let port = stand.port
 
         let first = try #require(try RawClient(port: port, source: "127.0.3.1").request("GET", "//evil.example/", headers: [Self.ua]))
         #expect(first.status == 302)
@@ -68,15 +93,11 @@ extension IntegrationTests {
     /// Unknown keys and bearer tokens earn nothing under attack; a configured key passes. Exempt
     /// paths match whole segments; dot segments are resolved before the rules see the path.
     @Test func unknownKeysExemptPrefixesAndDotSegmentsDoNotSkipTheChallenge() async throws {
-        let origin = DemoOrigin()
-        let originPort = try await origin.start()
-        defer { Task { await origin.stop() } }
-        let gw = try GatewayProcess(
-            yaml: Self.underAttack(origin: originPort, extra: "    api_keys: [tax-software-key-0001]\n    bearer_credentials: true")
-        )
-        defer { gw.stop() }
-        let port = try gw.waitUntilListening()[0]
-        #expect(eventually { gw.stderrText.contains("to=under_attack") })
+        let stand = try await Stand.start(underAttack: true) {
+            Self.underAttack(origin: $0, extra: "    api_keys: [tax-software-key-0001]\n    bearer_credentials: true")
+        }
+        defer { stand.stop() }
+        let port = stand.port
         func status(_ path: String, _ headers: [String] = [], source: String) throws -> Int {
             try RawClient(port: port, source: source).request("GET", path, headers: [Self.ua] + headers)?.status ?? 0
         }
@@ -94,15 +115,11 @@ extension IntegrationTests {
     /// A proof-of-work answer is redeemed once per gateway, whichever event loop a connection
     /// lands on (the gateway runs one loop per core; connections are spread over them).
     @Test func aProofOfWorkAnswerIsRedeemedOnceAcrossEventLoops() async throws {
-        let origin = DemoOrigin()
-        let originPort = try await origin.start()
-        defer { Task { await origin.stop() } }
-        let gw = try GatewayProcess(
-            yaml: Self.underAttack(origin: originPort, challenge: "{ tier: pow, difficulty: 10 }"), extraArguments: ["--threads", "4"]
-        )
-        defer { gw.stop() }
-        let port = try gw.waitUntilListening()[0]
-        #expect(eventually { gw.stderrText.contains("to=under_attack") })
+        let stand = try await Stand.start(extraArguments: ["--threads", "4"], underAttack: true) {
+            Self.underAttack(origin: $0, challenge: "{ tier: pow, difficulty: 10 }")
+        }
+        defer { stand.stop() }
+        let port = stand.port
         let page = try #require(try RawClient(port: port, source: "127.0.5.1").request("GET", "/news", headers: [Self.ua, "Accept: text/html"]))
         #expect(page.status == 403)
         let next = try #require(await DrillRunner.answerChallenge(page.text, javaScript: true))
@@ -117,15 +134,11 @@ extension IntegrationTests {
     /// A clearance earned over IPv4 is not good over IPv6 (and the other way round): a family
     /// slot is never filled in on first use.
     @Test func aClearanceDoesNotCrossAddressFamilies() async throws {
-        let origin = DemoOrigin()
-        let originPort = try await origin.start()
-        defer { Task { await origin.stop() } }
-        let gw = try GatewayProcess(
-            yaml: Self.underAttack(origin: originPort, listeners: "  - address: 127.0.0.1:0\n  - address: \"[::1]:0\"")
-        )
-        defer { gw.stop() }
-        let ports = try gw.waitUntilListening(count: 2)
-        #expect(eventually { gw.stderrText.contains("to=under_attack") })
+        let stand = try await Stand.start(listeners: 2, underAttack: true) {
+            Self.underAttack(origin: $0, listeners: "  - address: 127.0.0.1:0\n  - address: \"[::1]:0\"")
+        }
+        defer { stand.stop() }
+        let ports = stand.ports
         let first = try #require(try RawClient(port: ports[0], source: "127.0.6.1").request("GET", "/echo", headers: [Self.ua]))
         #expect(first.status == 302)
         let cookie = try #require(DefenceTests.clearance(first))
@@ -141,12 +154,9 @@ extension IntegrationTests {
 
     /// Malformed requests count toward a ban like any other abuse.
     @Test func aSourceSendingMalformedRequestsIsBanned() async throws {
-        let origin = DemoOrigin()
-        let originPort = try await origin.start()
-        defer { Task { await origin.stop() } }
-        let gw = try GatewayProcess(yaml: Self.plain(origin: originPort))
-        defer { gw.stop() }
-        let port = try gw.waitUntilListening()[0]
+        let stand = try await Stand.start { Self.plain(origin: $0) }
+        defer { stand.stop() }
+        let (port, gw) = (stand.port, stand.gateway)
         var answered400 = 0
         for _ in 0..<150 {
             guard let c = try? RawClient(port: port, source: "127.0.7.7") else { continue }
@@ -166,12 +176,9 @@ extension IntegrationTests {
     /// What the origin receives: one request, the normalised target, the routed host, the one
     /// framing the gateway decided, no client-planted identity or routing headers.
     @Test func theOriginReceivesExactlyTheRequestTheGatewayDecidedOn() async throws {
-        let origin = DemoOrigin()
-        let originPort = try await origin.start()
-        defer { Task { await origin.stop() } }
-        let gw = try GatewayProcess(yaml: Self.plain(origin: originPort))
-        defer { gw.stop() }
-        let port = try gw.waitUntilListening()[0]
+        let stand = try await Stand.start { Self.plain(origin: $0) }
+        defer { stand.stop() }
+        let (port, origin) = (stand.port, stand.origin)
         let before = origin.stats.requests
         // The review's smuggling reproduction: the body must reach the origin as this request's body.
         let smuggled = "GET /SMUGGLED HTTP/1.1\r\nHost: evil.test\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n"
