@@ -271,12 +271,13 @@ struct ReplayCommand: AsyncParsableCommand {
         guard line.hasPrefix("{") else { return LogRecord.nginxCombined(Substring(line)) }
         guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
         let time: Int64?
-        if let n = o["time"] as? Double {
+        if let n = o["time"] as? Double, n.isFinite, n >= Double(LogRecord.plausibleTimes.lowerBound), n <= Double(LogRecord.plausibleTimes.upperBound) {
             time = Int64(n)
         } else if let s = o["time"] as? String {
             let f = ISO8601DateFormatter()
             f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-            time = (f.date(from: s) ?? ISO8601DateFormatter().date(from: s)).map { Int64($0.timeIntervalSince1970) }
+            time = (f.date(from: s) ?? ISO8601DateFormatter().date(from: s)).map(\.timeIntervalSince1970)
+                .flatMap { LogRecord.plausibleTimes.contains(Int64(exactly: $0.rounded(.down)) ?? -1) ? Int64($0) : nil }
         } else {
             time = nil
         }

@@ -229,4 +229,23 @@ private func second(
         #expect(report.requests == 300)
         #expect(report.secondsInMode[.underAttack] == nil)
     }
+    /// Found by the `replay-log` fuzz target: a user name from `Authorization: Basic` may carry a
+    /// bracketed date; the time is the bracket right before the request, and out-of-range dates
+    /// are refused instead of overflowing the replay's clock.
+    @Test func aClientWrittenUserNameCannotSetTheTimeOrCrashTheReplay() throws {
+        let line = #"203.0.113.9 - [01/Jan/2300/00/00/00 +0000] [10/Oct/2026:13:55:36 +0300] "GET / HTTP/1.1" 401 0 "-" "x""#
+        let r = try #require(LogRecord.nginxCombined(Substring(line)))
+        #expect(r.time == LogRecord.unixSeconds(year: 2026, month: 10, day: 10, hour: 10, minute: 55, second: 36))
+        #expect(LogRecord.nginxCombined(#"203.0.113.9 - - [01/Jan/99999999999999999/00:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "-""#) == nil)
+        #expect(LogRecord.nginxCombined(#"203.0.113.9 - - [01/Jan/2300:25:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "-""#) == nil)
+        // Records far apart (or far outside any log's range) cost calm windows, not every second between.
+        let a = LogRecord(time: 1_000, client: IPAddress(v4: 1), method: "GET", target: "/", status: 200, agent: "")
+        let b = LogRecord(time: 8_000_000_000, client: IPAddress(v4: 2), method: "GET", target: "/", status: 200, agent: "")
+        let c = LogRecord(time: Int64.max - 10, client: IPAddress(v4: 3), method: "GET", target: "/", status: 200, agent: "")
+        let report = Replay.run([a, b, c])
+        #expect(report.requests == 2)
+        let walked: Int = report.secondsInMode.values.reduce(0, +)
+        let span: Int = 8_000_000_000 - 1_000 + 1 + 40  // first to last record, plus the calm minute after
+        #expect(walked == span)
+    }
 }

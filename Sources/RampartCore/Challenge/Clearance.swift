@@ -335,6 +335,9 @@ public enum Base64URL {
                 out.append(UInt8(truncatingIfNeeded: acc >> UInt32(bits)))
             }
         }
+        // One spelling per value: the unused low bits of the last character must be zero, or a
+        // cookie would have several texts that all verify (found by the `clearance` fuzz target).
+        guard acc & ((1 << UInt32(bits)) - 1) == 0 else { return nil }
         return out
     }
 }

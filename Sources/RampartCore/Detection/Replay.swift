@@ -21,10 +21,14 @@ public struct LogRecord: Sendable, Equatable {
 
     /// Parses a line of nginx's `combined` format:
     /// `ADDR - USER [10/Oct/2000:13:55:36 -0700] "GET /path HTTP/1.1" 200 123 "referer" "agent"`.
+    /// The time is taken from the bracket right before the request's opening quote: the user name
+    /// before it comes from a client's `Authorization: Basic` header and may hold brackets too.
     public static func nginxCombined(_ line: Substring) -> LogRecord? {
         guard let space = line.firstIndex(of: " "), let client = IPAddress(line[..<space]),
-            let open = line.firstIndex(of: "["), let close = line[open...].firstIndex(of: "]"),
-            let time = parseNginxTime(line[line.index(after: open)..<close])
+            let quote = line.firstIndex(of: "\""),
+            let close = line[..<quote].lastIndex(of: "]"), let open = line[..<close].lastIndex(of: "["),
+            line[line.index(after: close)..<quote].allSatisfy({ $0 == " " }),
+            let time = parseNginxTime(line[line.index(after: open)..<close]), plausibleTimes.contains(time)
         else { return nil }
         let rest = line[line.index(after: close)...]
         let quoted = rest.split(separator: "\"", omittingEmptySubsequences: false)
@@ -43,11 +47,18 @@ public struct LogRecord: Sendable, Equatable {
     static func parseNginxTime(_ s: Substring) -> Int64? {
         let parts = s.split(whereSeparator: { $0 == "/" || $0 == ":" || $0 == " " })
         guard parts.count == 7, let day = Int(parts[0]), let month = months.firstIndex(of: String(parts[1])), let year = Int(parts[2]),
-            let h = Int(parts[3]), let m = Int(parts[4]), let sec = Int(parts[5]), let tz = Int(parts[6])
+            let h = Int(parts[3]), let m = Int(parts[4]), let sec = Int(parts[5]), let tz = Int(parts[6]),
+            (1...31).contains(day), (1970...2255).contains(year), (0...23).contains(h), (0...59).contains(m), (0...60).contains(sec),
+            (-1400...1400).contains(tz), abs(tz % 100) < 60
         else { return nil }
         let offset = (tz / 100) * 3600 + (tz % 100) * 60
         return unixSeconds(year: year, month: month + 1, day: day, hour: h, minute: m, second: sec) - Int64(offset)
     }
+
+    /// Unix seconds a log record may carry: 1970 to 2255 (the replay's clock counts nanoseconds in
+    /// an Int64, which ends in 2262). Outside it a time is refused: a crafted date must not
+    /// overflow that clock.
+    public static let plausibleTimes: ClosedRange<Int64> = 0...9_000_000_000
 
     /// Days-from-civil (Howard Hinnant's algorithm), for UTC date parts.
     public static func unixSeconds(year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int) -> Int64 {
@@ -96,7 +107,7 @@ public enum Replay {
         bans policy: BanPolicy = BanPolicy()
     ) -> ReplayReport {
         var report = ReplayReport()
-        let sorted = records.sorted { $0.time < $1.time }
+        let sorted = records.filter { LogRecord.plausibleTimes.contains($0.time) }.sorted { $0.time < $1.time }
         guard let first = sorted.first, let last = sorted.last else { return report }
         report.requests = sorted.count
         report.firstTime = first.time
@@ -107,8 +118,19 @@ public enum Replay {
         var banList = BanList(policy: policy)
         var totals = TrafficSecond()
         var index = 0
-        // Every second from the first record to a calm minute after the last, so the mode can come down.
-        for second in first.time...(last.time + Int64(detection.calmUnderAttack + detection.calmElevated + 5)) {
+        // Every second from the first record to a calm minute after the last, so the mode can come
+        // down; a gap longer than that calm window is jumped over (the mode is down by then), so two
+        // records centuries apart cost two calm windows, not centuries of seconds.
+        let calm = Int64(detection.calmUnderAttack + detection.calmElevated + 5)
+        var second = first.time
+        var idle: Int64 = 0
+        while second <= last.time + calm {
+            if idle >= calm, index < sorted.count, sorted[index].time > second {
+                report.secondsInMode[controller.mode, default: 0] += Int(sorted[index].time - second)
+                second = sorted[index].time
+                idle = 0
+            }
+            defer { second += 1 }
             var s = TrafficSecond()
             while index < sorted.count, sorted[index].time == second {
                 let r = sorted[index]
@@ -143,6 +165,7 @@ public enum Replay {
                 report.events.append(.init(time: second, text: "\(change.from.rawValue) -> \(change.to.rawValue) (\(change.tier.rawValue)): \(change.reason)"))
             }
             report.secondsInMode[controller.mode, default: 0] += 1
+            idle = s.requests == 0 ? idle + 1 : 0
             totals.merge(s)
         }
         report.topSources = totals.topSources.top(10).map { TopEntry(key: $0.key.description, count: $0.count) }
