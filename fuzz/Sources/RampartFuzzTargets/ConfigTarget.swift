@@ -1,0 +1,41 @@
+import RampartCore
+
+/// `config`: arbitrary text through the YAML config loader (`rampart check`, `rampart run --config`).
+enum ConfigTarget {
+    /// The registry entry.
+    static let target = FuzzTarget(
+        name: "config",
+        property: "the loader returns a config or a non-empty list of issues, each with a message and a position inside the text, and says the same the second time",
+        run: run
+    )
+
+    static func run(_ bytes: [UInt8]) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        // The loader reads the files a config names (token, certificates, CA); a device or a proc
+        // file there (/dev/zero, /dev/stdin) blocks or fills memory by design, not by a parser bug.
+        guard !text.contains("/dev/"), !text.contains("/proc/"), !text.contains("/sys/") else { return }
+        let first = load(text)
+        switch first {
+        case .success:
+            break
+        case .failure(let error):
+            FuzzCheck.require(!error.issues.isEmpty, "the loader failed without an issue")
+            let lines = text.utf8.reduce(1) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
+            for issue in error.issues {
+                FuzzCheck.require(!issue.message.isEmpty, "an issue without a message: \(issue)")
+                FuzzCheck.require(issue.file == "fuzz.yaml", "an issue names another file: \(issue)")
+                FuzzCheck.require(issue.line >= 0 && issue.line <= lines + 1 && issue.column >= 0, "an issue outside the \(lines)-line text: \(issue)")
+            }
+        }
+        FuzzCheck.require(load(text) == first, "loading the same text twice gave different answers")
+    }
+
+    static func load(_ text: String) -> Result<GatewayConfig, ConfigError> {
+        Result { () throws(ConfigError) in try ConfigLoader.load(yaml: text, file: "fuzz.yaml") }
+    }
+}
+
+extension ConfigError: @retroactive Equatable {
+    /// Same issues in the same order.
+    public static func == (a: ConfigError, b: ConfigError) -> Bool { a.issues == b.issues }
+}

@@ -1,0 +1,35 @@
+import RampartCore
+
+/// `replay-log`: access-log text through the parser `rampart replay` reads logs with, and the
+/// parsed records through the replay itself.
+enum ReplayLogTarget {
+    /// The registry entry.
+    static let target = FuzzTarget(
+        name: "replay-log",
+        property: "every line parses or is skipped without a crash; a record's address, method and target come from its line; a short log replays to a report that counts every record",
+        run: run
+    )
+
+    /// The longest span of log time (seconds) replayed per input: the replay walks every second of
+    /// the span, so longer spans only cost time.
+    static let maxReplaySpan: Int64 = 120
+
+    static func run(_ bytes: [UInt8]) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        var records: [LogRecord] = []
+        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
+            guard let record = LogRecord.nginxCombined(line) else { continue }
+            let context = "line \(line.debugDescription) gave \(record)"
+            FuzzCheck.require(line.hasPrefix(record.client.description) || IPAddress(line.prefix { $0 != " " }) == record.client, "address not from the line: \(context)")
+            FuzzCheck.require(!record.method.isEmpty && !record.method.contains(" "), "method with a space or empty: \(context)")
+            FuzzCheck.require(!record.target.isEmpty && !record.target.contains(" "), "target with a space or empty: \(context)")
+            FuzzCheck.require(line.contains(record.method) && line.contains(record.target) && line.contains(record.agent), "field not from the line: \(context)")
+            records.append(record)
+        }
+        guard let first = records.map(\.time).min(), let last = records.map(\.time).max(), last - first <= maxReplaySpan else { return }
+        let report = Replay.run(records)
+        FuzzCheck.require(report.requests == records.count, "replay counted \(report.requests) of \(records.count) records")
+        FuzzCheck.require(report.firstTime == first && report.lastTime == last, "replay span \(report.firstTime)...\(report.lastTime), records \(first)...\(last)")
+        FuzzCheck.require(report.limited + report.refusedBanned <= records.count, "more refusals than records: \(report.limited) + \(report.refusedBanned)")
+    }
+}
