@@ -130,19 +130,32 @@ final class AccessLog {
         buffer.writeString(#"{"time":"\#(secondPrefix).\#(millis < 10 ? "00" : millis < 100 ? "0" : "")\#(millis)Z","site":""#)
         Self.escape(e.site, into: &buffer)
         buffer.writeString(#"","client":"\#(e.client)","method":""#)
-        buffer.writeString(e.method.rawValue)
+        // Every field a client can influence is escaped (an HTTP/2 `:method` is any string until
+        // the request checks refuse it, and refused requests are logged too).
+        Self.escape(e.method.rawValue, into: &buffer)
         buffer.writeString(#"","path":""#)
         Self.escape(e.target, into: &buffer)
-        buffer.writeString(#"","status":\#(e.status),"bytes":\#(e.bytes),"duration_ms":\#(Double(e.durationMicros / 10) / 100),"decision":"\#(e.decision)""#)
-        if let reason = e.reason { buffer.writeString(#","reason":"\#(reason)""#) }
-        buffer.writeString(#","request_id":"\#(e.requestID)""#)
+        buffer.writeString(#"","status":\#(e.status),"bytes":\#(e.bytes),"duration_ms":\#(Double(e.durationMicros / 10) / 100),"decision":""#)
+        Self.escape(e.decision, into: &buffer)
+        buffer.writeString("\"")
+        if let reason = e.reason {
+            buffer.writeString(#","reason":""#)
+            Self.escape(reason, into: &buffer)
+            buffer.writeString("\"")
+        }
+        buffer.writeString(#","request_id":""#)
+        Self.escape(e.requestID, into: &buffer)
+        buffer.writeString("\"")
         if let agent = e.agent {
             buffer.writeString(#","agent":""#)
             Self.escape(agent, into: &buffer)
             buffer.writeString("\"")
         }
-        // JA4 fingerprints are [a-z0-9_] only: nothing to escape.
-        if let ja4 = e.fingerprint { buffer.writeString(#","ja4":"\#(ja4)""#) }
+        if let ja4 = e.fingerprint {
+            buffer.writeString(#","ja4":""#)
+            Self.escape(ja4, into: &buffer)
+            buffer.writeString("\"")
+        }
         buffer.writeString("}\n")
         if buffer.readableBytes > 64 * 1024 {
             flush()
@@ -167,12 +180,13 @@ final class AccessLog {
         return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))"
     }
 
-    /// JSON string escaping (quotes, backslash, control characters); at most 2 KiB of the value.
+    /// JSON string escaping (quotes, backslash, control characters); at most 2 KiB of the value,
+    /// cut before a character, never inside one (the line stays valid UTF-8).
     static func escape(_ s: String, into buffer: inout ByteBuffer) {
         var count = 0
         for b in s.utf8 {
             count += 1
-            if count > 2048 { break }
+            if count > 2048, b & 0xC0 != 0x80 { break }
             switch b {
             case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
             case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")

@@ -237,6 +237,8 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         guard phase != .closed else { return }
         if let parseError = error as? HTTPParserError {
             let reason = Self.reason(for: parseError)
+            // Malformed requests count toward a ban like any other abuse.
+            _ = loop.strike(clientIP, reason: reason)
             if responseStarted || phase == .proxying && responseStarted {
                 loop.reject(reason, client: clientIP)
                 closeNow()
@@ -307,11 +309,14 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             hasBody = true  // framing is unknown: never try to read on
             keepAlive = false
             timeouts.headReceived(now: now, expectsBody: false)
+            // Malformed requests count toward a ban like any other abuse.
+            _ = loop.strike(clientIP, reason: e.reason)
             respondLocally(e.reason)
             return
         case .success(let a):
             accepted = a
         }
+        requestTarget = accepted.target
         hasBody = accepted.chunked || (accepted.contentLength ?? 0) > 0
         declaredLength = accepted.contentLength
         timeouts.headReceived(now: now, expectsBody: hasBody)
@@ -387,38 +392,29 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         }
 
         if peerText == nil { peerText = peer.description }
-        var forwarded = head
-        forwarded.version = .http1_1
-        if accepted.target != head.uri { forwarded.uri = accepted.target }
-        ForwardingHeaders.prepareRequest(
-            &forwarded.headers,
-            peer: peerText!,
-            peerIsTrusted: config.trusted.contains(peer),
-            scheme: scheme,
-            host: accepted.host,
-            requestID: requestID,
-            version: head.version
-        )
-        if accepted.expectsContinue { forwarded.headers.remove(name: "expect") }
-        ChallengeRoutes.stripClearanceCookie(&forwarded.headers)
+        let peerIsTrusted = config.trusted.contains(peer)
         upgrade = Self.upgradeRequested(head)
-        if let upgrade {
-            // Hop-by-hop rules removed these; an upgrade is the one case they must be passed on.
-            forwarded.headers.add(name: "Upgrade", value: upgrade)
-            forwarded.headers.add(name: "Connection", value: "Upgrade")
-        }
-        if accepted.chunked {
-            forwarded.headers.add(name: "Transfer-Encoding", value: "chunked")
-        } else if accepted.contentLength == nil, head.method == .POST || head.method == .PUT || head.method == .PATCH {
-            forwarded.headers.add(name: "Content-Length", value: "0")
-        }
+        // The one request the origin parses: the normalised target and host every rule saw, the one
+        // framing decided above, hop-by-hop, identity and routing-override headers gone.
+        var forwarded = ForwardingHeaders.forwardedHead(
+            head,
+            accepted: accepted,
+            hop: ForwardingHeaders.Hop(
+                peer: peerText!, client: clientIP == peer ? peerText! : clientIP.description, peerIsTrusted: peerIsTrusted,
+                scheme: scheme, requestID: requestID, version: head.version
+            ),
+            fallbackHost: accepted.host == nil ? Self.fallbackHost(site) : "",
+            policy: site.requestHeaders,
+            upgrade: upgrade
+        )
+        ChallengeRoutes.stripClearanceCookie(&forwarded.headers)
         forwardHead = forwarded
         expectsContinue = accepted.expectsContinue
 
         // The micro-cache: a fresh copy answers at once; a fetch already under way is waited for
         // (coalescing); a stale copy is kept in hand in case the origin fails.
         cacheKey = nil
-        if upgrade == nil,
+        if upgrade == nil, accepted.framing == .none || accepted.framing == .length(0),
             let key = CachePolicy.key(method: head.method, target: accepted.target, host: accepted.host ?? "", headers: forwarded.headers, config: site.cache)
         {
             cacheKey = key
@@ -744,6 +740,12 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             var response = head
             response.version = clientVersion
             ForwardingHeaders.prepareResponse(&response.headers)
+            if clientVersion == .http1_0, keepAlive, requestMethod != .HEAD, code >= 200, code != 204, code != 304,
+                !response.headers.contains(name: "content-length")
+            {
+                // An HTTP/1.0 client knows no chunked coding: a body of unknown length ends with the connection.
+                keepAlive = false
+            }
             if fillKey != nil {
                 if let ttl = CachePolicy.ttl(status: head.status, headers: response.headers, method: requestMethod, config: loop.config.sites[siteIndex].cache) {
                     fillHead = response
@@ -911,8 +913,10 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         if ChallengePolicy.isExempt(path: path, config: site.challenge) { return true }
         // An address the origin served well goes first in queues but is not excused from
         // challenges: a bot that got pages before the attack was detected would be, too.
-        let keyHolder = site.challenge.exemptKeyHolders && (apiKey ?? PresentedAPIKey.find(in: head.headers, configured: site.apiKeys)) != nil
-        let exempt = apiKey?.configured == true || keyHolder
+        // Only keys the operator configured skip the challenge: an unknown key or bearer token earns
+        // nothing (a flood would only need to add a random one). Sessions and tokens the origin has
+        // accepted pass below, at one person's rate.
+        let exempt = (site.challenge.exemptKeyHolders && apiKey?.configured == true)
             || (!loop.config.source.knownGood.allow.isEmpty && loop.config.source.knownGood.allow.contains(clientIP))
         if exempt { return true }
         if let credential, loop.knownGoodCredentials.contains(credential, now: Int64(now.uptimeNanoseconds)) {
@@ -934,13 +938,12 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         var clearanceKey: IPAddress?
         if let value = ChallengeRoutes.cookie(ChallengeRoutes.cookie, in: head.headers["cookie"]) {
             switch Clearance.verify(value, keys: &loop.keys, client: clientIP, userAgent: agent, now: unix) {
-            case .success(let (clearance, rebind)):
+            case .success(let clearance):
                 if defence.revoked.isBanned(clearance.key, now: mono) {
                     challengeFailed(detail: "revoked clearance")
                 } else {
                     level = clearance.level
                     clearanceKey = clearance.key
-                    if rebind { setCookie = defence.cookie(clearance, keys: &loop.keys, userAgent: agent, now: unix, secure: scheme == "https") }
                 }
             case .failure(let failure):
                 challengeFailed(detail: "clearance cookie: \(failure.rawValue)")
@@ -968,7 +971,11 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
                 let (limited, revoke) = defence.clearanceOverLimit(key, now: mono)
                 if limited {
                     defence.traffic.clearanceLimited += 1
-                    if revoke { loop.rejectionLog.log(reason: .clearanceLimited, client: clientIP, detail: "clearance revoked") }
+                    if revoke {
+                        loop.rejectionLog.log(reason: .clearanceLimited, client: clientIP, detail: "clearance revoked")
+                        // Revoked on every event loop, not only on the one that saw the abuse.
+                        loop.revokeEverywhere?(site.name, key)
+                    }
                     if loop.strike(clientIP, reason: .clearanceLimited) { keepAlive = false }
                     respondLocally(.clearanceLimited, retryAfter: 2)
                     return false
@@ -992,9 +999,11 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
                 let cookie = defence.cookie(clearance, keys: &loop.keys, userAgent: agent, now: unix, secure: scheme == "https")
                 loop.counters.clearancesIssued += 1
                 let language = ChallengePage.language(acceptLanguage: head.headers.first(name: "accept-language"))
+                // Back to the same, normalised target; never to another host (`//evil`, `/\evil`).
+                let location = ChallengeRoutes.safeReturn(Substring(target))
                 sendGenerated(
-                    .found, body: ChallengePage.redirect(language: language, location: target),
-                    headers: [("Location", target), ("Set-Cookie", cookie), ("X-Rampart-Challenge", "cookie")]
+                    .found, body: ChallengePage.redirect(language: language, location: location),
+                    headers: [("Location", location), ("Set-Cookie", cookie), ("X-Rampart-Challenge", "cookie")]
                 )
                 return false
             }
@@ -1056,7 +1065,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
                     refuseAnswer(detail: "wrong proof-of-work answer")
                     return
                 }
-                guard defence.usedStamps.insert(stamp.nonce) else {
+                guard loop.ledger.redeem(stamp.nonce) else {
                     refuseAnswer(detail: "replayed proof-of-work answer")
                     return
                 }
@@ -1085,7 +1094,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
                     )
                     return
                 }
-                guard defence.usedStamps.insert(stamp.nonce) else {
+                guard loop.ledger.redeem(stamp.nonce) else {
                     refuseAnswer(detail: "replayed ticket")
                     return
                 }
@@ -1268,6 +1277,14 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         timer?.cancel()
         timer = nil
         timerAt = nil
+    }
+
+    /// The `Host` sent to the origin for a request that named none (HTTP/1.0): the site's first
+    /// plain host name, else its first origin's address.
+    static func fallbackHost(_ site: SiteConfig) -> String {
+        if let name = site.hosts.first(where: { $0 != "*" && !$0.hasPrefix("*.") }) { return name }
+        if let origin = site.origins.first { return "\(origin.address.host):\(origin.address.port)" }
+        return "localhost"
     }
 
     /// Connection-phase keys from the listener, request-phase keys from the site.

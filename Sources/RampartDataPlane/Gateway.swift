@@ -74,10 +74,19 @@ public final class Gateway: Sendable {
             NIOLoopBound(BanRegistry(policy: config.bans, loop: acceptContext.value, store: store), eventLoop: acceptLoop)
         }.wait()
         self.bans = bans
+        let ledger = ChallengeLedger()
+        let everyContext = Array(contexts.values)
         for bound in contexts.values {
             try bound.eventLoop.submit {
                 bound.value.reportBan = { ip, reason in
                     bans.eventLoop.execute { bans.value.ban(ip, reason: reason) }
+                }
+                bound.value.ledger = ledger
+                let own = bound.eventLoop
+                bound.value.revokeEverywhere = { site, key in
+                    for other in everyContext where other.eventLoop !== own {
+                        other.eventLoop.execute { other.value.revoke(site: site, key: key) }
+                    }
                 }
             }.wait()
         }

@@ -20,6 +20,17 @@ final class LoopContext {
     var strikes: StrikeCounter
     /// Sends a ban to the accept loop's ban list (set by the gateway).
     var reportBan: ((IPAddress, String) -> Void)?
+    /// Revokes a clearance (by key) for a site (by name) on every event loop; set by the gateway.
+    var revokeEverywhere: ((String, IPAddress) -> Void)?
+    /// Answered challenges and redeemed tickets, shared by every event loop: once means once per
+    /// gateway. Replaced by the gateway's shared ledger at start.
+    var ledger = ChallengeLedger()
+
+    /// Revokes clearance `key` on this loop's copy of `site`'s table (told by another loop).
+    func revoke(site: String, key: IPAddress) {
+        guard let defence = defence.first(where: { $0.name == site }) else { return }
+        _ = defence.revoked.ban(key, now: Int64(eventLoop.now.uptimeNanoseconds))
+    }
 
     /// Counts a refusal of `source`; bans it when it has used up its strikes. True when banned.
     func strike(_ source: IPAddress, reason: RejectReason) -> Bool {

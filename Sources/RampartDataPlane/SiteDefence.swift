@@ -29,8 +29,6 @@ final class SiteDefence {
     var cookieless: TokenBucketTable
     /// Revoked clearances (by clearance key), until they would have expired anyway.
     var revoked: BanList
-    /// Answered challenges and redeemed tickets (replays are refused).
-    var usedStamps = RecentNonces()
     /// Per-credential buckets: a session the origin vouches for is one person's share too, so a
     /// stolen session cookie cannot carry a flood past the challenges.
     var credentialBuckets: TokenBucketTable
@@ -121,7 +119,6 @@ final class SiteDefence {
         fresh.tier = tier
         fresh.traffic = traffic
         fresh.revoked = revoked
-        fresh.usedStamps = usedStamps
         fresh.learnedCookies = learnedCookies
         return fresh
     }

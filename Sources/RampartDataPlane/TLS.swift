@@ -117,6 +117,7 @@ extension Gateway {
                             let client = ClientHandler(
                                 loop: bound.value, listener: listener, peer: peer, scheme: "https", fingerprint: fingerprint, now: stream.eventLoop.now
                             )
+                            try stream.pipeline.syncOperations.addHandler(HTTP2RequestGuard(loop: bound.value, peer: peer))
                             try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
                             try stream.pipeline.syncOperations.addHandler(client)
                         }

@@ -1,4 +1,5 @@
 import Benchmark
+import NIOHTTP1
 import RampartCore
 
 import Foundation
@@ -36,6 +37,30 @@ let benchmarks: @Sendable () -> Void = {
         for i in benchmark.scaledIterations {
             now += 1000
             blackHole(limiter.check(client: IPAddress(v4: 0x7F00_0000 | UInt32(i % 50_000)), method: .GET, target: "/", now: now))
+        }
+    }
+
+    // The request path's decision and rewrite for a typical browser GET: framing checks (with the
+    // target normalised) and the forwarded head, as the client handler runs them per request.
+    Benchmark("RequestChecks.framing + forwardedHead, browser GET") { benchmark in
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/news/2026/11/article-4711?utm_source=x", headers: [
+            "Host": "www.example.org", "User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0",
+            "Accept": "text/html,application/xhtml+xml", "Accept-Language": "lt,en;q=0.5", "Accept-Encoding": "gzip, deflate, br",
+            "Cookie": "sessionid=0123456789abcdef; theme=dark", "Connection": "keep-alive",
+        ])
+        let hop = ForwardingHeaders.Hop(peer: "203.0.113.7", client: "203.0.113.7", peerIsTrusted: false, scheme: "https", requestID: "00000000deadbeef", version: .http1_1)
+        let policy = RequestHeaderPolicy()
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            guard case .success(let accepted) = RequestChecks.framing(head) else { fatalError("refused") }
+            blackHole(ForwardingHeaders.forwardedHead(head, accepted: accepted, hop: hop, fallbackHost: "", policy: policy))
+        }
+    }
+
+    Benchmark("RequestTarget.normalise, dot segments and escapes") { benchmark in
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            blackHole(RequestTarget.normalise("/api/../news//2026/%7Eeditor/./article?q=1"))
         }
     }
 

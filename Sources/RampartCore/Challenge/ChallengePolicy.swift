@@ -21,11 +21,18 @@ public struct ChallengeConfig: Hashable, Sendable {
     /// Wait tickets redeemed per second per subnet (/24, /64), and their burst.
     public var waitRate: Double = 2
     public var waitBurst: Double = 30
-    /// Path prefixes that are never challenged (machine routes: APIs, feeds, health checks); they are
-    /// rate-limited like everything else.
-    public var exemptPaths: [String] = ["/api/", "/.well-known/", "/healthz", "/health", "/robots.txt", "/feed", "/rss", "/sitemap"]
-    /// Requests that carry an API key or bearer token (configured or not) are not challenged: API
-    /// software cannot solve one. Keys are still rate-limited per key.
+    /// Paths that are never challenged (machine routes: APIs, feeds, health checks), matched on
+    /// whole segments of the normalised path: `/health` exempts `/health` and `/health/live`, not
+    /// `/healthcare`; an entry ending in `/` exempts what is under it. They are rate-limited like
+    /// everything else.
+    public var exemptPaths: [String] = [
+        "/api/", "/.well-known/", "/healthz", "/health", "/robots.txt", "/feed", "/rss", "/sitemap.xml", "/feed.xml",
+        "/rss.xml", "/atom.xml",
+    ]
+    /// Requests that carry one of the site's configured API keys are not challenged: API software
+    /// cannot solve one. Unknown keys and bearer tokens earn nothing (a flood would only need to
+    /// add one); tokens the origin has accepted pass as sessions do, at one person's rate. Keys are
+    /// still rate-limited per key.
     public var exemptKeyHolders = true
     /// User-agent fragments (lower case) that mark a tool rather than a browser: such clients
     /// without clearance are challenged already in elevated mode.
@@ -53,10 +60,19 @@ public enum ChallengeAction: Equatable, Sendable {
 /// behave like tools; under attack every client without clearance on challengeable routes. Never
 /// exempt paths, key holders, allow-listed or known-good clients.
 public enum ChallengePolicy {
-    /// True when `path` starts with one of the exempt prefixes.
+    /// True when the (normalised) `path` is one of the exempt paths or lies under one, on whole
+    /// segments, or is one of the gateway's own routes.
     public static func isExempt(path: Substring, config: ChallengeConfig) -> Bool {
-        for prefix in config.exemptPaths where path.hasPrefix(prefix) { return true }
+        for prefix in config.exemptPaths where matchesSegments(path, prefix) { return true }
         return path.hasPrefix(ChallengeRoutes.prefix)
+    }
+
+    /// `path` equals `prefix`, or continues it after a `/` (a prefix ending in `/` matches what
+    /// is under it).
+    static func matchesSegments(_ path: Substring, _ prefix: String) -> Bool {
+        guard path.hasPrefix(prefix) else { return false }
+        if prefix.hasSuffix("/") || path.utf8.count == prefix.utf8.count { return true }
+        return path.utf8[path.utf8.index(path.utf8.startIndex, offsetBy: prefix.utf8.count)] == UInt8(ascii: "/")
     }
 
     /// True when the user agent is missing or names a tool or a headless browser.

@@ -69,8 +69,9 @@ public enum SubnetBinding {
 
 /// A clearance: proof that a client passed a challenge, carried in a signed cookie.
 ///
-/// It is bound to the client's subnet (IPv4 /24 and, once seen, IPv6 /64: a dual-stack client
-/// that switches family gets the other slot filled in instead of a new challenge), to its user
+/// It is bound to the subnet it was earned from (IPv4 /24 or IPv6 /64) and is good from that
+/// subnet only: a dual-stack client that switches family meets one more challenge (an empty
+/// family slot filled on first use would let one clearance travel to any network), to its user
 /// agent (through the signature) and to an expiry; its random id is what per-clearance rate limits
 /// and revocation key on.
 public struct Clearance: Sendable, Equatable {
@@ -145,11 +146,11 @@ public struct Clearance: Sendable, Equatable {
         case wrongSubnet = "wrong_subnet"
     }
 
-    /// Checks a cookie value for `client` and `userAgent`. On success, `rebind` is true when the
-    /// client came from the family whose slot was empty (the slot is now filled: re-issue it).
+    /// Checks a cookie value for `client` and `userAgent`: signed by a current key for this agent,
+    /// not expired, and presented from the subnet it was issued to, in the same address family.
     public static func verify(
         _ text: Substring, keys: inout SigningKeys, client: IPAddress, userAgent: String, now: Int64
-    ) -> Result<(Clearance, rebind: Bool), Failure> {
+    ) -> Result<Clearance, Failure> {
         guard let b = Base64URL.decode(text), b.count == bodyLength + 16, b[0] == 1 else { return .failure(.forged) }
         var r = ByteReader(b)
         r.skip(1)
@@ -167,24 +168,15 @@ public struct Clearance: Sendable, Equatable {
         let v6: UInt64 = r.read()
         guard let level = Level(rawValue: levelRaw) else { return .failure(.forged) }
         guard Int64(expires) >= now else { return .failure(.expired) }
-        var c = Clearance(level: level, expires: Int64(expires), id: id, v4: flags & 1 != 0 ? v4 : nil, v6: flags & 2 != 0 ? v6 : nil)
-        var rebind = false
+        let c = Clearance(level: level, expires: Int64(expires), id: id, v4: flags & 1 != 0 ? v4 : nil, v6: flags & 2 != 0 ? v6 : nil)
         if let mine = SubnetBinding.v4(client) {
-            if let bound = c.v4 {
-                guard bound == mine else { return .failure(.wrongSubnet) }
-            } else {
-                c.v4 = mine
-                rebind = true
-            }
+            guard let bound = c.v4, bound == mine else { return .failure(.wrongSubnet) }
         } else if let mine = SubnetBinding.v6(client) {
-            if let bound = c.v6 {
-                guard bound == mine else { return .failure(.wrongSubnet) }
-            } else {
-                c.v6 = mine
-                rebind = true
-            }
+            guard let bound = c.v6, bound == mine else { return .failure(.wrongSubnet) }
+        } else {
+            return .failure(.wrongSubnet)
         }
-        return .success((c, rebind))
+        return .success(c)
     }
 }
 

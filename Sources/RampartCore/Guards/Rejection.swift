@@ -125,6 +125,24 @@ public enum RequestChecks {
         public var chunked: Bool
         /// True when the client sent `Expect: 100-continue`.
         public var expectsContinue: Bool
+
+        /// How the request's body is delimited: the one framing the forwarded request carries.
+        public var framing: BodyFraming {
+            if chunked { return .chunked }
+            if let n = contentLength { return .length(n) }
+            return .none
+        }
+    }
+
+    /// How a request body is delimited (RFC 9112 6): the gateway decides it once, from the
+    /// client's headers, and the forwarded request carries exactly this framing and no other.
+    public enum BodyFraming: Equatable, Sendable {
+        /// No body.
+        case none
+        /// `Content-Length: n` (n may be 0).
+        case length(Int)
+        /// `Transfer-Encoding: chunked`, length unknown.
+        case chunked
     }
 
     /// Checks `head` against `limits`: framing first, then sizes.
@@ -145,10 +163,23 @@ public enum RequestChecks {
     }
 
     /// Framing checks that need no configuration: the request-smuggling defences (one Host, one
-    /// valid Content-Length, no Content-Length with Transfer-Encoding, only plain `chunked`) and the
-    /// request target's form.
+    /// valid Content-Length, no Content-Length with Transfer-Encoding, only plain `chunked`), the
+    /// method (a token; CONNECT and TRACE refused) and the request target's form. The target comes
+    /// out in its one normal form (``RequestTarget``) and the host lower-cased, with the
+    /// absolute-form authority winning over `Host` (RFC 9112 3.2.2): every rule, the cache key and
+    /// the forwarded request see these same two values.
     public static func framing(_ head: HTTPRequestHead) -> Result<Accepted, RejectReasonError> {
-        if head.method == .CONNECT { return .failure(.init(.methodNotAllowed)) }
+        switch head.method {
+        case .CONNECT, .TRACE:
+            return .failure(.init(.methodNotAllowed))
+        case .RAW(let name):
+            // HTTP/1 parsers check the method; an HTTP/2 `:method` arrives as any string.
+            guard isToken(name) else { return .failure(.init(.badRequest)) }
+            if name.equalsASCIICaseInsensitive("track") { return .failure(.init(.methodNotAllowed)) }
+        default:
+            break
+        }
+        let isHTTP2 = head.version.major == 2
 
         var host: String? = nil
         var hostCount = 0
@@ -184,7 +215,9 @@ public enum RequestChecks {
         var chunked = false
         if let te = transferEncoding {
             // Only plain "chunked" is accepted: lists and unknown codings are how smuggling starts.
-            guard Substring(te).trimmingASCIISpaces().equalsASCIICaseInsensitive("chunked"), head.version == .http1_1 else {
+            // Over HTTP/2 a client cannot send Transfer-Encoding (the codec refuses it); the one seen
+            // here was added by the HTTP/2-to-HTTP/1 translation for a body of unknown length.
+            guard Substring(te).trimmingASCIISpaces().equalsASCIICaseInsensitive("chunked"), head.version == .http1_1 || isHTTP2 else {
                 return .failure(.init(.badTransferEncoding))
             }
             chunked = true
@@ -194,7 +227,9 @@ public enum RequestChecks {
         if !target.hasPrefix("/") {
             if target == "*", head.method == .OPTIONS {
                 // Server-wide OPTIONS: forwarded as is.
-            } else if let (authority, path) = splitAbsoluteForm(target) {
+            } else if !isHTTP2, let (authority, path) = splitAbsoluteForm(target) {
+                // The target's authority wins over Host (RFC 9112 3.2.2): routed, cached and
+                // forwarded under that one name.
                 host = authority
                 hostCount = 1
                 target = path
@@ -202,9 +237,52 @@ public enum RequestChecks {
                 return .failure(.init(.badTarget))
             }
         }
+        if target != "*" {
+            switch RequestTarget.normalise(target) {
+            case .success(let normal): target = normal
+            case .failure: return .failure(.init(.badTarget))
+            }
+        }
         if hostCount == 0, head.version.major == 1, head.version.minor >= 1 { return .failure(.init(.missingHost)) }
-        if let h = host, !isPlausibleHost(h) { return .failure(.init(.badHeader)) }
+        if let h = host {
+            guard isPlausibleHost(h) else { return .failure(.init(.badHeader)) }
+            host = normaliseHost(h)
+        }
         return .success(Accepted(host: host, target: target, contentLength: contentLength, chunked: chunked, expectsContinue: expectsContinue))
+    }
+
+    /// A host name lower-cased, without a trailing dot before the port (`Example.ORG.:80` ->
+    /// `example.org:80`). Already-normal names (nearly all) are returned as they are.
+    static func normaliseHost(_ host: String) -> String {
+        let u = host.utf8
+        let hasUpper = u.contains { $0 >= 0x41 && $0 <= 0x5A }
+        var h = hasUpper ? host.lowercased() : host
+        if let colon = h.lastIndex(of: ":"), !h.hasSuffix("]"), h[..<colon].hasSuffix(".") {
+            h.remove(at: h.index(before: colon))
+        } else if h.hasSuffix("."), h.utf8.count > 1 {
+            h.removeLast()
+        }
+        return h
+    }
+
+    /// True for an RFC 9110 token (a method or header name): at least one of `!#$%&'*+-.^_`|~`,
+    /// digits and letters.
+    public static func isToken(_ s: String) -> Bool {
+        let u = s.utf8
+        return !u.isEmpty && u.count <= 64 && u.allSatisfy(isTokenByte)
+    }
+
+    @inline(__always)
+    static func isTokenByte(_ b: UInt8) -> Bool {
+        switch b {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
+            UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
+            UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            return true
+        default:
+            return false
+        }
     }
 
     /// A Content-Length value: digits only, at most 18 of them.
@@ -244,4 +322,49 @@ public struct RejectReasonError: Error, Equatable, Sendable {
     public let reason: RejectReason
     /// Wraps a reason.
     public init(_ reason: RejectReason) { self.reason = reason }
+}
+
+/// Checks of an HTTP/2 request's pseudo-headers that the HTTP/2-to-HTTP/1 translation would hide:
+/// it keeps `host` over `:authority` and passes `:method` and `:path` on as they are. Pure.
+public enum HTTP2RequestCheck {
+    /// What to do with an HTTP/2 request.
+    public enum Verdict: Equatable, Sendable {
+        /// Pass it on; `declareChunked` when DATA may follow without a `content-length` on a
+        /// method the translation does not frame (GET, HEAD, DELETE, ...): the body is then
+        /// forwarded chunked instead of raw after the head.
+        case pass(declareChunked: Bool)
+        /// Refuse it with 400; the reason is logged.
+        case refuse(String)
+    }
+
+    /// Decides on one request's header block.
+    /// - Parameters:
+    ///   - method: `:method`.
+    ///   - path: `:path` (nil when absent).
+    ///   - authority: `:authority` (nil when absent).
+    ///   - hosts: every `host` header value.
+    ///   - hasContentLength: a `content-length` header is present.
+    ///   - endStream: the header block ends the stream (no body).
+    public static func check(
+        method: String, path: String?, authority: String?, hosts: [String], hasContentLength: Bool, endStream: Bool
+    ) -> Verdict {
+        guard RequestChecks.isToken(method) else { return .refuse("':method' is not a token") }
+        guard let path, !path.isEmpty else { return .refuse("no ':path'") }
+        // RFC 9113 8.3.1: origin form, or "*" for OPTIONS; an absolute target would be routed
+        // under one name and carry another.
+        guard path.hasPrefix("/") || (path == "*" && method == "OPTIONS") else { return .refuse("':path' is not in origin form") }
+        if hosts.count > 1 { return .refuse("several 'host' headers") }
+        if let authority, let host = hosts.first,
+            RequestChecks.normaliseHost(authority) != RequestChecks.normaliseHost(host)
+        {
+            return .refuse("':authority' and 'host' differ")
+        }
+        if authority == nil, hosts.isEmpty { return .refuse("no ':authority' or 'host'") }
+        switch method {
+        case "GET", "HEAD", "DELETE", "CONNECT", "TRACE":
+            return .pass(declareChunked: !endStream && !hasContentLength)
+        default:
+            return .pass(declareChunked: false)
+        }
+    }
 }

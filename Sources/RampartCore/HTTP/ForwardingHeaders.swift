@@ -25,84 +25,30 @@ public enum ForwardingHeaders {
         }
     }
 
-    /// Adds to `names` a hop-by-hop header `name` and, for `Connection`, the headers its value names.
+    /// Adds to `names` a hop-by-hop header `name` and, for `Connection`, the headers its value
+    /// names, except the ones that frame or route a message (`Host`, `Content-Length`): a client
+    /// or origin that nominates them must not make the gateway drop them.
     static func collectHopByHop(name: String, value: String, into names: inout [String]) {
         names.append(name)
         guard name.utf8.count == 10, name.equalsASCIICaseInsensitive("connection") else { return }
         for token in value.split(separator: ",") {
             let t = token.trimmingASCIISpaces()
-            if !t.isEmpty, !t.equalsASCIICaseInsensitive("close"), !t.equalsASCIICaseInsensitive("keep-alive") {
+            if !t.isEmpty, !t.equalsASCIICaseInsensitive("close"), !t.equalsASCIICaseInsensitive("keep-alive"),
+                !t.equalsASCIICaseInsensitive("host"), !t.equalsASCIICaseInsensitive("content-length")
+            {
                 names.append(String(t))
             }
         }
     }
 
-    /// Removes hop-by-hop headers, and every header the `Connection` header names.
+    /// Removes hop-by-hop headers, and every header the `Connection` header names (never `Host` or
+    /// `Content-Length`).
     public static func removeHopByHop(_ headers: inout HTTPHeaders) {
         var present: [String] = []
         for (name, value) in headers where isHopByHop(name) {
             collectHopByHop(name: name, value: value, into: &present)
         }
         for name in present { headers.remove(name: name) }
-    }
-
-    /// Prepares a client request's headers for the origin.
-    ///
-    /// - `X-Forwarded-For`: the client address appended to the chain when the peer is a trusted proxy,
-    ///   otherwise replaced by the peer address (a client cannot plant addresses).
-    /// - `X-Forwarded-Proto`, `X-Forwarded-Host`: kept from a trusted proxy, else set from this hop.
-    /// - `Via`: this hop appended. `X-Request-Id`: set to the gateway's id.
-    public static func prepareRequest(
-        _ headers: inout HTTPHeaders,
-        peer: String,
-        peerIsTrusted: Bool,
-        scheme: String,
-        host: String?,
-        requestID: String,
-        version: HTTPVersion
-    ) {
-        // One pass: what is there that we must drop or extend?
-        var remove: [String] = []
-        var forwardedFor: String? = nil
-        var hasProto = false
-        var hasForwardedHost = false
-        var via: String? = nil
-        for (name, value) in headers {
-            if isHopByHop(name) {
-                collectHopByHop(name: name, value: value, into: &remove)
-                continue
-            }
-            guard name.utf8.first == UInt8(ascii: "x") || name.utf8.first == UInt8(ascii: "X") || name.utf8.count == 3 else { continue }
-            switch name.utf8.count {
-            case 15 where name.equalsASCIICaseInsensitive("x-forwarded-for"):
-                forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
-                remove.append(name)
-            case 17 where name.equalsASCIICaseInsensitive("x-forwarded-proto"):
-                hasProto = true
-                if !peerIsTrusted { remove.append(name) }
-            case 16 where name.equalsASCIICaseInsensitive("x-forwarded-host"):
-                hasForwardedHost = true
-                if !peerIsTrusted { remove.append(name) }
-            case 12 where name.equalsASCIICaseInsensitive("x-request-id"):
-                remove.append(name)
-            case 3 where name.equalsASCIICaseInsensitive("via"):
-                via = via.map { "\($0), \(value)" } ?? value
-                remove.append(name)
-            default:
-                break
-            }
-        }
-        for name in remove { headers.remove(name: name) }
-        if peerIsTrusted, let chain = forwardedFor {
-            headers.add(name: "X-Forwarded-For", value: "\(chain), \(peer)")
-        } else {
-            headers.add(name: "X-Forwarded-For", value: peer)
-        }
-        if !(peerIsTrusted && hasProto) { headers.add(name: "X-Forwarded-Proto", value: scheme) }
-        if !(peerIsTrusted && hasForwardedHost), let host { headers.add(name: "X-Forwarded-Host", value: host) }
-        let hop = version == .http1_1 ? "1.1 rampart" : "\(version.major).\(version.minor) rampart"
-        headers.add(name: "Via", value: via.map { "\($0), \(hop)" } ?? hop)
-        headers.add(name: "X-Request-Id", value: requestID)
     }
 
     /// Prepares an origin response's headers for the client.

@@ -5,7 +5,12 @@
 /// the answer.
 public struct RequestHeaderPolicy: Hashable, Sendable {
     /// Header names (lowercase) removed from every forwarded request.
-    public var strip: [String] = RequestHeaderPolicy.defaultStrip
+    public var strip: [String] = RequestHeaderPolicy.defaultStrip {
+        didSet { lengths = Self.lengthMask(strip) }
+    }
+    /// One bit per name length in `strip` (lengths over 63 share bit 63): most headers are passed
+    /// after one bit test.
+    private var lengths: UInt64 = RequestHeaderPolicy.lengthMask(RequestHeaderPolicy.defaultStrip)
     /// Set `X-Real-IP` to the client address the gateway decided on (after PROXY protocol and
     /// trusted proxies), replacing whatever the client sent.
     public var setRealIP = true
@@ -22,4 +27,18 @@ public struct RequestHeaderPolicy: Hashable, Sendable {
     ]
 
     public init() {}
+
+    static func lengthMask(_ names: [String]) -> UInt64 {
+        names.reduce(0) { $0 | 1 << UInt64(min(63, $1.utf8.count)) }
+    }
+
+    /// True when `name` (any case) is to be stripped.
+    @inlinable
+    public func strips(_ name: String) -> Bool {
+        guard lengthsContain(name.utf8.count) else { return false }
+        return strip.contains { name.equalsASCIICaseInsensitive($0) }
+    }
+
+    @usableFromInline
+    func lengthsContain(_ n: Int) -> Bool { lengths & (1 << UInt64(min(63, n))) != 0 }
 }
