@@ -46,7 +46,8 @@ build_fuzzers() {
   [ -s "$objects" ] || { echo "no object list at $objects" >&2; exit 1; }
   mkdir -p "$bin_dir"
   echo "== linking $(wc -l < "$objects") objects into $binary"
-  swiftc -sanitize=fuzzer,address -o "$binary" @"$objects"
+  # lld: gold warns about every ASan helper symbol it cannot export.
+  swiftc -sanitize=fuzzer,address -use-ld=lld -o "$binary" @"$objects"
   for t in "${all_targets[@]}"; do ln -sf rampart-fuzz "$bin_dir/$t"; done
   echo "== build took $((SECONDS - started)) s"
 }
@@ -70,6 +71,9 @@ done
 build_fuzzers
 [ "$build_only" -eq 0 ] || exit 0
 
+# Swift's own crash backtracer reads the stack in ways ASan reports as errors; libFuzzer prints
+# the stack of a trap itself.
+export SWIFT_BACKTRACE=enable=no
 nice_cmd=()
 [ "${FUZZ_NICE:-0}" -eq 0 ] || nice_cmd=(nice -n "$FUZZ_NICE")
 read -r -a extra <<< "${FUZZ_FLAGS:-}"
@@ -92,7 +96,7 @@ for t in "${targets[@]}"; do
   elapsed=$((SECONDS - started))
   execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)"
   rate="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)"
-  last="$(grep -E '^#[0-9]+' "$log" | grep -o 'cov: [0-9]* ft: [0-9]* corp: [0-9]*/[^ ]*' | tail -1)"
+  last="$(grep -E '^#[0-9]+' "$log" | grep -o 'cov: [0-9]* ft: [0-9]* corp: [0-9]*/[^ ]*' | tail -1 || true)"
   line="$t: status $status, ${elapsed} s, ${execs:-?} executions (${rate:-?}/s), ${last:-no coverage line}, corpus files $(find "$work" -type f | wc -l)"
   summary+=("$line")
   if [ "$status" -ne 0 ]; then

@@ -5,7 +5,7 @@ enum ClearanceTarget {
     /// The registry entry.
     static let target = FuzzTarget(
         name: "clearance",
-        property: "arbitrary text never verifies as a clearance or a stamp; a real one verifies with its own fields, and with any single byte of its text changed, another user agent or another subnet it does not",
+        property: "arbitrary text never verifies as a clearance or a stamp; a real one verifies with its own fields, and with any single byte of its text changed, another user agent, another subnet or the other address family it does not",
         run: run
     )
 
@@ -21,7 +21,7 @@ enum ClearanceTarget {
         var keys = SigningKeys(secret: secret)
         // The input as presented text: never a valid signature.
         let text = Substring(String(decoding: bytes, as: UTF8.self))
-        if case .success(let (clearance, _)) = Clearance.verify(text, keys: &keys, client: fixedClient, userAgent: fixedAgent, now: now) {
+        if case .success(let clearance) = Clearance.verify(text, keys: &keys, client: fixedClient, userAgent: fixedAgent, now: now) {
             FuzzCheck.require(false, "arbitrary text \(text.debugDescription) verified as a clearance: \(clearance)")
         }
         for kind in [Stamp.Kind.pow, .wait] {
@@ -46,19 +46,24 @@ enum ClearanceTarget {
         )
         let cookie = issued.encode(keys: &keys, userAgent: agent, now: now)
         switch Clearance.verify(Substring(cookie), keys: &keys, client: client, userAgent: agent, now: now) {
-        case .success(let (verified, rebind)):
-            FuzzCheck.require(verified == issued && !rebind, "clearance \(issued) came back as \(verified) (rebind \(rebind))")
+        case .success(let verified):
+            FuzzCheck.require(verified == issued, "clearance \(issued) came back as \(verified)")
         case .failure(let failure):
             FuzzCheck.require(false, "a fresh clearance \(issued) for \(client) did not verify: \(failure)")
         }
         let tampered = changeOneByte(of: cookie, using: &input)
-        if case .success(let (verified, _)) = Clearance.verify(Substring(tampered), keys: &keys, client: client, userAgent: agent, now: now) {
+        if case .success(let verified) = Clearance.verify(Substring(tampered), keys: &keys, client: client, userAgent: agent, now: now) {
             FuzzCheck.require(false, "tampered cookie \(tampered) (from \(cookie)) verified as \(verified)")
         }
         let otherAgent = agent + "x"
         FuzzCheck.require(
             Clearance.verify(Substring(cookie), keys: &keys, client: client, userAgent: otherAgent, now: now).failureValue == .forged,
             "cookie \(cookie) verified for another user agent"
+        )
+        let otherFamily = client.isIPv4 ? IPAddress(high: 0x2001_0db8_0000_0000, low: 1) : IPAddress(v4: 0xC000_0201)
+        FuzzCheck.require(
+            Clearance.verify(Substring(cookie), keys: &keys, client: otherFamily, userAgent: agent, now: now).failureValue == .wrongSubnet,
+            "cookie \(cookie) issued to \(client) verified from the other address family (\(otherFamily))"
         )
         let elsewhere = otherSubnet(than: client)
         FuzzCheck.require(

@@ -20,7 +20,7 @@ enum ConfigTarget {
             break
         case .failure(let error):
             FuzzCheck.require(!error.issues.isEmpty, "the loader failed without an issue")
-            let lines = text.utf8.reduce(1) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
+            let lines = lineBreaks(in: text) + 1
             for issue in error.issues {
                 FuzzCheck.require(!issue.message.isEmpty, "an issue without a message: \(issue)")
                 FuzzCheck.require(issue.file == "fuzz.yaml", "an issue names another file: \(issue)")
@@ -30,6 +30,18 @@ enum ConfigTarget {
         FuzzCheck.require(load(text) == first, "loading the same text twice gave different answers")
     }
 
+    /// At least as many line breaks as YAML sees in `text`: LF, CR, NEL, LS and PS each count one
+    /// (CRLF counts two: the bound only has to be high enough).
+    static func lineBreaks(in text: String) -> Int {
+        text.unicodeScalars.reduce(0) { count, scalar in
+            switch scalar {
+            case "\n", "\r", "\u{85}", "\u{2028}", "\u{2029}": return count + 1
+            default: return count
+            }
+        }
+    }
+
+    /// The loader's answer as a `Result`.
     static func load(_ text: String) -> Result<GatewayConfig, ConfigError> {
         Result { () throws(ConfigError) in try ConfigLoader.load(yaml: text, file: "fuzz.yaml") }
     }

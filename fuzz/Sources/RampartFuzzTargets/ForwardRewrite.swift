@@ -16,46 +16,46 @@ enum ForwardRewrite {
         run: run
     )
 
-    /// The connection's peer as the gateway sees it (not a trusted proxy).
+    /// The connection's peer as the gateway sees it.
     static let peer = "198.51.100.7"
+    /// The `Host` the gateway forwards when the client sent none (HTTP/1.0): `ClientHandler.fallbackHost`
+    /// gives the site's first host name.
+    static let fallbackHost = "www.example.gov.lt"
 
     static func run(_ bytes: [UInt8]) {
         let outcome = GatewayDecoding.decode(bytes)
+        // Both header policies and both kinds of peer, chosen by the input's length so each input
+        // stays reproducible.
+        var policy = RequestHeaderPolicy()
+        policy.setForwarded = bytes.count & 1 == 1
+        let peerIsTrusted = bytes.count & 2 == 2
         for request in outcome.requests where request.ended {
             guard case .success(let accepted) = RequestChecks.framing(request.head) else { continue }
             // An upgrade turns the connection into a byte tunnel after the head: nothing to re-parse.
             guard upgradeRequested(request.head) == nil else { continue }
-            let forwarded = forwardedHead(request.head, accepted: accepted)
+            let forwarded = forwardedHead(request.head, accepted: accepted, policy: policy, peerIsTrusted: peerIsTrusted)
             let wire = encodeForOrigin(forwarded, body: request.body)
             check(wire: wire, forwarded: forwarded, accepted: accepted, request: request)
         }
     }
 
-    /// The head the gateway sends to the origin for an accepted request: the steps of
-    /// `ClientHandler` between the challenge stage and the cache (Sources/RampartDataPlane/
-    /// ClientHandler.swift, "var forwarded = head" to "forwardHead = forwarded"), on main at
-    /// 8c0d9cf. `ForwardedRequest` (Sources/RampartCore/HTTP/ForwardedRequest.swift) replaces
-    /// them as one pure function; this target then calls it instead.
-    static func forwardedHead(_ head: HTTPRequestHead, accepted: RequestChecks.Accepted) -> HTTPRequestHead {
-        var forwarded = head
-        forwarded.version = .http1_1
-        if accepted.target != head.uri { forwarded.uri = accepted.target }
-        ForwardingHeaders.prepareRequest(
-            &forwarded.headers,
-            peer: peer,
-            peerIsTrusted: false,
-            scheme: "http",
-            host: accepted.host,
-            requestID: "0123456789abcdef",
-            version: head.version
+    /// The head the gateway sends to the origin for an accepted request, built as `ClientHandler`
+    /// builds it (Sources/RampartDataPlane/ClientHandler.swift, after the challenge stage):
+    /// `ForwardingHeaders.forwardedHead`, then the clearance cookie stripped.
+    static func forwardedHead(
+        _ head: HTTPRequestHead, accepted: RequestChecks.Accepted, policy: RequestHeaderPolicy, peerIsTrusted: Bool
+    ) -> HTTPRequestHead {
+        var forwarded = ForwardingHeaders.forwardedHead(
+            head,
+            accepted: accepted,
+            hop: ForwardingHeaders.Hop(
+                peer: peer, client: peer, peerIsTrusted: peerIsTrusted, scheme: "http", requestID: "0123456789abcdef", version: head.version
+            ),
+            fallbackHost: accepted.host == nil ? fallbackHost : "",
+            policy: policy,
+            upgrade: nil
         )
-        if accepted.expectsContinue { forwarded.headers.remove(name: "expect") }
         ChallengeRoutes.stripClearanceCookie(&forwarded.headers)
-        if accepted.chunked {
-            forwarded.headers.add(name: "Transfer-Encoding", value: "chunked")
-        } else if accepted.contentLength == nil, head.method == .POST || head.method == .PUT || head.method == .PATCH {
-            forwarded.headers.add(name: "Content-Length", value: "0")
-        }
         return forwarded
     }
 
@@ -103,12 +103,14 @@ enum ForwardRewrite {
         FuzzCheck.require(parsed.head.method == head.method, "method \(parsed.head.method), decided \(head.method): \(context)")
         FuzzCheck.require(parsed.head.uri == accepted.target, "target \(parsed.head.uri.debugDescription), decided \(accepted.target.debugDescription): \(context)")
         let hosts = parsed.head.headers["host"]
-        if let host = accepted.host {
-            FuzzCheck.require(hosts == [host], "Host \(hosts), decided \(host.debugDescription): \(context)")
-        } else {
-            FuzzCheck.require(hosts.isEmpty, "Host \(hosts), decided none: \(context)")
-        }
+        let host = accepted.host ?? fallbackHost
+        FuzzCheck.require(hosts == [host], "Host \(hosts), decided \(host.debugDescription): \(context)")
         FuzzCheck.require(parsed.body == request.body, "body of \(parsed.body.count) bytes, decided \(request.body.count): \(context)")
+        FuzzCheck.require(parsed.head.version == .http1_1, "forwarded as \(parsed.head.version): \(context)")
+        // The same fields (the encoder may re-case and move the framing header it writes itself).
+        let sent = fields(forwarded.headers)
+        let got = fields(parsed.head.headers)
+        FuzzCheck.require(got == sent, "the origin parsed the headers \(got), the gateway sent \(sent): \(context)")
         let lengths = parsed.head.headers["content-length"]
         let codings = parsed.head.headers["transfer-encoding"]
         let framingHeaders = lengths.count + codings.count
@@ -116,6 +118,24 @@ enum ForwardRewrite {
         if !request.body.isEmpty {
             FuzzCheck.require(framingHeaders == 1, "a body of \(request.body.count) bytes with no framing header: \(context)")
         }
+        switch accepted.framing {
+        case .chunked:
+            FuzzCheck.require(codings == ["chunked"] && lengths.isEmpty, "decided chunked, forwarded \(lengths) \(codings): \(context)")
+        case .length(let n):
+            FuzzCheck.require(lengths == [String(n)] && codings.isEmpty, "decided Content-Length \(n), forwarded \(lengths) \(codings): \(context)")
+        case .none:
+            FuzzCheck.require((lengths.isEmpty || lengths == ["0"]) && codings.isEmpty, "decided no body, forwarded \(lengths) \(codings): \(context)")
+        }
+    }
+
+    /// Header fields as lower-case name and value, ordered by name (stable within one name).
+    static func fields(_ headers: HTTPHeaders) -> [[String]] {
+        headers.enumerated()
+            .sorted { a, b in
+                let (x, y) = (a.element.name.lowercased(), b.element.name.lowercased())
+                return x != y ? x < y : a.offset < b.offset
+            }
+            .map { [$0.element.name.lowercased(), $0.element.value] }
     }
 
     /// A fresh decoder, as an origin server would run it, over the forwarded bytes; the input ends

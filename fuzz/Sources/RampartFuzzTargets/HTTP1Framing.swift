@@ -7,7 +7,7 @@ enum HTTP1Framing {
     /// The registry entry.
     static let target = FuzzTarget(
         name: "http1-framing",
-        property: "an accepted head has a plausible host, an origin-form target (or * for OPTIONS), never both Content-Length and chunked, and the decoder's body agrees with the decided framing",
+        property: "an accepted head has a plausible lower-case host, a normal origin-form target (or * for OPTIONS), never both Content-Length and chunked, and the decoder's body agrees with the decided framing",
         run: run
     )
 
@@ -23,9 +23,11 @@ enum HTTP1Framing {
     static func check(_ accepted: RequestChecks.Accepted, request: GatewayDecoding.Request) {
         let head = request.head
         let context = "\(head.method) \(head.uri) \(head.version) \(Array(head.headers))"
-        FuzzCheck.require(head.method != .CONNECT, "CONNECT accepted: \(context)")
+        // CONNECT opens a tunnel; TRACE bodies are dropped from the framing by NIO's request encoder.
+        FuzzCheck.require(head.method != .CONNECT && head.method != .TRACE, "\(head.method) accepted: \(context)")
         if let host = accepted.host {
             FuzzCheck.require(isPlausibleHost(host), "implausible host \(host.debugDescription) accepted: \(context)")
+            FuzzCheck.require(host == host.lowercased(), "host \(host.debugDescription) not lower-cased: \(context)")
         } else {
             FuzzCheck.require(head.version < .http1_1, "HTTP/1.1 request without a host accepted: \(context)")
         }
@@ -33,6 +35,11 @@ enum HTTP1Framing {
             accepted.target.hasPrefix("/") || (accepted.target == "*" && head.method == .OPTIONS),
             "target \(accepted.target.debugDescription) is neither origin-form nor * for OPTIONS: \(context)"
         )
+        if accepted.target != "*" {
+            // One normal form: every rule, the cache key and the origin see the same target.
+            let again = RequestTarget.normalise(accepted.target)
+            FuzzCheck.require(again == .success(accepted.target), "target \(accepted.target.debugDescription) normalises again to \(again): \(context)")
+        }
         FuzzCheck.require(!(accepted.contentLength != nil && accepted.chunked), "both Content-Length and chunked: \(context)")
         if let length = accepted.contentLength {
             FuzzCheck.require(length >= 0, "negative Content-Length \(length): \(context)")
