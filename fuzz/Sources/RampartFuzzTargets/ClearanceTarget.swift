@@ -13,10 +13,12 @@ enum ClearanceTarget {
     static let secret: [UInt8] = Array("rampart-fuzz-fixed-signing-key!!".utf8)
     /// The fixed time of every check (Unix seconds).
     static let now: Int64 = 1_800_000_000
-    /// The client and user agent arbitrary text is verified for.
+    /// The client arbitrary text is verified for.
     static let fixedClient = IPAddress("203.0.113.7")!
+    /// The user agent arbitrary text is verified for.
     static let fixedAgent = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
 
+    /// Checks one input: as presented text, then as the fields of a real clearance and stamp.
     static func run(_ bytes: [UInt8]) {
         var keys = SigningKeys(secret: secret)
         // The input as presented text: never a valid signature.

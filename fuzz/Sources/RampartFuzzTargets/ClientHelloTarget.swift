@@ -12,6 +12,7 @@ enum ClientHelloTarget {
     /// The most bytes the reader may hold before it must decide (the cap plus four record headers).
     static let decisionBound = ClientHello.maximumBytes + 5 * 4
 
+    /// Checks one input: the first bytes of a TLS connection.
     static func run(_ bytes: [UInt8]) {
         let result = ClientHello.parse(bytes)
         switch result {

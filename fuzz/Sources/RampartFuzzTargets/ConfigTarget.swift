@@ -9,6 +9,7 @@ enum ConfigTarget {
         run: run
     )
 
+    /// Checks one input: a config file's text.
     static func run(_ bytes: [UInt8]) {
         let text = String(decoding: bytes, as: UTF8.self)
         // The loader reads the files a config names (token, certificates, CA); a device or a proc

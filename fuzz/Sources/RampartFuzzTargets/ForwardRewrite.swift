@@ -22,6 +22,7 @@ enum ForwardRewrite {
     /// gives the site's first host name.
     static let fallbackHost = "www.example.gov.lt"
 
+    /// Checks one input: the bytes a client sends on one connection.
     static func run(_ bytes: [UInt8]) {
         let outcome = GatewayDecoding.decode(bytes)
         // Both header policies and both kinds of peer, chosen by the input's length so each input

@@ -11,6 +11,7 @@ enum HTTP1Framing {
         run: run
     )
 
+    /// Checks one input: the bytes a client sends on one connection.
     static func run(_ bytes: [UInt8]) {
         let outcome = GatewayDecoding.decode(bytes)
         for request in outcome.requests {

@@ -9,6 +9,7 @@ enum ProxyProtocolTarget {
         run: run
     )
 
+    /// Checks one input: the first bytes of a connection on a PROXY protocol listener.
     static func run(_ bytes: [UInt8]) {
         let result = ProxyProtocol.parse(bytes)
         switch result {

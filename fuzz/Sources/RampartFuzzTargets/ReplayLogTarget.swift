@@ -14,6 +14,7 @@ enum ReplayLogTarget {
     /// the span, so longer spans only cost time.
     static let maxReplaySpan: Int64 = 10
 
+    /// Checks one input: the text of an access log.
     static func run(_ bytes: [UInt8]) {
         let text = String(decoding: bytes, as: UTF8.self)
         var records: [LogRecord] = []
