@@ -42,6 +42,13 @@ public final class StateStore: Sendable {
         self.logger = logger
         var config = Configuration()
         config.busyMode = .timeout(5)
+        // Client addresses and incident details are personal data: the file (and the journals
+        // SQLite creates next to it, which take its mode) is readable by the gateway's user only.
+        if !FileManager.default.fileExists(atPath: path) {
+            FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+        } else {
+            try? FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
+        }
         db = try DatabaseQueue(path: path, configuration: config)
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in

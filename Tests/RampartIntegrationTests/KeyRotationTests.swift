@@ -52,6 +52,10 @@ extension IntegrationTests {
         let key1 = Self.bytes(keyPath)
         let token1 = Self.bytes(tokenPath)
         #expect(key1.count == 32 && token1.count == 65)
+        // The state folder and everything the first start wrote in it are the gateway user's only.
+        #expect(folder.mode(folder.state.path) == 0o700)
+        #expect(folder.mode(keyPath) == 0o600 && folder.mode(tokenPath) == 0o600)
+        #expect(folder.mode(folder.state.appendingPathComponent("state.sqlite").path) == 0o600)
 
         // Rotate the key: new bytes, owner-only, the token untouched, no temporary file left.
         let (status, out) = try Self.rampart(["keys", "rotate", "--state", folder.state.path])
