@@ -67,16 +67,6 @@ http {
 }
 EOF
 
-cpu_ticks() {
-  local total=0
-  for p in "$@"; do
-    [ -r "/proc/$p/stat" ] || continue
-    read -r -a f < <(sed 's/^.*) //' "/proc/$p/stat")
-    total=$((total + f[11] + f[12]))
-  done
-  echo $total
-}
-
 run_round() {  # label, pids...
   local label=$1; shift
   wrk -t2 -c"$CONNS" -d2s "http://127.0.0.1:$PROXY_PORT/" >/dev/null 2>&1 || true

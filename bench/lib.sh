@@ -51,3 +51,14 @@ EOC
   nginx -c "$work/origin.conf"
   wait_port "$port"
 }
+
+# CPU clock ticks (utime + stime) used so far by the given pids, summed: cpu_ticks PID...
+cpu_ticks() {
+  local total=0 p f
+  for p in "$@"; do
+    [ -r "/proc/$p/stat" ] || continue
+    read -r -a f < <(sed 's/^.*) //' "/proc/$p/stat")
+    total=$((total + f[11] + f[12]))
+  done
+  echo $total
+}

@@ -51,16 +51,6 @@ cat "$WORK/tls.crt" "$WORK/tls.key" > "$WORK/tls.pem"
 chmod 644 "$WORK/tls.key" "$WORK/tls.pem"
 
 # --- helpers --------------------------------------------------------------------------------------
-cpu_ticks() {  # sum of utime+stime over the given pids
-  local total=0
-  for p in "$@"; do
-    if [ -r "/proc/$p/stat" ]; then
-      read -r -a f < <(sed 's/^.*) //' "/proc/$p/stat")
-      total=$((total + f[11] + f[12]))
-    fi
-  done
-  echo $total
-}
 peak_rss_kb() {  # sum of VmHWM over the given pids
   local total=0
   for p in "$@"; do
