@@ -37,66 +37,40 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
     }
 
     private let loop: LoopContext
-    private let listener: Int
-    private let scheme: String
+    /// What the connection tells every request on it (peer, scheme, fingerprint, listener limits).
+    private var facts: ConnectionFacts
     /// The connection's client address (the TCP peer, or the PROXY protocol source).
     var peer: IPAddress {
-        didSet { peerText = nil }
+        get { facts.peer }
+        set { facts.peer = newValue }
     }
-    private var peerText: String?
     private var timeouts: ConnectionTimeouts
     private var context: ChannelHandlerContext?
     private var phase = Phase.idle
     private var requestsOnConnection = 0
 
-    // The current request.
-    private var forwardHead: HTTPRequestHead?
-    private var clientVersion = HTTPVersion.http1_1
-    private var clientIP: IPAddress
-    private var requestID = ""
-    private var requestHeaders = HTTPHeaders()
-    private var keepAlive = true
+    /// The request in progress: what it is and what the request phases decided about it. Before
+    /// the first head, an empty `GET /`, so that unparseable bytes still get an answer with an id.
+    private var request: RequestContext
+    // The exchange with the origin and the client for that request.
     private var requestEnded = false
     private var responseStarted = false
-    private var hasBody = false
     private var bodyBytes = 0
-    private var siteLimits = Limits()
     private var pool: OriginPool?
     private var upstream: UpstreamConnection?
     private var upstreamKeepAlive = true
-    /// The current request asks for a protocol upgrade (`Upgrade` + `Connection: upgrade`).
-    private var upgrade: String?
     /// The origin answered the upgrade with 101; the tunnel starts at the end of that response.
     private var upgradeAccepted = false
-    private var requestMethod = HTTPMethod.GET
-    private var declaredLength: Int?
-    private var apiKey: PresentedAPIKey?
-    private var credential: IPAddress?
+    /// The client still waits for `100 Continue` before sending its body.
     private var expectsContinue = false
-    // The micro-cache: the key this request is fetching for the cache, what it captured so far,
-    // and a stale copy to fall back on if the origin fails.
-    private var fillKey: String?
-    private var fillHead: HTTPResponseHead?
-    private var fillTTL: TimeAmount = .zero
-    private var fillBody: ByteBuffer?
-    /// The current request's cache key, when it may be answered from the cache.
-    private var cacheKey: String?
+    /// The origin's answer being captured for the cache (when this request fetches for it).
+    private var fill: CacheFill?
     private var retried = false
-    private var siteIndex = 0
-    /// A `Set-Cookie` the gateway adds to this request's response (a clearance handed out or rebound).
-    private var setCookie: String?
-    /// The request showed a valid clearance while the site was challenging: it goes first in queues.
-    private var cleared = false
-    /// The request went through the challenge stage (so a mode change need not decide it again).
-    private var challengeChecked = false
     // For the access log: what was answered and why.
-    private var requestTarget = "/"
     private var responseStatus = 0
     private var responseBytes = 0
     private var decision = "proxied"
     private var decisionReason: String?
-    /// When the request head arrived (origin latency for detection).
-    private var requestStart = NIODeadline.uptimeNanoseconds(0)
     private var pendingBody = CircularBuffer<HTTPClientRequestPart>()
     private var pendingBodyBytes = 0
     /// Body bytes buffered while connecting before client reads are held.
@@ -115,20 +89,17 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
     private var timer: Scheduled<Void>?
     private var timerAt: NIODeadline?
 
-    /// The JA4 fingerprint of the connection's TLS ClientHello (nil on plain HTTP).
-    let fingerprint: String?
-
     init(loop: LoopContext, listener: Int, peer: IPAddress, scheme: String, fingerprint: String? = nil, now: NIODeadline) {
-        self.fingerprint = fingerprint
+        let limits = loop.config.source.listeners[listener].limits
         self.loop = loop
-        self.listener = listener
-        self.peer = peer
-        self.clientIP = peer
-        self.scheme = scheme
-        self.timeouts = ConnectionTimeouts(limits: loop.config.source.listeners[listener].limits, now: now)
+        self.facts = ConnectionFacts(peer: peer, scheme: scheme, fingerprint: fingerprint, limits: limits)
+        self.timeouts = ConnectionTimeouts(limits: limits, now: now)
+        self.request = Self.emptyRequest(facts: facts, id: "", now: now)
     }
 
-    private var listenerLimits: Limits { loop.config.source.listeners[listener].limits }
+    private static func emptyRequest(facts: ConnectionFacts, id: String, now: NIODeadline) -> RequestContext {
+        RequestContext(id: id, head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"), start: now, connection: facts, keepAlive: true)
+    }
 
     // MARK: - Channel events
 
@@ -226,7 +197,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent {
             // Drain: an idle connection closes now; a busy one after its current response.
-            keepAlive = false
+            request.keepAlive = false
             if phase == .idle { closeNow() }
             return
         }
@@ -237,13 +208,17 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         guard phase != .closed else { return }
         if let parseError = error as? HTTPParserError {
             let reason = Self.reason(for: parseError)
+            if phase == .idle {
+                // No head was parsed: the answer goes out under a fresh id.
+                request = Self.emptyRequest(facts: facts, id: loop.nextRequestID(), now: loop.eventLoop.now)
+            }
             // Malformed requests count toward a ban like any other abuse.
-            _ = loop.strike(clientIP, reason: reason)
-            if responseStarted || phase == .proxying && responseStarted {
-                loop.reject(reason, client: clientIP)
+            _ = loop.strike(request.client, reason: reason)
+            if responseStarted {
+                loop.reject(reason, client: request.client)
                 closeNow()
             } else {
-                keepAlive = false
+                request.keepAlive = false
                 if let upstream, let pool {
                     self.upstream = nil
                     pool.release(upstream, reusable: false)
@@ -272,6 +247,8 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
 
     // MARK: - Request side
 
+    /// A request head: the request phases decide it (``RequestPipeline``); what they decide is
+    /// carried out here.
     private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         guard phase == .idle else {
             // The decoder delivers one request at a time and pipelined ones are queued: refuse rather than mix two.
@@ -281,190 +258,78 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         let now = loop.eventLoop.now
         requestsOnConnection += 1
         loop.counters.requests += 1
-        let config = loop.config
-        requestID = loop.nextRequestID()
-        clientVersion = head.version
-        requestMethod = head.method
-        requestTarget = head.uri
-        requestStart = now
-        requestHeaders = head.headers
+        request = RequestContext(
+            id: loop.nextRequestID(), head: head, start: now, connection: facts,
+            keepAlive: head.isKeepAlive && requestsOnConnection < facts.limits.maxRequestsPerConnection && !loop.draining
+        )
         requestEnded = false
         responseStarted = false
         retried = false
         bodyBytes = 0
         upstreamKeepAlive = true
-        keepAlive = head.isKeepAlive && requestsOnConnection < listenerLimits.maxRequestsPerConnection && !loop.draining
-        clientIP = peer
-        if !config.trusted.isEmpty, config.trusted.contains(peer) {
-            clientIP = ClientAddressResolver.resolve(
-                peer: peer,
-                forwardedFor: head.headers["x-forwarded-for"],
-                trusted: config.trusted
-            )
-        }
+        fill = nil
 
-        let accepted: RequestChecks.Accepted
-        switch RequestChecks.framing(head) {
-        case .failure(let e):
-            hasBody = true  // framing is unknown: never try to read on
-            keepAlive = false
-            timeouts.headReceived(now: now, expectsBody: false)
-            // Malformed requests count toward a ban like any other abuse.
-            _ = loop.strike(clientIP, reason: e.reason)
-            respondLocally(e.reason)
-            return
-        case .success(let a):
-            accepted = a
+        let result = RequestPipeline.run(&request, loop: loop, now: now)
+        timeouts.headReceived(now: now, expectsBody: request.hasBody)
+        if let site = request.site {
+            timeouts.limits = Self.merged(listener: facts.limits, site: site.config.limits)
         }
-        requestTarget = accepted.target
-        hasBody = accepted.chunked || (accepted.contentLength ?? 0) > 0
-        declaredLength = accepted.contentLength
-        timeouts.headReceived(now: now, expectsBody: hasBody)
-
-        guard let siteIndex = config.router.route(host: accepted.host) else {
-            respondLocally(.unknownHost, detail: accepted.host)
-            return
-        }
-        let site = config.sites[siteIndex]
-        self.siteIndex = siteIndex
-        siteLimits = site.limits
-        timeouts.limits = Self.merged(listener: listenerLimits, site: site.limits)
         armTimer(now: now)
-        if let reason = RequestChecks.sizes(accepted, head: head, limits: site.limits) {
-            if reason == .bodyTooLarge { keepAlive = false }
-            respondLocally(reason)
-            return
-        }
-        if site.httpsRedirect, scheme == "http", let host = accepted.host {
-            // Plain HTTP for a site that wants HTTPS: a permanent redirect, nothing forwarded.
-            let location = "https://\(host.split(separator: ":").first.map(String.init) ?? host)\(accepted.target)"
-            sendGenerated(.movedPermanently, body: "", headers: [("Location", location)], decision: "https_redirect")
-            return
-        }
-        let defence = loop.defence[siteIndex]
-        defence.record(client: clientIP, method: head.method, target: accepted.target, headers: head.headers, fingerprint: fingerprint)
-        // Rules by TLS stack: a denied fingerprint is refused here; a challenged one meets the
-        // challenge whatever the site's mode.
-        let byFingerprint = site.fingerprints.verdict(fingerprint)
-        if byFingerprint == .deny {
-            respondLocally(.fingerprintDenied, detail: fingerprint)
-            return
-        }
-        setCookie = nil
-        cleared = false
-        challengeChecked = false
-        // Only sites that use keys pay for looking them up.
-        apiKey = site.apiKeys.isEmpty && !site.bearerCredentials && !loop.limiters[siteIndex].usesAPIKeys
-            ? nil : PresentedAPIKey.find(in: head.headers, configured: site.apiKeys)
-        // Session cookies named in the config, else the ones the origin was seen to set.
-        let sessionCookies = site.sessionCookies.isEmpty ? defence.learnedCookies : site.sessionCookies
-        credential = (sessionCookies.isEmpty && !site.bearerCredentials) ? nil
-            : CredentialKey.find(in: head.headers, cookies: sessionCookies, bearer: site.bearerCredentials, apiKey: apiKey)
-        let verdict = loop.limiters[siteIndex].check(
-            client: clientIP, method: head.method, target: accepted.target, apiKey: apiKey, fingerprint: fingerprint, now: Int64(now.uptimeNanoseconds)
-        )
-        switch verdict {
-        case .allowed(let shadowHits):
-            for rule in shadowHits {
-                loop.counters.shadowLimited += 1
-                loop.rejectionLog.log(reason: .rateLimited, client: clientIP, detail: "shadow rule \(rule) would have refused")
+        expectsContinue = request.accepted.expectsContinue
+        carryOut(result, context: context, now: now)
+    }
+
+    /// Does what the request phases decided.
+    private func carryOut(_ result: PhaseResult, context: ChannelHandlerContext, now: NIODeadline) {
+        switch result {
+        case .next:
+            proceedToOrigin(now: now)
+        case .respond(.refusal(let reason, let retryAfter, let detail)):
+            respondLocally(reason, retryAfter: retryAfter, detail: detail)
+        case .respond(.page(let status, let body, let headers, let decision)):
+            sendGenerated(status, body: body, headers: headers, decision: decision)
+        case .respond(.cached(let entry, let stale)):
+            serveFromCache(entry, stale: stale, now: now)
+        case .close(let reason, let detail):
+            loop.reject(reason, client: request.client, detail: detail)
+            closeNow()
+        case .hold(.tarpit(let delay, let rule, let retryAfter)):
+            phase = .held
+            let generation = requestsOnConnection
+            context.eventLoop.assumeIsolated().scheduleTask(in: delay) {
+                guard self.requestsOnConnection == generation, self.phase == .held else { return }
+                self.respondLocally(.rateLimited, retryAfter: retryAfter, detail: "\(rule): tarpit")
             }
-        case .limited(let rule, let action, let retryAfter):
-            defence.traffic.limited += 1
-            loop.knownGood.forget(clientIP)
-            if let credential { loop.knownGoodCredentials.forget(credential) }
-            // A source that keeps hitting the limit is banned: its connections are then refused at
-            // accept, the cheapest "no" there is. This connection ends with this answer.
-            if loop.strike(clientIP, reason: .rateLimited) { keepAlive = false }
-            rateLimited(rule: rule, action: action, retryAfter: retryAfter, context: context)
-            return
-        }
-
-        // The challenge stage: the gateway's own answer routes always; the rest when the mode asks.
-        if accepted.target.utf8.count > 10, accepted.target.hasPrefix(ChallengeRoutes.prefix) {
-            answerChallengeRoute(head, target: accepted.target, site: site, defence: defence)
-            return
-        }
-        if defence.mode != .normal || byFingerprint == .challenge, site.challenge.enabled,
-            !challengeStage(head, target: accepted.target, site: site, defence: defence, forced: byFingerprint == .challenge, now: now)
-        {
-            return
-        }
-
-        if peerText == nil { peerText = peer.description }
-        let peerIsTrusted = config.trusted.contains(peer)
-        upgrade = Self.upgradeRequested(head)
-        // The one request the origin parses: the normalised target and host every rule saw, the one
-        // framing decided above, hop-by-hop, identity and routing-override headers gone.
-        var forwarded = ForwardingHeaders.forwardedHead(
-            head,
-            accepted: accepted,
-            hop: ForwardingHeaders.Hop(
-                peer: peerText!, client: clientIP == peer ? peerText! : clientIP.description, peerIsTrusted: peerIsTrusted,
-                scheme: scheme, requestID: requestID, version: head.version
-            ),
-            fallbackHost: accepted.host == nil ? Self.fallbackHost(site) : "",
-            policy: site.requestHeaders,
-            upgrade: upgrade
-        )
-        ChallengeRoutes.stripClearanceCookie(&forwarded.headers)
-        forwardHead = forwarded
-        expectsContinue = accepted.expectsContinue
-
-        // The micro-cache: a fresh copy answers at once; a fetch already under way is waited for
-        // (coalescing); a stale copy is kept in hand in case the origin fails.
-        cacheKey = nil
-        if upgrade == nil, accepted.framing == .none || accepted.framing == .length(0),
-            let key = CachePolicy.key(method: head.method, target: accepted.target, host: accepted.host ?? "", headers: forwarded.headers, config: site.cache)
-        {
-            cacheKey = key
-            if let (entry, fresh) = loop.caches[siteIndex].lookup(key, now: now) {
-                if fresh {
-                    serveFromCache(entry, label: "HIT", now: now)
-                    return
-                }
-                // stale-while-revalidate: answer with the stale copy now; one background fetch
-                // (started here unless one runs already) refreshes it.
-                if !loop.isFilling(key), let pool = loop.pickPool(site: siteIndex, now: now) {
-                    loop.startFill(key)
-                    BackgroundFetch(loop: loop, site: siteIndex, key: key, head: forwarded, pool: pool).start(now: now)
-                }
-                serveFromCache(entry, label: "STALE", now: now)
-                return
-            } else if loop.isFilling(key) {
-                let generation = requestsOnConnection
-                let waiting = loop.waitForFill(key) { [self] in
-                    guard self.phase == .coalescing, self.requestsOnConnection == generation else { return }
-                    self.coalescedFillEnded(key: key)
-                }
-                if waiting {
-                    phase = .coalescing
-                    return
-                }
+        case .hold(.coalesce(let key)):
+            let generation = requestsOnConnection
+            let waiting = loop.waitForFill(key) { [self] in
+                guard self.phase == .coalescing, self.requestsOnConnection == generation else { return }
+                self.coalescedFillEnded(key: key)
             }
-            if !loop.isFilling(key) {
-                loop.startFill(key)
-                fillKey = key
+            if waiting {
+                phase = .coalescing
+            } else {
+                // Too many wait for this fetch already: this one goes to the origin itself.
+                proceedToOrigin(now: now)
             }
         }
-        proceedToOrigin(now: now)
     }
 
     /// Sends the current request on to an origin of its site.
     private func proceedToOrigin(now: NIODeadline) {
-        guard let context else { return }
+        guard let context, let site = request.site else { return }
         if expectsContinue {
             // The request passed every check: ask the client for its body (the origin never sees Expect).
             expectsContinue = false
-            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: clientVersion, status: .continue))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: request.head.version, status: .continue))), promise: nil)
         }
         // A small body is collected before an origin connection is taken, so slow uploads (slow
         // POST, login floods trickling bytes) cost the origin nothing; larger ones stream.
-        if hasBody, !requestEnded, upgrade == nil, phase != .buffering, (declaredLength ?? 0) <= Self.maxPendingBody {
+        if request.hasBody, !requestEnded, request.upgrade == nil, phase != .buffering, (request.accepted.contentLength ?? 0) <= Self.maxPendingBody {
             phase = .buffering
             return
         }
-        guard let pool = loop.pickPool(site: siteIndex, now: now) else {
+        guard let pool = site.pickPool(now: now, counters: &loop.counters) else {
             respondLocally(.originUnavailable, retryAfter: 5)
             return
         }
@@ -475,8 +340,8 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
     /// else go to the origin like any other request.
     private func coalescedFillEnded(key: String) {
         let now = loop.eventLoop.now
-        if let (entry, fresh) = loop.caches[siteIndex].lookup(key, now: now) {
-            serveFromCache(entry, label: fresh ? "HIT" : "STALE", now: now)
+        if let site = request.site, let (entry, fresh) = site.cache.lookup(key, now: now) {
+            serveFromCache(entry, stale: !fresh, now: now)
             return
         }
         phase = .idle
@@ -484,75 +349,44 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
     }
 
     /// Answers the current request with a cached response.
-    private func serveFromCache(_ entry: CachedResponse, label: String, now: NIODeadline) {
+    private func serveFromCache(_ entry: CachedResponse, stale: Bool, now: NIODeadline) {
         guard let context else { return }
-        if label == "STALE" { loop.counters.cacheStale += 1 } else { loop.counters.cacheHits += 1 }
-        var head = HTTPResponseHead(version: clientVersion, status: entry.status, headers: entry.headers)
+        if stale { loop.counters.cacheStale += 1 } else { loop.counters.cacheHits += 1 }
+        var head = HTTPResponseHead(version: request.head.version, status: entry.status, headers: entry.headers)
         let age = max(0, (now - entry.storedAt).nanoseconds / 1_000_000_000)
         head.headers.add(name: "Age", value: String(age))
-        head.headers.add(name: "X-Cache", value: label)
-        if let setCookie { head.headers.add(name: "Set-Cookie", value: setCookie) }
-        loop.defence[siteIndex].traffic.cacheServed += 1
-        if !keepAlive || loop.draining {
-            keepAlive = false
-            head.headers.add(name: "Connection", value: "close")
-        } else if clientVersion == .http1_0 {
-            head.headers.add(name: "Connection", value: "keep-alive")
-        }
+        head.headers.add(name: "X-Cache", value: stale ? "STALE" : "HIT")
+        if let setCookie = request.setCookie { head.headers.add(name: "Set-Cookie", value: setCookie) }
+        request.site?.defence.traffic.cacheServed += 1
+        ResponseHeadersPhase.connectionHeader(&request, headers: &head.headers, loop: loop)
         responseStarted = true
         responseStatus = Int(entry.status.code)
-        responseBytes = requestMethod == .HEAD ? 0 : entry.body.readableBytes
-        decision = label == "STALE" ? "cache_stale" : "cache"
+        responseBytes = request.head.method == .HEAD ? 0 : entry.body.readableBytes
+        decision = stale ? "cache_stale" : "cache"
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if requestMethod != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(entry.body))), promise: nil) }
+        if request.head.method != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(entry.body))), promise: nil) }
         if !requestEnded { phase = .discarding }
         finishResponse(context: context, trailers: nil)
     }
 
     /// Ends this request's cache fetch (stored or not) so waiting requests move on.
     private func endFill() {
-        if let key = fillKey {
-            fillKey = nil
-            fillHead = nil
-            fillBody = nil
+        fill = nil
+        if let key = request.fillKey {
+            request.fillKey = nil
             loop.finishFill(key)
         }
     }
 
-    /// Longest a tarpitted request is held before its 429.
-    static let maxTarpit: TimeAmount = .seconds(5)
-
-    private func rateLimited(rule: String, action: RateLimitAction, retryAfter: Int, context: ChannelHandlerContext) {
-        switch action {
-        case .reject:
-            respondLocally(.rateLimited, retryAfter: retryAfter, detail: rule)
-        case .close:
-            loop.reject(.rateLimited, client: clientIP, detail: "\(rule): connection closed")
-            closeNow()
-        case .tarpit:
-            // Hold the answer: the client's connection (and its patience) pays, not the origin.
-            keepAlive = false
-            phase = .held
-            let generation = requestsOnConnection
-            let delay = min(Self.maxTarpit, .seconds(Int64(retryAfter)))
-            context.eventLoop.assumeIsolated().scheduleTask(in: delay) {
-                guard self.requestsOnConnection == generation, self.phase == .held else { return }
-                self.respondLocally(.rateLimited, retryAfter: retryAfter, detail: "\(rule): tarpit")
-            }
-        }
-    }
-
     private func acquire(from pool: OriginPool, now: NIODeadline) {
+        guard let site = request.site else { return }
         self.pool = pool
         phase = .connecting
-        let traffic = loop.defence[siteIndex]
-        traffic.traffic.toOrigin += 1
-        if pool.queued > traffic.traffic.queuePeak { traffic.traffic.queuePeak = pool.queued }
+        site.defence.traffic.toOrigin += 1
+        if pool.queued > site.defence.traffic.queuePeak { site.defence.traffic.queuePeak = pool.queued }
         let generation = requestsOnConnection
-        let priority = cleared || apiKey?.configured == true || loop.hasPriority(clientIP, now: now)
-            || credential.map { loop.knownGoodCredentials.contains($0, now: Int64(now.uptimeNanoseconds)) } == true
-        let recheck = !challengeChecked && loop.config.sites[siteIndex].challenge.enabled
-        let result = pool.acquire(now: now, priority: priority, recheck: recheck) { [self] result in
+        let result = pool.acquire(now: now, priority: OriginQueuePhase.priority(request, loop: loop, now: now), recheck: OriginQueuePhase.recheck(request)) {
+            [self] result in
             self.connectionArrived(result, pool: pool, generation: generation)
         }
         switch result {
@@ -579,27 +413,27 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             pool.abandon()
             guard stillWanted else { return }
             self.pool = nil
+            let now = loop.eventLoop.now
             switch error {
             case PoolError.queueTimeout, PoolError.shed:
                 respondLocally(.originQueueFull, retryAfter: 5)
                 return
             case PoolError.recheck:
                 // The site started challenging while this request waited: decide it as a new one would be.
-                let now = loop.eventLoop.now
-                guard let forwarded = forwardHead else { return }
-                let head = HTTPRequestHead(version: clientVersion, method: requestMethod, uri: forwarded.uri, headers: requestHeaders)
-                if challengeStage(head, target: forwarded.uri, site: loop.config.sites[siteIndex], defence: loop.defence[siteIndex], forced: false, now: now) {
+                let verdict = ChallengePhase.decide(&request, loop: loop, forced: false, now: now)
+                if case .next = verdict {
                     acquire(from: pool, now: now)
+                } else if let context {
+                    carryOut(verdict, context: context, now: now)
                 }
                 return
             default:
                 break
             }
-            let now = loop.eventLoop.now
             pool.health.requestFailed(now: now)
-            loop.rejectionLog.log(reason: .originUnavailable, client: clientIP, detail: "\(pool.address): \(error)")
+            loop.rejectionLog.log(reason: .originUnavailable, client: request.client, detail: "\(pool.address): \(error)")
             // Nothing was sent yet: another origin of the site may take the request.
-            if !retried, let other = loop.pickPool(site: siteIndex, now: now, excluding: pool) {
+            if !retried, let other = request.site?.pickPool(now: now, excluding: pool, counters: &loop.counters) {
                 retried = true
                 acquire(from: other, now: now)
                 return
@@ -609,7 +443,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
     }
 
     private func startProxying(_ conn: UpstreamConnection) {
-        guard let head = forwardHead else { return }
+        guard let head = request.forwardHead else { return }
         upstream = conn
         phase = .proxying
         conn.requestsSent += 1
@@ -618,7 +452,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         while let part = pendingBody.popFirst() { conn.handler.write(part) }
         pendingBodyBytes = 0
         conn.handler.flush()
-        if requestEnded { conn.handler.awaitResponse(timeout: siteLimits.originResponseTimeout) }
+        if requestEnded { conn.handler.awaitResponse(timeout: request.siteConfig.limits.originResponseTimeout) }
         if !(context?.channel.isWritable ?? true) { conn.handler.pauseReads() }
         setUpstreamBlocked(!conn.channel.isWritable)
     }
@@ -627,16 +461,17 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         let now = loop.eventLoop.now
         timeouts.bodyReceived(count: buffer.readableBytes, now: now)
         bodyBytes += buffer.readableBytes
+        let maxBody = request.site?.config.limits.maxBodyBytes ?? facts.limits.maxBodyBytes
         switch phase {
         case .proxying, .connecting:
-            if bodyBytes > siteLimits.maxBodyBytes {
-                keepAlive = false
+            if bodyBytes > maxBody {
+                request.keepAlive = false
                 if let upstream, let pool {
                     self.upstream = nil
                     pool.release(upstream, reusable: false)
                 }
                 if responseStarted {
-                    loop.reject(.bodyTooLarge, client: clientIP)
+                    loop.reject(.bodyTooLarge, client: request.client)
                     closeNow()
                 } else {
                     respondLocally(.bodyTooLarge)
@@ -651,8 +486,8 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
                 if pendingBodyBytes > Self.maxPendingBody { setUpstreamBlocked(true) }
             }
         case .buffering:
-            if bodyBytes > siteLimits.maxBodyBytes {
-                keepAlive = false
+            if bodyBytes > maxBody {
+                request.keepAlive = false
                 respondLocally(.bodyTooLarge)
                 return
             }
@@ -675,7 +510,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             guard let upstream else { return }
             upstream.handler.write(.end(trailers))
             upstream.handler.flush()
-            upstream.handler.awaitResponse(timeout: siteLimits.originResponseTimeout)
+            upstream.handler.awaitResponse(timeout: request.siteConfig.limits.originResponseTimeout)
         case .connecting:
             pendingBody.append(.end(trailers))
         case .buffering:
@@ -706,27 +541,10 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         switch part {
         case .head(let head):
             responseStarted = true
-            let code = head.status.code
-            if code == 502 || code == 503 || code == 504 {
-                pool?.health.requestFailed(now: loop.eventLoop.now)
-            } else {
-                pool?.health.requestSucceeded()
-            }
-            if code < 400 {
-                // The origin vouches for this client: it goes first when the origin is saturated.
-                // Answers to form posts do not count for addresses (a login form answers 200 to
-                // wrong passwords too); a credential the origin accepts does.
-                let at = Int64(loop.eventLoop.now.uptimeNanoseconds)
-                if requestMethod == .GET || requestMethod == .HEAD { loop.knownGood.recordSuccess(clientIP, now: at) }
-                // A credential earns only what the origin accepts: a forged one gets 401/403 and nothing here.
-                if let credential { loop.knownGoodCredentials.recordSuccess(credential, now: at) }
-                let site = loop.config.sites[siteIndex]
-                if site.sessionCookies.isEmpty, loop.defence[siteIndex].learnedCookies.count < SiteDefence.maxLearned {
-                    loop.defence[siteIndex].learnCookies(from: head.headers)
-                }
-            }
+            let now = loop.eventLoop.now
+            OriginFeedbackPhase.run(request, response: head, pool: pool, loop: loop, now: now)
             upstreamKeepAlive = head.isKeepAlive
-            if let upgrade {
+            if let upgrade = request.upgrade {
                 if head.status == .switchingProtocols {
                     // The decoder still delivers this response's end; the switch happens there.
                     upgradeAccepted = true
@@ -735,68 +553,29 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
                 }
                 // The origin declined the upgrade: the client's decoder has stopped at the upgrade
                 // request, so this connection ends with this response.
-                keepAlive = false
+                request.keepAlive = false
             }
             var response = head
-            response.version = clientVersion
-            ForwardingHeaders.prepareResponse(&response.headers)
-            if clientVersion == .http1_0, keepAlive, requestMethod != .HEAD, code >= 200, code != 204, code != 304,
-                !response.headers.contains(name: "content-length")
-            {
-                // An HTTP/1.0 client knows no chunked coding: a body of unknown length ends with the connection.
-                keepAlive = false
+            ResponseHeadersPhase.prepare(&request, response: &response)
+            if let key = request.fillKey, let site = request.site {
+                fill = CacheFill(key: key, response: response, method: request.head.method, config: site.config.cache, allocator: context.channel.allocator)
+                if fill == nil { endFill() }
             }
-            if fillKey != nil {
-                if let ttl = CachePolicy.ttl(status: head.status, headers: response.headers, method: requestMethod, config: loop.config.sites[siteIndex].cache) {
-                    fillHead = response
-                    fillTTL = ttl
-                    fillBody = context.channel.allocator.buffer(capacity: 0)
-                } else {
-                    endFill()
-                }
-            }
-            if !keepAlive || loop.draining {
-                keepAlive = false
-                response.headers.add(name: "Connection", value: "close")
-            } else if clientVersion == .http1_0 {
-                response.headers.add(name: "Connection", value: "keep-alive")
-            }
-            responseStatus = Int(code)
+            ResponseHeadersPhase.finish(&request, response: &response, loop: loop)
+            responseStatus = Int(head.status.code)
             responseBytes = 0
             decision = "proxied"
-            if let setCookie { response.headers.add(name: "Set-Cookie", value: setCookie) }
-            if scheme == "https", let hsts = loop.config.sites[siteIndex].hsts { response.headers.replaceOrAdd(name: "Strict-Transport-Security", value: hsts) }
-            let traffic = loop.defence[siteIndex]
-            traffic.traffic.latencySumMicros += Int((loop.eventLoop.now - requestStart).nanoseconds / 1000)
-            traffic.traffic.latencyCount += 1
+            if let traffic = request.site?.defence {
+                traffic.traffic.latencySumMicros += Int((now - request.start).nanoseconds / 1000)
+                traffic.traffic.latencyCount += 1
+            }
             context.write(wrapOutboundOut(.head(response)), promise: nil)
         case .body(let buffer):
-            if fillBody != nil {
-                if fillBody!.readableBytes + buffer.readableBytes > loop.config.sites[siteIndex].cache.maxObjectBytes {
-                    endFill()
-                } else {
-                    fillBody!.writeImmutableBuffer(buffer)
-                }
-            }
+            if fill?.append(buffer) == false { endFill() }
             responseBytes += buffer.readableBytes
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end(let trailers):
-            if let key = fillKey, var head = fillHead, let body = fillBody {
-                let now = loop.eventLoop.now
-                head.headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
-                let config = loop.config.sites[siteIndex].cache
-                loop.caches[siteIndex].store(
-                    key,
-                    CachedResponse(
-                        status: head.status,
-                        headers: head.headers,
-                        body: body,
-                        storedAt: now,
-                        freshUntil: now + fillTTL,
-                        staleUntil: now + fillTTL + config.staleFor
-                    )
-                )
-            }
+            if let fill, let site = request.site { fill.store(in: &site.cache, now: loop.eventLoop.now) }
             endFill()
             if upgradeAccepted {
                 startTunnel(context: context)
@@ -809,7 +588,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
                 self.pool = nil
                 pool.release(upstream, reusable: reusable)
             }
-            if !requestEnded { keepAlive = false }
+            if !requestEnded { request.keepAlive = false }
             finishResponse(context: context, trailers: trailers)
         }
     }
@@ -817,7 +596,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
     /// The origin accepted a protocol upgrade: pass its 101 on to the client.
     private func sendSwitchingProtocols(context: ChannelHandlerContext, response: HTTPResponseHead, protocolName: String) {
         var head = response
-        head.version = clientVersion
+        head.version = request.head.version
         let upgradeTo = head.headers.first(name: "upgrade") ?? protocolName
         ForwardingHeaders.prepareResponse(&head.headers)
         head.headers.add(name: "Upgrade", value: upgradeTo)
@@ -849,26 +628,10 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             down.removeHandler(try down.handler(type: ClientActivityHandler.self), promise: nil)
             down.removeHandler(context: context, promise: nil)
         } catch {
-            loop.reject(.originError, client: clientIP, detail: "upgrade failed: \(error)")
+            loop.reject(.originError, client: request.client, detail: "upgrade failed: \(error)")
             upstream.channel.close(promise: nil)
             context.close(promise: nil)
         }
-    }
-
-    /// The protocol a request asks to upgrade to, when it does so properly (GET over HTTP/1.1,
-    /// `Upgrade: websocket`, and `upgrade` among the `Connection` tokens). WebSocket is the only
-    /// upgrade passed on: after a 101 the connection is a byte tunnel that no phase sees, and an
-    /// `h2c` upgrade would let the client's next bytes reach the origin as unchecked requests.
-    static func upgradeRequested(_ head: HTTPRequestHead) -> String? {
-        guard head.method == .GET, head.version == .http1_1, let proto = head.headers.first(name: "upgrade"),
-            Substring(proto).trimmingASCIISpaces().equalsASCIICaseInsensitive("websocket")
-        else { return nil }
-        for value in head.headers["connection"] {
-            for token in value.split(separator: ",") where token.trimmingASCIISpaces().equalsASCIICaseInsensitive("upgrade") {
-                return proto
-            }
-        }
-        return nil
     }
 
     func upstreamReadComplete() {
@@ -889,13 +652,13 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             // Part of the response is already with the client: all we can do is cut it short.
             endFill()
             pool.health.requestFailed(now: loop.eventLoop.now)
-            loop.reject(timedOut ? .originTimeout : .originError, client: clientIP, detail: "\(pool.address) failed mid-response")
+            loop.reject(timedOut ? .originTimeout : .originError, client: request.client, detail: "\(pool.address) failed mid-response")
             closeNow()
             return
         }
         // A pooled connection the origin had already closed: retry once on a fresh one, if nothing
         // of a body was sent (only bodiless requests can be replayed safely).
-        if !timedOut, upstream.requestsSent > 1, !retried, !hasBody {
+        if !timedOut, upstream.requestsSent > 1, !retried, !request.hasBody {
             retried = true
             self.pool = nil
             acquire(from: pool, now: .now())
@@ -906,242 +669,33 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         respondLocally(timedOut ? .originTimeout : .originError, detail: "\(pool.address): \(error)")
     }
 
-    // MARK: - Challenges
-
-    /// Runs the challenge stage for a site that is elevated or under attack. True: go on to the
-    /// cache and the origin; false: the request was answered here.
-    /// `forced`: the client's TLS fingerprint is on the site's challenge list, so it is treated as
-    /// under attack with proof of work whatever the site's mode.
-    private func challengeStage(_ head: HTTPRequestHead, target: String, site: SiteConfig, defence: SiteDefence, forced: Bool, now: NIODeadline) -> Bool {
-        let path = target.firstIndex(of: "?").map { target[..<$0] } ?? Substring(target)
-        if ChallengePolicy.isExempt(path: path, config: site.challenge) { return true }
-        // An address the origin served well goes first in queues but is not excused from
-        // challenges: a bot that got pages before the attack was detected would be, too.
-        // Only keys the operator configured skip the challenge: an unknown key or bearer token earns
-        // nothing (a flood would only need to add a random one). Sessions and tokens the origin has
-        // accepted pass below, at one person's rate.
-        let exempt = (site.challenge.exemptKeyHolders && apiKey?.configured == true)
-            || (!loop.config.source.knownGood.allow.isEmpty && loop.config.source.knownGood.allow.contains(clientIP))
-        if exempt { return true }
-        if let credential, loop.knownGoodCredentials.contains(credential, now: Int64(now.uptimeNanoseconds)) {
-            // A session the origin keeps vouching for passes, at one person's rate.
-            if case .limited = defence.credentialBuckets.take(credential, now: Int64(now.uptimeNanoseconds)) {
-                defence.traffic.clearanceLimited += 1
-                if loop.strike(clientIP, reason: .clearanceLimited) { keepAlive = false }
-                respondLocally(.clearanceLimited, retryAfter: 2)
-                return false
-            }
-            challengeChecked = true
-            cleared = true
-            return true
-        }
-        let unix = unixNow()
-        let mono = Int64(now.uptimeNanoseconds)
-        let agent = head.headers.first(name: "user-agent") ?? ""
-        var level: Clearance.Level?
-        var clearanceKey: IPAddress?
-        if let value = ChallengeRoutes.cookie(ChallengeRoutes.cookie, in: head.headers["cookie"]) {
-            switch Clearance.verify(value, keys: &loop.keys, client: clientIP, userAgent: agent, now: unix) {
-            case .success(let clearance):
-                if defence.revoked.isBanned(clearance.key, now: mono) {
-                    challengeFailed(detail: "revoked clearance")
-                } else {
-                    level = clearance.level
-                    clearanceKey = clearance.key
-                }
-            case .failure(let failure):
-                challengeFailed(detail: "clearance cookie: \(failure.rawValue)")
-            }
-        }
-        let method: HTTPMethodName = head.method == .GET || head.method == .HEAD ? .get : .other
-        var noCookies = false
-        if level == nil {
-            defence.traffic.uncleared += 1
-            noCookies = defence.keepsNoCookies(clientIP, now: mono)
-        } else {
-            defence.traffic.cleared += 1
-            defence.traffic.clearedTargets.add(hash: hashBytes(target.utf8))
-        }
-        let suspicious = noCookies || ChallengePolicy.isSuspiciousAgent(agent, config: site.challenge)
-        switch ChallengePolicy.decide(
-            mode: forced ? .underAttack : defence.mode, tier: forced ? .pow : defence.tier, method: method, exemptRoute: false, exempt: false,
-            clearance: level, suspicious: suspicious
-        ) {
-        case .pass:
-            challengeChecked = true
-            if let key = clearanceKey {
-                cleared = true
-                loop.counters.clearedRequests += 1
-                let (limited, revoke) = defence.clearanceOverLimit(key, now: mono)
-                if limited {
-                    defence.traffic.clearanceLimited += 1
-                    if revoke {
-                        loop.rejectionLog.log(reason: .clearanceLimited, client: clientIP, detail: "clearance revoked")
-                        // Revoked on every event loop, not only on the one that saw the abuse.
-                        loop.revokeEverywhere?(site.name, key)
-                    }
-                    if loop.strike(clientIP, reason: .clearanceLimited) { keepAlive = false }
-                    respondLocally(.clearanceLimited, retryAfter: 2)
-                    return false
-                }
-            } else if method == .get {
-                // Hand out a clearance with the page: clients that keep cookies show it from now on,
-                // which is how the detector tells them from a flood that keeps none.
-                let clearance = Clearance.issue(level: .cookie, client: clientIP, now: unix, ttl: site.challenge.clearanceTTL.nanoseconds / 1_000_000_000)
-                setCookie = defence.cookie(clearance, keys: &loop.keys, userAgent: agent, now: unix, secure: scheme == "https")
-                loop.counters.clearancesIssued += 1
-            }
-            return true
-        case .refuse:
-            respondLocally(.challengeRequired, retryAfter: 5)
-            return false
-        case .challenge(let tier):
-            defence.traffic.challenged += 1
-            loop.counters.challengesIssued += 1
-            if tier == .cookie, !noCookies {
-                let clearance = Clearance.issue(level: .cookie, client: clientIP, now: unix, ttl: site.challenge.clearanceTTL.nanoseconds / 1_000_000_000)
-                let cookie = defence.cookie(clearance, keys: &loop.keys, userAgent: agent, now: unix, secure: scheme == "https")
-                loop.counters.clearancesIssued += 1
-                let language = ChallengePage.language(acceptLanguage: head.headers.first(name: "accept-language"))
-                // Back to the same, normalised target; never to another host (`//evil`, `/\evil`).
-                let location = ChallengeRoutes.safeReturn(Substring(target))
-                sendGenerated(
-                    .found, body: ChallengePage.redirect(language: language, location: location),
-                    headers: [("Location", location), ("Set-Cookie", cookie), ("X-Rampart-Challenge", "cookie")]
-                )
-                return false
-            }
-            if noCookies, loop.strike(clientIP, reason: .challengeRequired) { keepAlive = false }
-            let accept = head.headers.first(name: "accept")
-            guard method == .get, accept == nil || accept!.contains("text/html") || accept!.contains("*/*") else {
-                respondLocally(.challengeRequired, retryAfter: 5)
-                return false
-            }
-            sendProofOfWorkPage(head, returnTo: target, site: site, unix: unix)
-            return false
-        }
-    }
-
-    /// A wrong, replayed or expired answer on a gateway route: counted, struck, answered with 403
-    /// (logged once, by the refusal).
-    private func refuseAnswer(detail: String) {
-        loop.counters.challengeFailures += 1
-        if loop.strike(clientIP, reason: .challengeFailed) { keepAlive = false }
-        respondLocally(.challengeFailed, detail: detail)
-    }
-
-    private func challengeFailed(detail: String) {
-        loop.counters.challengeFailures += 1
-        loop.rejectionLog.log(reason: .challengeFailed, client: clientIP, detail: detail)
-        if loop.strike(clientIP, reason: .challengeFailed) { keepAlive = false }
-    }
-
-    private func sendProofOfWorkPage(_ head: HTTPRequestHead, returnTo: String, site: SiteConfig, unix: Int64) {
-        let subnet = SubnetBinding.tag(clientIP)
-        let challenge = Stamp(kind: .pow, issued: unix, parameter: UInt8(site.challenge.difficulty), subnet: subnet).encode(keys: &loop.keys)
-        let ticket = Stamp(kind: .wait, issued: unix, parameter: UInt8(site.challenge.waitSeconds), subnet: subnet).encode(keys: &loop.keys)
-        let waitURL = "\(ChallengeRoutes.wait)?r=\(PercentCoding.encode(returnTo))&t=\(ticket)"
-        let page = ChallengePage.proofOfWork(
-            language: ChallengePage.language(acceptLanguage: head.headers.first(name: "accept-language")),
-            challenge: challenge, difficulty: site.challenge.difficulty, returnTo: returnTo,
-            waitURL: waitURL, waitSeconds: site.challenge.waitSeconds, requestID: requestID
-        )
-        sendGenerated(.forbidden, body: page, headers: [("X-Rampart-Challenge", "pow")])
-    }
-
-    /// `/.rampart/pow` (a proof-of-work answer) and `/.rampart/wait` (a no-JavaScript ticket):
-    /// checked, then a clearance cookie and a redirect back to where the client was going.
-    private func answerChallengeRoute(_ head: HTTPRequestHead, target: String, site: SiteConfig, defence: SiteDefence) {
-        let path = target.firstIndex(of: "?").map { target[..<$0] } ?? Substring(target)
-        let unix = unixNow()
-        let agent = head.headers.first(name: "user-agent") ?? ""
-        let returnTo = ChallengeRoutes.safeReturn(ChallengeRoutes.parameter("r", in: Substring(target)))
-        let level: Clearance.Level
-        switch path {
-        case Substring(ChallengeRoutes.pow):
-            guard let c = ChallengeRoutes.parameter("c", in: Substring(target)), let a = ChallengeRoutes.parameter("a", in: Substring(target)) else {
-                refuseAnswer(detail: "incomplete answer")
-                return
-            }
-            switch Stamp.verify(c, kind: .pow, keys: &loop.keys, client: clientIP, now: unix, maxAge: 600) {
-            case .success(let stamp):
-                guard ProofOfWork.check(challenge: c, answer: a, difficulty: Int(stamp.parameter)) else {
-                    refuseAnswer(detail: "wrong proof-of-work answer")
-                    return
-                }
-                guard loop.ledger.redeem(stamp.nonce) else {
-                    refuseAnswer(detail: "replayed proof-of-work answer")
-                    return
-                }
-                level = .pow
-            case .failure(let f):
-                refuseAnswer(detail: "proof-of-work challenge: \(f.rawValue)")
-                return
-            }
-        case Substring(ChallengeRoutes.wait):
-            guard let t = ChallengeRoutes.parameter("t", in: Substring(target)) else {
-                refuseAnswer(detail: "missing ticket")
-                return
-            }
-            switch Stamp.verify(t, kind: .wait, keys: &loop.keys, client: clientIP, now: unix, maxAge: 900) {
-            case .success(let stamp):
-                let language = ChallengePage.language(acceptLanguage: head.headers.first(name: "accept-language"))
-                let remaining = Int(stamp.issued + Int64(stamp.parameter) - unix)
-                var early = remaining > 0
-                if !early, case .limited = defence.waitBuckets.take(clientIP.defaultSubnet, now: Int64(loop.eventLoop.now.uptimeNanoseconds)) {
-                    early = true  // too many tickets from this subnet right now: wait a little longer
-                }
-                if early {
-                    sendGenerated(
-                        .ok, body: ChallengePage.wait(language: language, waitURL: target, seconds: max(1, min(remaining, 60)), requestID: requestID),
-                        headers: [("X-Rampart-Challenge", "wait")]
-                    )
-                    return
-                }
-                guard loop.ledger.redeem(stamp.nonce) else {
-                    refuseAnswer(detail: "replayed ticket")
-                    return
-                }
-                level = .wait
-            case .failure(let f):
-                refuseAnswer(detail: "ticket: \(f.rawValue)")
-                return
-            }
-        default:
-            respondLocally(.challengeFailed, detail: "unknown gateway route")
-            return
-        }
-        let clearance = Clearance.issue(level: level, client: clientIP, now: unix, ttl: site.challenge.clearanceTTL.nanoseconds / 1_000_000_000)
-        let cookie = defence.cookie(clearance, keys: &loop.keys, userAgent: agent, now: unix, secure: scheme == "https")
-        loop.counters.clearancesIssued += 1
-        sendGenerated(.found, body: "", headers: [("Location", returnTo), ("Set-Cookie", cookie)], decision: "cleared")
-    }
+    // MARK: - Answers the gateway writes
 
     /// Answers the current request with a response the gateway made (challenge pages, redirects).
-    private func sendGenerated(_ status: HTTPResponseStatus, body: String, headers extra: [(String, String)], decision: String = "challenged") {
+    private func sendGenerated(_ status: HTTPResponseStatus, body: String, headers extra: [(String, String)], decision: String) {
         guard let context, phase != .closed else { return }
         responseStatus = Int(status.code)
-        responseBytes = requestMethod == .HEAD ? 0 : body.utf8.count
+        responseBytes = request.head.method == .HEAD ? 0 : body.utf8.count
         self.decision = decision
         decisionReason = nil
         endFill()
         pendingBody.removeAll()
         pendingBodyBytes = 0
-        if !requestEnded && hasBody { keepAlive = false }
+        if !requestEnded && request.hasBody { request.keepAlive = false }
         var headers = HTTPHeaders()
         headers.reserveCapacity(extra.count + 5)
         headers.add(name: "Content-Type", value: "text/html; charset=utf-8")
         headers.add(name: "Content-Length", value: String(body.utf8.count))
         headers.add(name: "Cache-Control", value: "no-store")
-        headers.add(name: "X-Request-Id", value: requestID)
+        headers.add(name: "X-Request-Id", value: request.id)
         for (name, value) in extra { headers.add(name: name, value: value) }
-        if !keepAlive || loop.draining {
-            keepAlive = false
+        if !request.keepAlive || loop.draining {
+            request.keepAlive = false
             headers.add(name: "Connection", value: "close")
         }
         responseStarted = true
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: clientVersion, status: status, headers: headers))), promise: nil)
-        if requestMethod != .HEAD, !body.isEmpty {
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.head.version, status: status, headers: headers))), promise: nil)
+        if request.head.method != .HEAD, !body.isEmpty {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
         }
         if !requestEnded { phase = .discarding }
@@ -1151,26 +705,26 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
     // MARK: - Finishing
 
     private func finishResponse(context: ChannelHandlerContext, trailers: HTTPHeaders?) {
-        let micros = (loop.eventLoop.now - requestStart).nanoseconds / 1000
+        let micros = (loop.eventLoop.now - request.start).nanoseconds / 1000
         loop.counters.observeLatency(micros: Int(micros))
         if let log = loop.accessLog {
-            let site = siteIndex < loop.config.sites.count ? loop.config.sites[siteIndex].name : ""
             log.record(
                 AccessLog.Entry(
-                    site: site, client: clientIP, method: requestMethod, target: forwardHead?.uri ?? requestTarget, status: responseStatus,
+                    site: request.site?.name ?? "", client: request.client, method: request.head.method,
+                    target: request.forwardHead?.uri ?? request.accepted.target, status: responseStatus,
                     bytes: responseBytes, durationMicros: micros, decision: decision,
-                    reason: decisionReason, requestID: requestID, agent: requestHeaders.first(name: "user-agent"),
-                    fingerprint: fingerprint
+                    reason: decisionReason, requestID: request.id, agent: request.head.headers.first(name: "user-agent"),
+                    fingerprint: facts.fingerprint
                 )
             )
         }
         decisionReason = nil
-        if keepAlive {
+        if request.keepAlive {
             context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
             phase = requestEnded ? .idle : .discarding
             let now = loop.eventLoop.now
             if phase == .idle { timeouts.responseEnded(now: now) }
-            forwardHead = nil
+            request.forwardHead = nil
             armTimer(now: now)
             if !queued.isEmpty { drainQueue() }
         } else {
@@ -1186,23 +740,24 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
     private func respondLocally(_ reason: RejectReason, retryAfter: Int? = nil, detail: String? = nil) {
         guard let context, phase != .closed else { return }
         endFill()
+        let site = request.site
         switch reason {
         case .originUnavailable, .originTimeout, .originError, .originQueueFull:
             // A copy stored meanwhile (by a background refresh or another request) beats an error page.
             let now = loop.eventLoop.now
-            if let key = cacheKey, !responseStarted, let (entry, fresh) = loop.caches[siteIndex].lookup(key, now: now) {
-                cacheKey = nil
-                loop.rejectionLog.log(reason: reason, client: clientIP, detail: "served a cached copy: \(detail ?? "")")
-                serveFromCache(entry, label: fresh ? "HIT" : "STALE", now: now)
+            if let key = request.cacheKey, let site, !responseStarted, let (entry, fresh) = site.cache.lookup(key, now: now) {
+                request.cacheKey = nil
+                loop.rejectionLog.log(reason: reason, client: request.client, detail: "served a cached copy: \(detail ?? "")")
+                serveFromCache(entry, stale: !fresh, now: now)
                 return
             }
         default:
             break
         }
-        loop.reject(reason, client: clientIP, detail: detail)
+        loop.reject(reason, client: request.client, detail: detail)
         switch reason {
-        case .originQueueFull: loop.defence[siteIndex].traffic.shed += 1
-        case .originUnavailable, .originTimeout, .originError: loop.defence[siteIndex].traffic.originErrors += 1
+        case .originQueueFull: site?.defence.traffic.shed += 1
+        case .originUnavailable, .originTimeout, .originError: site?.defence.traffic.originErrors += 1
         default: break
         }
         if responseStarted {
@@ -1211,14 +766,14 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         }
         pendingBody.removeAll()
         pendingBodyBytes = 0
-        if reason.closesConnection || (!requestEnded && hasBody) { keepAlive = false }
+        if reason.closesConnection || (!requestEnded && request.hasBody) { request.keepAlive = false }
         decision = "rejected"
         decisionReason = reason.rawValue
-        let (h, body) = loop.pageTemplate(reason, json: ErrorPage.wantsJSON(requestHeaders)).render(
-            requestID: requestID.isEmpty ? loop.nextRequestID() : requestID,
-            close: !keepAlive,
+        let (h, body) = loop.pageTemplate(reason, json: ErrorPage.wantsJSON(request.head.headers)).render(
+            requestID: request.id.isEmpty ? loop.nextRequestID() : request.id,
+            close: !request.keepAlive,
             retryAfterSeconds: retryAfter,
-            version: clientVersion,
+            version: request.head.version,
             allocator: context.channel.allocator
         )
         responseStarted = true
@@ -1258,21 +813,21 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
     private func expired(_ reason: RejectReason) {
         switch reason {
         case .bodyTimeout, .bodyTooSlow:
-            keepAlive = false
+            request.keepAlive = false
             if let upstream, let pool {
                 self.upstream = nil
                 self.pool = nil
                 pool.release(upstream, reusable: false)
             }
             if responseStarted {
-                loop.reject(reason, client: clientIP)
+                loop.reject(reason, client: request.client)
                 closeNow()
             } else {
                 respondLocally(reason)
             }
         default:
             // Header, idle and send timeouts: a client that is not talking or not reading gets no page.
-            loop.reject(reason, client: clientIP)
+            loop.reject(reason, client: request.client)
             closeNow()
         }
     }
@@ -1281,14 +836,6 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         timer?.cancel()
         timer = nil
         timerAt = nil
-    }
-
-    /// The `Host` sent to the origin for a request that named none (HTTP/1.0): the site's first
-    /// plain host name, else its first origin's address.
-    static func fallbackHost(_ site: SiteConfig) -> String {
-        if let name = site.hosts.first(where: { $0 != "*" && !$0.hasPrefix("*.") }) { return name }
-        if let origin = site.origins.first { return "\(origin.address.host):\(origin.address.port)" }
-        return "localhost"
     }
 
     /// Connection-phase keys from the listener, request-phase keys from the site.

@@ -337,7 +337,7 @@ public final class Gateway: Sendable {
         }
         for bound in contexts.values {
             try? await bound.eventLoop.submit {
-                for site in bound.value.pools { for pool in site { pool.closeIdle() } }
+                for site in bound.value.sites { for pool in site.pools { pool.closeIdle() } }
             }.get()
         }
         let gates = state.withLockedValue { $0.gates }

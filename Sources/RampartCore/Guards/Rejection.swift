@@ -126,6 +126,14 @@ public enum RequestChecks {
         /// True when the client sent `Expect: 100-continue`.
         public var expectsContinue: Bool
 
+        public init(host: String?, target: String, contentLength: Int? = nil, chunked: Bool = false, expectsContinue: Bool = false) {
+            self.host = host
+            self.target = target
+            self.contentLength = contentLength
+            self.chunked = chunked
+            self.expectsContinue = expectsContinue
+        }
+
         /// How the request's body is delimited: the one framing the forwarded request carries.
         public var framing: BodyFraming {
             if chunked { return .chunked }
