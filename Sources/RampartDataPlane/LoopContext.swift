@@ -117,7 +117,14 @@ final class LoopContext {
     /// TLS contexts per listener (nil for plain HTTP), swapped on reload.
     private(set) var tlsContexts: [NIOSSLContext?]
 
-    init(eventLoop: any EventLoop, loopCount: Int, config: RuntimeConfig, logger: Logger, secret: [UInt8], tls: [NIOSSLContext?] = []) {
+    /// Opens origin connections for this loop's pools.
+    let originConnector: any OriginConnector
+
+    init(
+        eventLoop: any EventLoop, loopCount: Int, config: RuntimeConfig, logger: Logger, secret: [UInt8], tls: [NIOSSLContext?] = [],
+        originConnector: any OriginConnector = SocketOriginConnector()
+    ) {
+        self.originConnector = originConnector
         self.keys = SigningKeys(secret: secret)
         self.tlsContexts = tls
         self.eventLoop = eventLoop
@@ -196,7 +203,7 @@ final class LoopContext {
                     kept.insert(ObjectIdentifier(pool))
                     return pool
                 }
-                return OriginPool(eventLoop: eventLoop, origin: origin, share: share, site: site, tls: tls)
+                return OriginPool(eventLoop: eventLoop, origin: origin, share: share, site: site, tls: tls, connector: originConnector)
             }
             return SiteRuntime(site: site, pools: pools, loops: loopCount, previous: previousSites[site.name])
         }
