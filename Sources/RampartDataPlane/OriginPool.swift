@@ -67,6 +67,18 @@ final class OriginPool {
         self.health = OriginHealth(active: site.healthCheck, passive: site.passive)
     }
 
+    /// An idle pooled connection, when there is one: the common case, and it needs no callback.
+    /// Like ``acquire(now:priority:recheck:_:)``, it must end in ``release(_:reusable:)``.
+    func acquireIdle() -> UpstreamConnection? {
+        while let conn = idle.popLast() {
+            if conn.channel.isActive {
+                inFlight += 1
+                return conn
+            }
+        }
+        return nil
+    }
+
     /// A connection for one request: an idle pooled one, a new one, or a place in the queue.
     /// Every acquisition other than `.unavailable` must end in ``release(_:reusable:)`` (when a
     /// connection was handed over) or ``abandon()`` (when the callback carried an error).

@@ -33,6 +33,10 @@ extension ClientHandler {
         state = .connecting(pool)
         site.defence.traffic.toOrigin += 1
         if pool.queued > site.defence.traffic.queuePeak { site.defence.traffic.queuePeak = pool.queued }
+        if let idle = pool.acquireIdle() {
+            startProxying(idle, pool: pool)
+            return
+        }
         let generation = requestsOnConnection
         let result = pool.acquire(now: now, priority: OriginQueuePhase.priority(request, loop: loop, now: now), recheck: OriginQueuePhase.recheck(request)) {
             [self] result in

@@ -15,7 +15,8 @@ enum ResponseHeadersPhase {
     static func prepare(_ request: inout RequestContext, response: inout HTTPResponseHead) {
         let version = request.head.version
         let code = response.status.code
-        response.version = version
+        // Setting it copies the head's shared storage: only when it differs (an HTTP/1.0 client).
+        if response.version != version { response.version = version }
         ForwardingHeaders.prepareResponse(&response.headers)
         if version == .http1_0, request.keepAlive, request.head.method != .HEAD, code >= 200, code != 204, code != 304,
             !response.headers.contains(name: "content-length")
