@@ -120,7 +120,7 @@ done
 {
   echo "Drill: ${SCENARIOS[*]}, warm-up ${WARMUP}s, attack ${ATTACK}s, cool-down ${COOLDOWN}s, intensity ${INTENSITY}x of a ${CAPACITY} req/s origin, $USERS users; $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores"
   echo
-  echo "| gateway | scenario | legit ok % (warm-up) | legit ok % (attack) | API ok % (attack) | p95 ms (attack) | p99 ms (attack) | challenge pages (attack) | attack sent | reached origin | leakage after 5 s | engaged after | peak CPU % | peak RSS MB |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| gateway | scenario | legit ok % (warm-up) | legit ok % (attack) | API ok % (attack) | p95 ms (attack) | p99 ms (attack) | challenge pages (attack) | attack sent | reached origin | leakage after 5 s | engaged after | peak CPU % | CPU µs / attack request | peak RSS MB |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for row in "${TABLE[@]}"; do printf '%s\n' "$row"; done | sort -t'|' -k3,3 -s
 } | tee "$OUT/compare.md"

@@ -150,6 +150,10 @@ public struct DrillReport: Sendable, Codable {
     public var engagedAfterSeconds: Int?
     public var gatewayPeakCPUPercent: Double = 0
     public var gatewayPeakRSSMB: Double = 0
+    /// The gateway's CPU time over the attack window divided by the attack requests sent in it, in
+    /// microseconds (legit traffic's share included; it is small next to the flood). Nil without a
+    /// gateway process to sample.
+    public var gatewayCPUMicrosPerAttackRequest: Double?
     public var timeline: [DrillSecond] = []
 }
 
@@ -277,7 +281,13 @@ final class Recorder: Sendable {
         let attackEnd = Int(plan.warmup + plan.attack)
         var sentAfter5 = 0
         var reachedAfter5 = 0
+        var attackCPUPercentSeconds = 0.0
+        var sentInAttack = 0
         for sec in s.seconds {
+            if sec.second >= attackStart, sec.second < attackEnd {
+                attackCPUPercentSeconds += sec.gatewayCPUPercent
+                sentInAttack += sec.attackSent
+            }
             r.attackSent += sec.attackSent
             r.attackReachedOrigin += sec.originAttack
             if sec.second >= attackStart + 5, sec.second < attackEnd + 1 {
@@ -293,6 +303,10 @@ final class Recorder: Sendable {
             r.gatewayPeakRSSMB = max(r.gatewayPeakRSSMB, sec.gatewayRSSMB)
         }
         r.leakageAfter5sPercent = sentAfter5 == 0 ? 0 : 100 * Double(reachedAfter5) / Double(sentAfter5)
+        if plan.gatewayPID != nil, sentInAttack > 0 {
+            // A percent of one CPU for one second is 10,000 µs.
+            r.gatewayCPUMicrosPerAttackRequest = attackCPUPercentSeconds * 10_000 / Double(sentInAttack)
+        }
         r.timeline = s.seconds
         return r
     }

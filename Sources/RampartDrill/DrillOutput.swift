@@ -5,12 +5,12 @@ public enum DrillOutput {
     /// One table row per report.
     public static func table(_ reports: [DrillReport], label: String? = nil) -> String {
         var lines: [String] = []
-        lines.append("| \(label == nil ? "" : "gateway | ")scenario | legit ok % (warm-up) | legit ok % (attack) | API ok % (attack) | p95 ms (attack) | p99 ms (attack) | challenges (attack) | attack sent | reached origin | leakage after 5 s | engaged after | peak CPU % | peak RSS MB |")
-        lines.append("|\(label == nil ? "" : "---|")---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        lines.append("| \(label == nil ? "" : "gateway | ")scenario | legit ok % (warm-up) | legit ok % (attack) | API ok % (attack) | p95 ms (attack) | p99 ms (attack) | challenges (attack) | attack sent | reached origin | leakage after 5 s | engaged after | peak CPU % | CPU µs / attack request | peak RSS MB |")
+        lines.append("|\(label == nil ? "" : "---|")---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in reports {
             let engaged = r.engagedAfterSeconds.map { "\($0) s" } ?? "never"
             lines.append(
-                "| \(label.map { "\($0) | " } ?? "")\(r.scenario) | \(f(r.warmup.successPercent)) | \(f(r.attackWindow.successPercent)) | \(f(r.attackWindow.apiSuccessPercent)) | \(f(r.attackWindow.p95ms, 0)) | \(f(r.attackWindow.p99ms, 0)) | \(r.attackWindow.challengesSeen) | \(r.attackSent) | \(r.attackReachedOrigin) | \(f(r.leakageAfter5sPercent))% | \(engaged) | \(f(r.gatewayPeakCPUPercent, 0)) | \(f(r.gatewayPeakRSSMB, 0)) |"
+                "| \(label.map { "\($0) | " } ?? "")\(r.scenario) | \(f(r.warmup.successPercent)) | \(f(r.attackWindow.successPercent)) | \(f(r.attackWindow.apiSuccessPercent)) | \(f(r.attackWindow.p95ms, 0)) | \(f(r.attackWindow.p99ms, 0)) | \(r.attackWindow.challengesSeen) | \(r.attackSent) | \(r.attackReachedOrigin) | \(f(r.leakageAfter5sPercent))% | \(engaged) | \(f(r.gatewayPeakCPUPercent, 0)) | \(r.gatewayCPUMicrosPerAttackRequest.map { f($0, 1) } ?? "-") | \(f(r.gatewayPeakRSSMB, 0)) |"
             )
         }
         return lines.joined(separator: "\n")
