@@ -223,7 +223,9 @@ extension IntegrationTests {
         #expect(origin.stats.peakConcurrent <= 3, "the origin saw \(origin.stats.peakConcurrent) requests at once")
     }
 
-    @Test func persistentFlooderIsBannedAtAcceptThenLetBackIn() async throws {
+    /// The whole chain in the binary: refusals strike, the accept loop bans, new connections are
+    /// closed unread. (Expiry, repeat lengths and restore run on virtual time in BanExpiryTests.)
+    @Test func persistentFlooderIsBannedAtAccept() async throws {
         let origin = DemoOrigin()
         let originPort = try await origin.start()
         defer { Task { await origin.stop() } }
@@ -257,9 +259,6 @@ extension IntegrationTests {
         #expect(again.readResponse() == nil)
         // Others are served.
         #expect(try RawClient(port: port, source: "127.0.0.67").request("GET", "/api/x")?.status == 200)
-        // After the ban the address is let back in.
-        usleep(2_200_000)
-        #expect(try RawClient(port: port, source: "127.0.0.66").request("GET", "/api/x")?.status == 200)
     }
 
     @Test func aSlowSmallUploadCostsTheOriginNothingUntilItIsComplete() async throws {
@@ -277,42 +276,6 @@ extension IntegrationTests {
         slow.send("defghij")
         #expect(slow.readResponse()?.json["received"] as? Int == 10)
         #expect(origin.stats.requests == 1)
-    }
-
-    @Test func staleCopiesAreServedAtOnceWhileOneFetchRefreshesThem() async throws {
-        let origin = DemoOrigin()
-        let originPort = try await origin.start()
-        defer { Task { await origin.stop() } }
-        let yaml = """
-            listeners:
-              - address: 127.0.0.1:0
-            sites:
-              - name: www
-                hosts: [example.org]
-                origins: [127.0.0.1:\(originPort)]
-                health_check: {enabled: false}
-                rate_limits: []
-            """
-        let gw = try GatewayProcess(yaml: yaml, extraArguments: ["--threads", "1"])
-        defer { gw.stop() }
-        let port = try gw.waitUntilListening()[0]
-        let page = "/slow?ms=600&type=html"
-
-        let c = try RawClient(port: port)
-        #expect(c.request("GET", page)?.header("x-cache") == nil)  // first fetch: from the origin
-        usleep(1_100_000)  // past the 1 s micro-TTL
-        let before = origin.stats.requests
-        var started = Date()
-        let stale = try #require(c.request("GET", page))
-        #expect(stale.header("x-cache") == "STALE")
-        #expect(Date().timeIntervalSince(started) < 0.4, "a stale copy waited for the origin")
-        // The refresh runs in the background (one origin request however many ask meanwhile); once
-        // it lands, the page is fresh again.
-        #expect(eventually(timeout: 3) { c.request("GET", page)?.header("x-cache") == "HIT" })
-        #expect(origin.stats.requests == before + 1)
-        started = Date()
-        #expect(c.request("GET", page)?.header("x-cache") == "HIT")
-        #expect(Date().timeIntervalSince(started) < 0.4)
     }
 
     /// A one-at-a-time origin (250 ms a request) behind a one-loop gateway with `site` settings:
