@@ -195,6 +195,50 @@ final class ProxyBench {
         #expect(try bench.origin.forwarded().hasPrefix("GET /unknown0 "))
     }
 
+    /// Requests in flight when a reload removes their site, or reorders the sites and gives another
+    /// one a new origin, finish under the site they started with; new requests see the new config.
+    @Test func requestsInFlightFinishUnderTheirSiteAcrossAReloadThatRemovesAndReorders() throws {
+        let bench = try ProxyBench { config in
+            config.sites[0].cache.enabled = false
+            var other = SiteConfig(name: "other", hosts: ["other.example"], origins: [OriginConfig(address: HostPort(host: "127.0.0.1", port: 2))])
+            other.healthCheck.enabled = false
+            other.cache.enabled = false
+            config.sites.append(other)
+        }
+        let www = try bench.client("198.51.100.1")
+        try bench.send(www, ProxyBench.get("/www"))
+        let other = try bench.client("198.51.100.2")
+        try bench.send(other, "GET /other HTTP/1.1\r\nHost: other.example\r\n\r\n")
+        #expect(bench.origin.connections.count == 2)
+        #expect(try bench.origin.forwarded(0).hasPrefix("GET /www "))
+        #expect(try bench.origin.forwarded(1).hasPrefix("GET /other "))
+        let wwwSite = bench.loop.sites[0]
+
+        // Reload: "www" is gone; "other" comes first, with a new origin.
+        var reloaded = bench.loop.config.source
+        var moved = reloaded.sites[1]
+        moved.origins = [OriginConfig(address: HostPort(host: "127.0.0.1", port: 4))]
+        reloaded.sites = [moved]
+        bench.loop.apply(try RuntimeConfig(reloaded, generation: 2), tls: [])
+
+        try bench.origin.answer(0, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nwww")
+        try bench.origin.answer(1, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nother")
+        #expect(try bench.received(www).hasSuffix("\r\n\r\nwww"))
+        #expect(try bench.received(other).hasSuffix("\r\n\r\nother"))
+        // Each was counted by its own site, the removed one included.
+        #expect(wwwSite.defence.traffic.latencyCount == 1)
+        #expect(bench.loop.sites.map(\.name) == ["other"])
+        #expect(bench.loop.sites[0].defence.traffic.latencyCount == 1)
+
+        // New requests: the removed host is unknown now; "other" goes to its new origin.
+        try bench.send(www, ProxyBench.get("/again"))
+        #expect(try bench.received(www).hasPrefix("HTTP/1.1 421 "))
+        try bench.send(other, "GET /again HTTP/1.1\r\nHost: other.example\r\n\r\n")
+        #expect(bench.origin.connections.count == 3)
+        #expect(bench.origin.connections[2].remoteAddress?.port == 4)
+        #expect(try bench.origin.forwarded(2).hasPrefix("GET /again "))
+    }
+
     /// A request that waits past the queue's limit gets a 503 with Retry-After, not silence.
     @Test func aRequestThatWaitsTooLongForTheOriginGets503() throws {
         let bench = try ProxyBench { config in
