@@ -200,7 +200,7 @@ final class DetectionService {
             let change = controller.observe(second, at: now)
             controllers[site] = controller
             last[site] = second
-            account(site: site, second: second, controller: controller)
+            account(site: site, second: second, controller: controller, at: now)
             if now % 5 == 0, let (incident, _) = open[site] { store?.saveIncident(incident) }
             if let change { changed(site: site, change: change, controller: controller, at: now) }
         }
@@ -222,7 +222,24 @@ final class DetectionService {
         } else if storedOverrides.removeValue(forKey: site) != nil {
             store?.removeModeOverride(site: site)
         }
-        return force(site: site, mode: mode, reason: nil)
+        let forced = force(site: site, mode: mode, reason: nil)
+        // After the change: an override that opens an incident is the incident's first action.
+        note(site: site, IncidentEvent(
+            time: unixNow(), kind: .operatorMode,
+            text: mode.map { "an operator forced the mode to \($0.rawValue) (admin API)" } ?? "an operator returned the site to automatic mode (admin API)"
+        ))
+        return forced
+    }
+
+    /// Adds `event` to `site`'s open incident, or to every open incident when `site` is nil (bans
+    /// apply to the whole gateway). Nothing happens when no incident is open.
+    func note(site: String?, _ event: IncidentEvent) {
+        for key in open.keys where site == nil || key == site {
+            guard var (incident, totals) = open[key] else { continue }
+            incident.note(event)
+            if event.kind == .ban || event.kind == .operatorBan { incident.bansIssued = (incident.bansIssued ?? 0) + 1 }
+            open[key] = (incident, totals)
+        }
     }
 
     /// Puts the override in force on the controller and publishes the change. False when the site
@@ -254,36 +271,56 @@ final class DetectionService {
             reason: change.reason, manual: change.manual, incident: nil
         ))
         let line = "\(now) \(change.from.rawValue) -> \(change.to.rawValue) (\(change.tier.rawValue))\(change.manual ? " by operator" : ""): \(change.reason)"
+        let event = IncidentEvent(
+            time: now, kind: .mode,
+            text: "\(change.from.rawValue) -> \(change.to.rawValue) (challenge tier \(change.tier.rawValue))\(change.manual ? " by an operator" : ""): \(change.reason)"
+        )
         if change.to != .normal {
             if var (incident, totals) = open[site] {
                 incident.timeline.append(line)
+                incident.note(event)
                 if change.to > SiteMode(rawValue: incident.peakMode) ?? .normal { incident.peakMode = change.to.rawValue }
                 open[site] = (incident, totals)
                 store?.saveIncident(incident)
             } else {
-                let incident = Incident(id: nextIncident, site: site, start: now, mode: change.to, line: line)
+                var incident = Incident(id: nextIncident, site: site, start: now, mode: change.to, line: line)
+                incident.note(event)
                 nextIncident += 1
                 open[site] = (incident, TrafficSecond())
-                if let second = last[site] { account(site: site, second: second, controller: controller) }
+                if let second = last[site] { account(site: site, second: second, controller: controller, at: now) }
                 store?.saveIncident(open[site]!.0)
                 alert?(AlertEvent(kind: .incidentOpened, site: site, from: change.from.rawValue, to: change.to.rawValue, tier: change.tier.rawValue,
-                                  reason: change.reason, manual: change.manual, incident: open[site]!.0))
+                                  reason: change.reason, manual: change.manual, incident: open[site]!.0.summary))
             }
         } else if var (incident, totals) = open.removeValue(forKey: site) {
             incident.timeline.append(line)
+            incident.note(event)
             incident.end = now
             Self.summarise(&incident, totals)
             incidents.append(incident)
             if incidents.count > Self.keptIncidents { incidents.removeFirst(incidents.count - Self.keptIncidents) }
             store?.saveIncident(incident)
             alert?(AlertEvent(kind: .incidentClosed, site: site, from: change.from.rawValue, to: change.to.rawValue, tier: change.tier.rawValue,
-                              reason: change.reason, manual: change.manual, incident: incident))
+                              reason: change.reason, manual: change.manual, incident: incident.summary))
         }
     }
 
-    private func account(site: String, second: TrafficSecond, controller: ModeController) {
+    private func account(site: String, second: TrafficSecond, controller: ModeController, at now: Int64) {
         guard var (incident, totals) = open[site] else { return }
         totals.merge(second)
+        if second.requests > incident.peakRequestsPerSecond || incident.peak == nil {
+            incident.peak = IncidentPeak(
+                time: now, requests: second.requests,
+                originLatencyMillis: (second.meanLatencyMillis * 10).rounded() / 10, originQueue: second.queuePeak
+            )
+        }
+        var series = incident.series ?? IncidentSeries()
+        series.add(SeriesPoint(
+            time: now, requests: second.requests, toOrigin: second.toOrigin, cacheServed: second.cacheServed,
+            challenged: second.challenged, cleared: second.cleared, refused: second.limited + second.shed + second.clearanceLimited,
+            originQueue: second.queuePeak, latencyWeightedMillis: second.meanLatencyMillis * Double(second.toOrigin)
+        ))
+        incident.series = series
         incident.peakRequestsPerSecond = max(incident.peakRequestsPerSecond, second.requests)
         incident.peakDistinctSources = max(incident.peakDistinctSources, second.sources.estimate)
         Self.summarise(&incident, totals)
@@ -297,6 +334,9 @@ final class DetectionService {
         incident.cleared = t.cleared
         incident.limited = t.limited
         incident.cacheServed = t.cacheServed
+        incident.shed = t.shed
+        incident.clearanceLimited = t.clearanceLimited
+        incident.originErrors = t.originErrors
         incident.topSources = t.topSources.top(10).map { TopEntry(key: $0.key.description, count: $0.count) }
         incident.topSubnets = t.topSubnets.top(10).map { TopEntry(key: $0.key.defaultSubnetDescription, count: $0.count) }
         incident.topPaths = t.topPaths.top(10).map { TopEntry(key: $0.key, count: $0.count) }

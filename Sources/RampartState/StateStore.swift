@@ -159,6 +159,16 @@ public final class StateStore: Sendable {
         }
     }
 
+    /// Incident `id` as stored, nil when there is none (or its record cannot be read).
+    public func incident(id: Int) throws -> Incident? {
+        try queue.sync {
+            try db.read { db in
+                try String.fetchOne(db, sql: "SELECT body FROM incident WHERE id = ?", arguments: [id])
+                    .flatMap { try? JSONDecoder().decode(Incident.self, from: Data($0.utf8)) }
+            }
+        }
+    }
+
     /// The most recent `limit` incidents, oldest first.
     public func incidents(limit: Int = 200) throws -> [Incident] {
         try queue.sync {
