@@ -23,8 +23,8 @@ private func sampleIncident(agent: String = "Mozilla/5.0 (flood)", path: String 
     i.originErrors = 3
     i.bansIssued = 2
     i.peak = IncidentPeak(time: 1_773_144_012, requests: 900, originLatencyMillis: 42.5, originQueue: 7)
-    i.topSources = [TopEntry(key: "198.51.100.7", count: 4000), TopEntry(key: "198.51.100.9", count: 1000), TopEntry(key: "2001:db8::5", count: 500)]
-    i.topSubnets = [TopEntry(key: "198.51.100.0/24", count: 5000), TopEntry(key: "2001:db8::/64", count: 500)]
+    i.topSources = [TopEntry(key: "198.51.100.7", count: 4000), TopEntry(key: "198.51.100.9", count: 1000), TopEntry(key: "2001:db8::5", count: 700), TopEntry(key: "203.0.113.50", count: 599)]
+    i.topSubnets = [TopEntry(key: "198.51.100.0/24", count: 5000), TopEntry(key: "2001:db8::/64", count: 700)]
     i.topPaths = [TopEntry(key: path, count: 6000)]
     i.topAgents = [TopEntry(key: agent, count: 5000)]
     i.topFingerprints = [TopEntry(key: "t13d1516h2_8daaf6152771_b0da82dd1658", count: 800)]
@@ -71,6 +71,11 @@ private func json(_ text: String) throws -> [String: Any] {
         #expect(f.challengePassRate == 0.25 && f.originLatencyAtPeakMillis == 42.5 && f.originQueueAtPeak == 7)
         #expect(notification.indicators?.sources.first == TopEntry(key: "198.51.100.7", count: 4000))
         #expect(notification.indicators?.topCountries == nil)
+        // 203.0.113.50 sent 599 requests in 120 s: under 5/s, so it is not named anywhere.
+        #expect(notification.indicators?.heavySourceThreshold == 600 && notification.indicators?.sourcesNotListed == 1)
+        for format in ReportFormat.allCases {
+            #expect(try !IncidentReport.render(i, stage: .final, format: format, options: ReportOptions(), now: now).contains("203.0.113.50"))
+        }
         #expect(notification.series?.points.count == 120)
         #expect(notification.final == nil)
         let final = try IncidentReport.build(i, stage: .final, options: ReportOptions(), now: now)
@@ -105,7 +110,7 @@ private func json(_ text: String) throws -> [String: Any] {
         let i = sampleIncident()
         let key = ReportOptions.hashKey(fromSigningSecret: Array(repeating: 7, count: 32))
         let subnet = try IncidentReport.build(i, stage: .final, options: ReportOptions(config: ReportConfig(sources: .subnet)), now: now)
-        #expect(subnet.indicators?.sources == [TopEntry(key: "198.51.100.0/24", count: 5000), TopEntry(key: "2001:db8::/64", count: 500)])
+        #expect(subnet.indicators?.sources == [TopEntry(key: "198.51.100.0/24", count: 5000), TopEntry(key: "2001:db8::/64", count: 700)])
         #expect(subnet.timeline?.compactMap(\.address) == ["198.51.100.0/24", "198.51.100.0/24"])
         let hashed = try IncidentReport.build(i, stage: .final, options: ReportOptions(config: ReportConfig(sources: .hashed), hashKey: key), now: now)
         let names = try #require(hashed.indicators?.sources.map(\.key))

@@ -397,14 +397,18 @@ extension IncidentReport {
 
     /// Mean request rate a source (or subnet) must have kept over the whole incident to be named
     /// in a report, in requests per second: a person browsing stays far below it.
-    public static let heavySourceRate = 2
+    public static let heavySourceRate = 5
+    /// Fewest requests a source must have sent to be named, however short the incident.
+    public static let heavySourceMinimum = 20
 
     /// The fewest requests a source needs to be named: ``heavySourceRate`` over the incident's
-    /// length, at least 1% of all its requests, and at least 10. The incident's top lists are the
-    /// heaviest keys of all traffic, so in a small incident a legitimate user could rank among
-    /// them; this keeps such users out of reports.
+    /// length, at least 1% of all its requests, and at least ``heavySourceMinimum``. The
+    /// incident's top lists are the heaviest keys of all traffic, so in a small incident a
+    /// legitimate user could rank among them; this keeps such users out of reports. (A browser
+    /// loading a page sends a burst, then nothing while the person reads: minutes at 5 requests a
+    /// second is a machine.)
     public static func heavyThreshold(_ i: Incident, duration: Int64) -> Int {
-        max(10, Int(duration) * heavySourceRate, i.requests / 100)
+        max(heavySourceMinimum, Int(duration) * heavySourceRate, i.requests / 100)
     }
 
     static func figures(_ i: Incident, duration: Int64) -> ReportFigures {
