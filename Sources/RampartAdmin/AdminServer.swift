@@ -168,7 +168,7 @@ public final class AdminServer: Sendable {
             guard let stage = ReportStage(rawValue: stageText) else {
                 return Self.problem(.badRequest, "unknown stage '\(stageText)'; expected early-warning, notification or final")
             }
-            guard let id = context.parameters.get("id", as: Int.self), let incident = try await gateway.incidents().first(where: { $0.id == id }) else {
+            guard let id = context.parameters.get("id", as: Int.self), let incident = try await gateway.incident(id: id) else {
                 return Self.problem(.notFound, "no such incident")
             }
             let options = ReportOptions(config: gateway.currentConfig.reports, hashKey: signingSecret.map(ReportOptions.hashKey(fromSigningSecret:)))
@@ -187,7 +187,7 @@ public final class AdminServer: Sendable {
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
         }
         router.get("/api/incidents/{id}") { _, context -> Response in
-            guard let id = context.parameters.get("id", as: Int.self), let incident = try await gateway.incidents().first(where: { $0.id == id }) else {
+            guard let id = context.parameters.get("id", as: Int.self), let incident = try await gateway.incident(id: id) else {
                 return Self.problem(.notFound, "no such incident")
             }
             return Self.json(incident)

@@ -87,6 +87,10 @@ final class DetectionService {
     /// Called with every mode change and when incidents open and close (alert webhooks).
     var alert: (@Sendable (AlertEvent) -> Void)?
     static let keptIncidents = 200
+    /// Closed incidents that keep their per-second series and events in memory (newest first);
+    /// older ones keep their summary here and their full record in the state database, so memory
+    /// stays bounded (a full series is up to 3600 points, about 260 KB).
+    static let detailedIncidents = 20
 
     private let store: StateStore?
     /// Operators' overrides as stored in the state database, by site (kept equal to it).
@@ -122,6 +126,7 @@ final class DetectionService {
                 store.saveIncident(closed)
                 return closed
             }
+            trimDetails()
             nextIncident = (incidents.map(\.id).max() ?? 0) + 1
         } catch {
             logger.error("cannot read stored incidents; starting without them", metadata: ["error": "\(error)"])
@@ -299,9 +304,18 @@ final class DetectionService {
             Self.summarise(&incident, totals)
             incidents.append(incident)
             if incidents.count > Self.keptIncidents { incidents.removeFirst(incidents.count - Self.keptIncidents) }
+            trimDetails()
             store?.saveIncident(incident)
             alert?(AlertEvent(kind: .incidentClosed, site: site, from: change.from.rawValue, to: change.to.rawValue, tier: change.tier.rawValue,
                               reason: change.reason, manual: change.manual, incident: incident.summary))
+        }
+    }
+
+    /// Drops the series and events of closed incidents older than the newest ``detailedIncidents``.
+    private func trimDetails() {
+        guard incidents.count > Self.detailedIncidents else { return }
+        for i in 0..<(incidents.count - Self.detailedIncidents) where incidents[i].series != nil || incidents[i].events != nil {
+            incidents[i] = incidents[i].summary
         }
     }
 

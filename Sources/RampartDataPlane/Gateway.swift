@@ -26,6 +26,8 @@ public final class Gateway: Sendable {
     private let checker: NIOLoopBound<HealthChecker>
     private let bans: NIOLoopBound<BanRegistry>
     private let detection: NIOLoopBound<DetectionService>
+    /// The state database (nil: none); reports read older incidents' full records from it.
+    private let store: StateStore?
     private let accessLogSink: AccessLogSink?
 
     private struct ControlState {
@@ -90,6 +92,7 @@ public final class Gateway: Sendable {
                 }
             }.wait()
         }
+        self.store = store
         let allContexts = Array(contexts.values)
         let detectionService = try acceptLoop.submit {
             NIOLoopBound(DetectionService(loop: acceptLoop, contexts: allContexts, logger: logger, store: store), eventLoop: acceptLoop)
@@ -454,6 +457,14 @@ public final class Gateway: Sendable {
             }
             return lifted
         }.get()
+    }
+
+    /// Incident `id` in full (with its series and events): from memory, or for an older one whose
+    /// details memory no longer holds, from the state database. Nil when there is no such incident.
+    public func incident(id: Int) async throws -> Incident? {
+        guard let found = try await incidents().first(where: { $0.id == id }) else { return nil }
+        guard found.series == nil, found.events == nil, let store else { return found }
+        return (try? store.incident(id: id)) ?? found
     }
 
     /// Incidents kept in memory: closed ones, then open ones.

@@ -26,7 +26,7 @@ extension IntegrationTests {
             origins: [127.0.0.1:\(origin)]
             health_check: { enabled: false }
             detection: { min_rate: 20/s, calm_under_attack: 2s, calm_elevated: 2s }
-        bans: { strikes: 150 }
+        bans: { strikes: 2000 }
         reports:
           sources: full
           organisation: "Test <Tax> & Customs Office"

@@ -343,7 +343,7 @@ extension IncidentReport {
         evidence.append("peak of \(figures.peakRequestsPerSecond) requests per second from about \(figures.peakDistinctSources) distinct sources; highest mode \(incident.peakMode.replacingOccurrences(of: "_", with: " "))")
         if figures.refused > 0 { evidence.append("\(figures.refused) requests (\(percent(figures.refusedShare))) refused by rate limits or a full origin queue") }
         if figures.challenged > 0 { evidence.append("\(figures.challenged) challenges issued (\(percent(figures.challengedShare)) of requests)") }
-        if let bans = figures.bansIssued, bans > 0 { evidence.append("\(bans) sources banned for repeated abuse") }
+        if let bans = figures.bansIssued, bans > 0 { evidence.append(bans == 1 ? "1 ban issued (automatic or by an operator)" : "\(bans) bans issued (automatic or by an operator)") }
         if let top = incident.topSources.first, incident.requests > 0 {
             evidence.append("the heaviest source sent \(top.count) requests (\(percent(Double(top.count) / Double(incident.requests))) of all)")
         }
