@@ -30,7 +30,7 @@ enum Dashboard {
         td,th{padding:.25em .4em;border-bottom:1px solid var(--line);text-align:left;overflow-wrap:anywhere}th{color:var(--muted);font-weight:600}
         td.n{text-align:right;font-variant-numeric:tabular-nums}
         td.mono{font-family:ui-monospace,monospace;font-size:.85em;word-break:break-all}
-        td.reports{font-size:.8em;white-space:nowrap}
+        td.reports{font-size:.8em;white-space:nowrap}section.wide{grid-column:1/-1}
         .mode{display:inline-block;padding:.1em .6em;border-radius:1em;font-weight:600;color:#fff}
         .normal{background:var(--ok)}.elevated{background:var(--warn)}.under_attack{background:var(--bad)}
         canvas{width:100%;height:160px;display:block}.legend span{margin-right:1em;font-size:.85em}
@@ -48,7 +48,7 @@ enum Dashboard {
         <main id="sites"></main>
         <main><section><h2>Top sources (last second)</h2><table id="topSources"></table></section>
         <section><h2>Top subnets, paths and TLS fingerprints</h2><table id="topOther"></table></section>
-        <section><h2>Incidents</h2><table id="incidents"></table></section></main>
+        <section class="wide"><h2>Incidents</h2><table id="incidents"></table></section></main>
         <script>
         "use strict";
         const history = {}; const N = 120;

@@ -85,6 +85,12 @@ private func json(_ text: String) throws -> [String: Any] {
         #expect(final.timeline?.map(\.kind) == ["mode", "ban", "operator_mode", "operator_ban"])
         // Blanks are never invented: without config the reporter is blank too.
         #expect(final.reporter.organisation.value == nil && final.reporter.contact.toFill)
+        // An open incident counts up to now and its final stage is a progress report.
+        var open = i
+        open.end = nil
+        let progress = try IncidentReport.build(open, stage: .final, options: ReportOptions(), now: 1_773_144_300)
+        #expect(progress.incident.status == "open" && progress.incident.durationSeconds == 300 && progress.final?.ongoing == true)
+        #expect(ReportHTML.render(progress).contains("Art. 23(4)(e)"))
         // An escalation made only by an operator is not called malicious by the gateway.
         var manual = i
         manual.timeline = ["1773144000 normal -> under_attack (cookie) by operator: operator override"]

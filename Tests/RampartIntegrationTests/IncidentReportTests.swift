@@ -183,6 +183,17 @@ extension IntegrationTests {
             #expect(FileManager.default.fileExists(atPath: shot.path))
         }
 
+        // The dashboard lists the incident with its report links, and a link works with the
+        // dashboard's cookie alone.
+        if browserAvailable {
+            let fetchFinal = #"(()=>{const a=document.querySelector('a.report[href*="format=json&stage=final"]');fetch(a.href,{credentials:'same-origin'}).then(r=>r.text().then(t=>{const m=document.createElement('p');m.textContent=(r.status===200&&t.includes('Final report (NIS2'))?'report-fetched-ok':'report-fetch-failed '+r.status;document.body.appendChild(m)}));return true})()"#
+            let (status, output) = try BrowserTests.browse([
+                "http://127.0.0.1:\(admin)/?token=\(token)", "--wait-for", "report?format=misp", "--eval", fetchFinal,
+                "--then-wait-for", "report-fetched-ok", "--timeout", "30", "--screenshot", out.appendingPathComponent("dashboard-incident-links.png").path,
+            ])
+            #expect(status == 0, "\(output.suffix(3000))")
+        }
+
         // `rampart report` against the running gateway.
         let a = ["--admin", "127.0.0.1:\(admin)", "--token", token]
         let online = out.appendingPathComponent("cli-online.stix.json")
@@ -213,6 +224,14 @@ extension IntegrationTests {
         #expect(((offline["assessment"] as? [String: Any])?["figures"] as? [String: Any])?["total_requests"] as? Int == requests)
         // Without --config the organisation is a marked blank, never invented.
         #expect(((offline["reporter"] as? [String: Any])?["organisation"] as? [String: Any])?["to_fill"] as? Bool == true)
+        // Pseudonymised sources, keyed by the state folder's signing key.
+        let hashedConfig = out.appendingPathComponent("hashed.yaml")
+        try (try String(contentsOf: gw.configURL, encoding: .utf8)).replacingOccurrences(of: "sources: full", with: "sources: hashed")
+            .write(to: hashedConfig, atomically: true, encoding: .utf8)
+        let (s6, hashed) = try runProgram(["report", String(id), "--offline", "--state", state, "--config", hashedConfig.path, "--format", "json", "--stage", "final"],
+                                          executable: Binary.rampart)
+        #expect(s6 == 0 && hashed.contains("anon-") && hashed.contains("hashed"), "\(hashed.prefix(500))")
+        #expect(!hashed.contains("127.128.") && !hashed.contains("192.0.2.77"))
         let (s5, o5) = try runProgram(["report", String(id), "--offline", "--state", "/nonexistent-rampart"], executable: Binary.rampart)
         #expect(s5 != 0 && o5.contains("no readable state database"), "\(o5)")
     }

@@ -122,6 +122,7 @@ public struct IncidentPeak: Sendable, Equatable, Codable {
     /// Most requests waiting for an origin connection at once in that second.
     public var originQueue: Int
 
+    /// The busiest second so far.
     public init(time: Int64, requests: Int, originLatencyMillis: Double, originQueue: Int) {
         self.time = time
         self.requests = requests
@@ -132,6 +133,7 @@ public struct IncidentPeak: Sendable, Equatable, Codable {
 
 /// Something that happened during an incident, for the report's timeline.
 public struct IncidentEvent: Sendable, Equatable, Codable {
+    /// What kind of event.
     public enum Kind: String, Sendable, Codable, CaseIterable {
         /// The mode controller (or an operator's override) changed the site's mode.
         case mode
@@ -147,6 +149,7 @@ public struct IncidentEvent: Sendable, Equatable, Codable {
 
     /// Unix seconds.
     public var time: Int64
+    /// What kind of event.
     public var kind: Kind
     /// What happened, in words; never holds a client address (that goes in ``address``, so
     /// reports can disclose it as configured).
@@ -154,6 +157,7 @@ public struct IncidentEvent: Sendable, Equatable, Codable {
     /// The address banned or unbanned, for ban events.
     public var address: String?
 
+    /// An event at `time` (Unix seconds).
     public init(time: Int64, kind: Kind, text: String, address: String? = nil) {
         self.time = time
         self.kind = kind
@@ -166,10 +170,15 @@ public struct IncidentEvent: Sendable, Equatable, Codable {
 public struct SeriesPoint: Sendable, Equatable, Codable {
     /// Unix seconds of the first second in the point.
     public var time: Int64
+    /// Requests received.
     public var requests: Int
+    /// Requests sent on to the origin.
     public var toOrigin: Int
+    /// Requests answered from the micro-cache.
     public var cacheServed: Int
+    /// Challenges issued.
     public var challenged: Int
+    /// Requests let through on a clearance.
     public var cleared: Int
     /// Refused by rate limits, a full origin queue or a clearance over its limit.
     public var refused: Int
@@ -179,6 +188,7 @@ public struct SeriesPoint: Sendable, Equatable, Codable {
     /// times requests (divide by ``toOrigin`` for the mean).
     public var latencyWeightedMillis: Double
 
+    /// A point for the second at `time` (Unix seconds).
     public init(time: Int64, requests: Int = 0, toOrigin: Int = 0, cacheServed: Int = 0, challenged: Int = 0, cleared: Int = 0,
                 refused: Int = 0, originQueue: Int = 0, latencyWeightedMillis: Double = 0) {
         self.time = time
@@ -216,9 +226,12 @@ public struct IncidentSeries: Sendable, Equatable, Codable {
     public static let defaultCapacity = 3600
     /// Seconds each point covers (1, 2, 4, ...).
     public private(set) var step: Int
+    /// The points, oldest first, `step` seconds apart.
     public private(set) var points: [SeriesPoint]
+    /// Most points kept.
     public let capacity: Int
 
+    /// An empty series holding at most `capacity` points (at least 2).
     public init(capacity: Int = IncidentSeries.defaultCapacity) {
         self.step = 1
         self.points = []

@@ -2,7 +2,7 @@ import Crypto
 import Foundation
 
 /// The NIS2 Art. 23(4) stage a report answers.
-public enum ReportStage: String, Sendable, Equatable, CaseIterable, Codable {
+package enum ReportStage: String, Sendable, Equatable, CaseIterable, Codable {
     /// Art. 23(4)(a): within 24 hours of becoming aware.
     case earlyWarning = "early-warning"
     /// Art. 23(4)(b): within 72 hours of becoming aware.
@@ -11,7 +11,7 @@ public enum ReportStage: String, Sendable, Equatable, CaseIterable, Codable {
     case final
 
     /// The stage's title with the paragraph it answers.
-    public var title: String {
+    package var title: String {
         switch self {
         case .earlyWarning: return "Early warning (NIS2 Art. 23(4)(a))"
         case .notification: return "Incident notification (NIS2 Art. 23(4)(b))"
@@ -20,18 +20,18 @@ public enum ReportStage: String, Sendable, Equatable, CaseIterable, Codable {
     }
 
     /// True from the incident notification on: figures, indicators of compromise and the series.
-    public var hasAssessment: Bool { self != .earlyWarning }
+    package var hasAssessment: Bool { self != .earlyWarning }
 }
 
 /// The files a report is rendered to.
-public enum ReportFormat: String, Sendable, Equatable, CaseIterable {
+package enum ReportFormat: String, Sendable, Equatable, CaseIterable {
     case html
     case json
     case stix
     case misp
 
     /// The HTTP Content-Type.
-    public var contentType: String {
+    package var contentType: String {
         switch self {
         case .html: return "text/html; charset=utf-8"
         case .json, .misp: return "application/json"
@@ -40,7 +40,7 @@ public enum ReportFormat: String, Sendable, Equatable, CaseIterable {
     }
 
     /// The file name a download gets, e.g. `rampart-incident-7-notification.stix.json`.
-    public func fileName(incident: Int, stage: ReportStage) -> String {
+    package func fileName(incident: Int, stage: ReportStage) -> String {
         let ext: String
         switch self {
         case .html: ext = "html"
@@ -54,184 +54,239 @@ public enum ReportFormat: String, Sendable, Equatable, CaseIterable {
 
 /// A value only a person can give (financial impact, cross-border judgement, sign-off...): it stays
 /// an explicit blank, marked for the operator, unless the config supplies it.
-public struct ReportField: Sendable, Equatable, Codable {
+package struct ReportField: Sendable, Equatable, Codable {
     /// The value, nil while it is to be filled in.
-    public var value: String?
+    package var value: String?
     /// True when a person must fill it in before sending.
-    public var toFill: Bool
+    package var toFill: Bool
     /// What to write there.
-    public var hint: String
+    package var hint: String
 
-    public static func blank(_ hint: String) -> ReportField { ReportField(value: nil, toFill: true, hint: hint) }
-    public static func given(_ value: String, _ hint: String) -> ReportField { ReportField(value: value, toFill: false, hint: hint) }
+    /// A blank for a person, with what to write.
+    package static func blank(_ hint: String) -> ReportField { ReportField(value: nil, toFill: true, hint: hint) }
+    /// A value the config supplied.
+    package static func given(_ value: String, _ hint: String) -> ReportField { ReportField(value: value, toFill: false, hint: hint) }
 }
 
 /// One figure of the report (nil: not recorded in this incident, e.g. one stored by an older version).
-public struct ReportFigures: Sendable, Equatable, Codable {
-    public var peakRequestsPerSecond: Int
+package struct ReportFigures: Sendable, Equatable, Codable {
+    /// Requests received in the busiest second.
+    package var peakRequestsPerSecond: Int
     /// RFC 3339; nil for incidents recorded before the peak's time was kept.
-    public var peakTime: String?
-    public var peakDistinctSources: Int
-    public var totalRequests: Int
+    package var peakTime: String?
+    /// Distinct client addresses in the busiest second (estimated).
+    package var peakDistinctSources: Int
+    /// Requests received while the incident was open.
+    package var totalRequests: Int
     /// Total requests over the incident's length in seconds.
-    public var meanRequestsPerSecond: Double
-    public var toOrigin: Int
-    public var cacheServed: Int
-    public var challenged: Int
-    public var cleared: Int
+    package var meanRequestsPerSecond: Double
+    /// Requests sent on to the origin.
+    package var toOrigin: Int
+    /// Requests answered from the micro-cache.
+    package var cacheServed: Int
+    /// Challenges issued.
+    package var challenged: Int
+    /// Requests let through on a clearance cookie.
+    package var cleared: Int
     /// Refused by rate limits.
-    public var limited: Int
+    package var limited: Int
     /// Refused because the origin queue was full.
-    public var shed: Int?
+    package var shed: Int?
     /// Refused because a clearance was over its own limit.
-    public var clearanceLimited: Int?
+    package var clearanceLimited: Int?
     /// All refusals: limited + shed + clearance-limited.
-    public var refused: Int
+    package var refused: Int
     /// refused / total requests (0...1).
-    public var refusedShare: Double
+    package var refusedShare: Double
     /// challenged / total requests (0...1).
-    public var challengedShare: Double
+    package var challengedShare: Double
     /// (to origin + from cache) / total requests (0...1): requests that got the real page.
-    public var servedShare: Double
+    package var servedShare: Double
     /// cleared / challenged: requests let through on a clearance per challenge issued (nil: none issued).
-    public var challengePassRate: Double?
+    package var challengePassRate: Double?
     /// Mean origin response time in the busiest second, in milliseconds.
-    public var originLatencyAtPeakMillis: Double?
+    package var originLatencyAtPeakMillis: Double?
     /// Most requests waiting for an origin connection in the busiest second.
-    public var originQueueAtPeak: Int?
+    package var originQueueAtPeak: Int?
     /// Origin failures answered by the gateway.
-    public var originErrors: Int?
+    package var originErrors: Int?
     /// Bans issued while the incident was open.
-    public var bansIssued: Int?
+    package var bansIssued: Int?
 }
 
 /// Indicators of compromise, with sources disclosed as configured.
-public struct ReportIndicators: Sendable, Equatable, Codable {
+package struct ReportIndicators: Sendable, Equatable, Codable {
     /// How sources are shown: full, subnet or hashed.
-    public var sourceDisclosure: SourceDisclosure
+    package var sourceDisclosure: SourceDisclosure
     /// Fewest requests a source or subnet needed over the incident to be listed (see
     /// ``IncidentReport/heavyThreshold(_:duration:)``).
-    public var heavySourceThreshold: Int
+    package var heavySourceThreshold: Int
     /// Top-list sources and subnets left out for being below it.
-    public var sourcesNotListed: Int
-    public var sources: [TopEntry]
-    public var subnets: [TopEntry]
+    package var sourcesNotListed: Int
+    /// Heaviest attack sources at or above the threshold, disclosed as configured.
+    package var sources: [TopEntry]
+    /// Their /24 (IPv4) or /64 (IPv6) blocks, same rules.
+    package var subnets: [TopEntry]
     /// JA4 TLS fingerprints (empty for plain-HTTP traffic or incidents recorded before them).
-    public var fingerprints: [TopEntry]
-    public var userAgents: [TopEntry]
-    public var paths: [TopEntry]
+    package var fingerprints: [TopEntry]
+    /// Heaviest user agents (sampled).
+    package var userAgents: [TopEntry]
+    /// Heaviest paths, without query strings (sampled).
+    package var paths: [TopEntry]
     /// Countries of the sources; nil when GeoIP is not configured.
-    public var topCountries: [TopEntry]?
+    package var topCountries: [TopEntry]?
     /// Networks (autonomous systems) of the sources; nil when GeoIP is not configured.
-    public var topNetworks: [TopEntry]?
+    package var topNetworks: [TopEntry]?
 }
 
 /// One line of the report's timeline.
-public struct ReportEvent: Sendable, Equatable, Codable {
+package struct ReportEvent: Sendable, Equatable, Codable {
     /// RFC 3339.
-    public var time: String
-    public var kind: String
-    public var text: String
+    package var time: String
+    /// `mode`, `operator_mode`, `ban`, `operator_ban` or `operator_unban`.
+    package var kind: String
+    /// What happened, in words.
+    package var text: String
     /// The address concerned, disclosed as configured.
-    public var address: String?
+    package var address: String?
 }
 
 /// The series for charts (a copy of the incident's, with the step in seconds).
-public struct ReportSeries: Sendable, Equatable, Codable {
-    public var stepSeconds: Int
-    public var points: [SeriesPoint]
+package struct ReportSeries: Sendable, Equatable, Codable {
+    /// Seconds each point covers.
+    package var stepSeconds: Int
+    /// The points, oldest first.
+    package var points: [SeriesPoint]
 }
 
 /// What a NIS2 incident report holds. Built from one ``Incident`` by ``IncidentReport/build``;
 /// the sections a stage does not ask for are nil.
-public struct IncidentReport: Sendable, Equatable, Codable {
-    public struct Subject: Sendable, Equatable, Codable {
-        public var id: Int
-        public var site: String
+package struct IncidentReport: Sendable, Equatable, Codable {
+    /// Which incident the report is about.
+    package struct Subject: Sendable, Equatable, Codable {
+        /// The incident number.
+        package var id: Int
+        /// The site it happened on.
+        package var site: String
         /// "open" or "closed".
-        public var status: String
+        package var status: String
         /// When the entity became aware: the first escalation (the incident's start), RFC 3339.
-        public var awareness: String
-        public var end: String?
-        public var durationSeconds: Int64
-        public var peakMode: String
+        package var awareness: String
+        /// When it ended (RFC 3339); nil while open.
+        package var end: String?
+        /// Its length so far, in seconds.
+        package var durationSeconds: Int64
+        /// The highest mode reached.
+        package var peakMode: String
     }
 
-    public struct Deadlines: Sendable, Equatable, Codable {
+    /// When each submission is due, RFC 3339 UTC.
+    package struct Deadlines: Sendable, Equatable, Codable {
         /// Awareness + 24 hours (Art. 23(4)(a)).
-        public var earlyWarning: String
+        package var earlyWarning: String
         /// Awareness + 72 hours (Art. 23(4)(b)).
-        public var notification: String
+        package var notification: String
         /// One calendar month after the notification deadline (Art. 23(4)(d) counts from the
         /// notification's submission; sent earlier, the final report is due earlier).
-        public var finalReport: String
+        package var finalReport: String
     }
 
-    public struct Reporter: Sendable, Equatable, Codable {
-        public var organisation: ReportField
-        public var sector: ReportField
-        public var contact: ReportField
+    /// Who reports: from the config, else blanks.
+    package struct Reporter: Sendable, Equatable, Codable {
+        /// The reporting entity.
+        package var organisation: ReportField
+        /// Its NIS2 sector.
+        package var sector: ReportField
+        /// Whom the CSIRT can reach (always a blank).
+        package var contact: ReportField
     }
 
     /// Art. 23(4)(a).
-    public struct EarlyWarning: Sendable, Equatable, Codable {
+    package struct EarlyWarning: Sendable, Equatable, Codable {
         /// Whether the traffic suggests unlawful or malicious acts, by the gateway's detection.
-        public var suspectedMalicious: Bool
+        package var suspectedMalicious: Bool
         /// The facts behind that judgement.
-        public var evidence: [String]
+        package var evidence: [String]
         /// The operator's confirmation.
-        public var maliciousConfirmed: ReportField
-        public var crossBorderImpact: ReportField
-        public var summary: String
+        package var maliciousConfirmed: ReportField
+        package var crossBorderImpact: ReportField
+        /// One paragraph: when, how big, what became of the requests.
+        package var summary: String
     }
 
     /// Art. 23(4)(b): initial assessment with severity and impact.
-    public struct Assessment: Sendable, Equatable, Codable {
-        public var affectedSites: [String]
+    package struct Assessment: Sendable, Equatable, Codable {
+        /// The sites affected (the incident's site).
+        package var affectedSites: [String]
         /// Heaviest paths during the incident (query strings are never kept).
-        public var affectedRoutes: [TopEntry]
-        public var figures: ReportFigures
-        public var severity: ReportField
-        public var impactBeyondWebService: ReportField
+        package var affectedRoutes: [TopEntry]
+        /// What the gateway measured.
+        package var figures: ReportFigures
+        /// Severity of the impact on the entity (a blank).
+        package var severity: ReportField
+        /// Impact beyond the web service (a blank).
+        package var impactBeyondWebService: ReportField
     }
 
     /// Art. 23(4)(d).
-    public struct Final: Sendable, Equatable, Codable {
-        public var description: String
-        public var threatType: String
-        public var rootCause: String
-        public var mitigations: [String]
-        public var crossBorderImpact: ReportField
-        public var financialImpact: ReportField
-        public var signOff: ReportField
+    package struct Final: Sendable, Equatable, Codable {
+        /// Detailed description: what happened, how big, what the gateway saw.
+        package var description: String
+        /// Type of threat.
+        package var threatType: String
+        /// Likely root cause, a `nis2:nature-root-cause` value.
+        package var rootCause: String
+        /// Mitigation measures applied.
+        package var mitigations: [String]
+        package var crossBorderImpact: ReportField
+        /// Financial impact (a blank).
+        package var financialImpact: ReportField
+        /// Who approves the report (a blank).
+        package var signOff: ReportField
         /// True when the incident is still open: Art. 23(4)(e) asks for a progress report now and
         /// the final one within a month of its end.
-        public var ongoing: Bool
+        package var ongoing: Bool
     }
 
-    public var schema: String
-    public var stage: ReportStage
-    public var stageTitle: String
-    public var generatedAt: String
-    public var incident: Subject
-    public var deadlines: Deadlines
-    public var reporter: Reporter
-    public var earlyWarning: EarlyWarning
-    public var assessment: Assessment?
-    public var indicators: ReportIndicators?
-    public var timeline: [ReportEvent]?
-    public var eventsNotKept: Int?
-    public var series: ReportSeries?
-    public var final: Final?
+    /// Format identifier and version of this JSON.
+    package var schema: String
+    /// The Art. 23(4) stage.
+    package var stage: ReportStage
+    /// The stage in words, with its paragraph.
+    package var stageTitle: String
+    /// When the report was made (RFC 3339).
+    package var generatedAt: String
+    /// The incident.
+    package var incident: Subject
+    /// The three deadlines.
+    package var deadlines: Deadlines
+    /// The reporting entity.
+    package var reporter: Reporter
+    /// Art. 23(4)(a): in every stage.
+    package var earlyWarning: EarlyWarning
+    /// Art. 23(4)(b): from the notification on.
+    package var assessment: Assessment?
+    /// Indicators of compromise: from the notification on.
+    package var indicators: ReportIndicators?
+    /// Modes, bans and operator actions: from the notification on.
+    package var timeline: [ReportEvent]?
+    /// Events the incident did not keep (its list is bounded).
+    package var eventsNotKept: Int?
+    /// The per-second series: from the notification on.
+    package var series: ReportSeries?
+    /// Art. 23(4)(d): in the final stage only.
+    package var final: Final?
 }
 
 /// Options the report builder takes from the config and the state folder.
-public struct ReportOptions: Sendable {
-    public var config: ReportConfig
+package struct ReportOptions: Sendable {
+    /// The `reports:` section.
+    package var config: ReportConfig
     /// Key for `hashed` sources; required in that mode.
-    public var hashKey: SymmetricKey?
+    package var hashKey: SymmetricKey?
 
-    public init(config: ReportConfig = ReportConfig(), hashKey: SymmetricKey? = nil) {
+    /// Options from the config and, for `hashed`, the pseudonym key.
+    package init(config: ReportConfig = ReportConfig(), hashKey: SymmetricKey? = nil) {
         self.config = config
         self.hashKey = hashKey
     }
@@ -239,7 +294,7 @@ public struct ReportOptions: Sendable {
     /// The pseudonym key derived from the gateway's signing secret (HKDF-SHA-256), so the same
     /// source gets the same pseudonym in every report of this gateway and only its operator can
     /// match it back.
-    public static func hashKey(fromSigningSecret secret: [UInt8]) -> SymmetricKey {
+    package static func hashKey(fromSigningSecret secret: [UInt8]) -> SymmetricKey {
         HKDF<SHA256>.deriveKey(
             inputKeyMaterial: SymmetricKey(data: secret), info: Data("rampart incident report source pseudonyms".utf8), outputByteCount: 32
         )
@@ -247,9 +302,11 @@ public struct ReportOptions: Sendable {
 }
 
 /// Why a report cannot be built.
-public struct ReportError: Error, Equatable, CustomStringConvertible {
-    public var description: String
-    public init(_ description: String) { self.description = description }
+package struct ReportError: Error, Equatable, CustomStringConvertible {
+    /// What is wrong.
+    package var description: String
+    /// An error saying `description`.
+    package init(_ description: String) { self.description = description }
 }
 
 /// Turns addresses into what the report may show.
@@ -286,8 +343,9 @@ struct SourceNamer {
 }
 
 /// RFC 3339 times in UTC with milliseconds (`2026-11-27T18:39:16.000Z`), as STIX 2.1 wants.
-public enum ReportTime {
-    public static func rfc3339(_ unix: Int64) -> String {
+package enum ReportTime {
+    /// `unix` (seconds) as RFC 3339 UTC with milliseconds.
+    package static func rfc3339(_ unix: Int64) -> String {
         let f = ISO8601DateFormatter()
         f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         f.timeZone = TimeZone(identifier: "UTC")
@@ -295,7 +353,7 @@ public enum ReportTime {
     }
 
     /// `unix` plus one calendar month in UTC (Jan 31 + 1 month = Feb 28/29).
-    public static func addingMonth(_ unix: Int64) -> Int64 {
+    package static func addingMonth(_ unix: Int64) -> Int64 {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
         let date = Date(timeIntervalSince1970: TimeInterval(unix))
@@ -306,7 +364,7 @@ public enum ReportTime {
 extension IncidentReport {
     /// The report of `incident` at `stage`, as of `now` (Unix seconds; an open incident's length
     /// counts up to it). `countries` and `networks` come from GeoIP when it is configured.
-    public static func build(
+    package static func build(
         _ incident: Incident, stage: ReportStage, options: ReportOptions, now: Int64,
         countries: [TopEntry]? = nil, networks: [TopEntry]? = nil
     ) throws(ReportError) -> IncidentReport {
@@ -397,9 +455,9 @@ extension IncidentReport {
 
     /// Mean request rate a source (or subnet) must have kept over the whole incident to be named
     /// in a report, in requests per second: a person browsing stays far below it.
-    public static let heavySourceRate = 5
+    package static let heavySourceRate = 5
     /// Fewest requests a source must have sent to be named, however short the incident.
-    public static let heavySourceMinimum = 20
+    package static let heavySourceMinimum = 20
 
     /// The fewest requests a source needs to be named: ``heavySourceRate`` over the incident's
     /// length, at least 1% of all its requests, and at least ``heavySourceMinimum``. The
@@ -407,7 +465,7 @@ extension IncidentReport {
     /// legitimate user could rank among them; this keeps such users out of reports. (A browser
     /// loading a page sends a burst, then nothing while the person reads: minutes at 5 requests a
     /// second is a machine.)
-    public static func heavyThreshold(_ i: Incident, duration: Int64) -> Int {
+    package static func heavyThreshold(_ i: Incident, duration: Int64) -> Int {
         max(heavySourceMinimum, Int(duration) * heavySourceRate, i.requests / 100)
     }
 

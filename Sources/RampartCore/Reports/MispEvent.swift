@@ -4,8 +4,9 @@ import Foundation
 /// addresses or blocks; `text` pseudonyms in `hashed` mode), JA4 fingerprints (`text`: MISP has no
 /// JA4 type), user agents (`user-agent`) and paths (`uri`), tagged with machine tags of the MISP
 /// `nis2` taxonomy. The early warning carries no indicators (Art. 23(4)(a) asks for none).
-public enum MispEvent {
-    public static func render(_ report: IncidentReport, incident: Incident, now: Int64) -> String {
+package enum MispEvent {
+    /// The rendering of `report` (built from `incident`) as of `now`, Unix seconds.
+    package static func render(_ report: IncidentReport, incident: Incident, now: Int64) -> String {
         let base = "\(incident.site)/\(incident.id)/\(incident.start)"
         let end = max(incident.end ?? now, incident.start)
         let first = ReportTime.rfc3339(incident.start)

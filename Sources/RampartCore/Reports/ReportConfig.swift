@@ -24,6 +24,7 @@ public struct ReportConfig: Sendable, Hashable {
     /// (`reports.sector`); nil leaves a marked blank.
     public var sector: String? = nil
 
+    /// A section with these values (the defaults are what a config without `reports:` gets).
     public init(sources: SourceDisclosure = .full, organisation: String? = nil, sector: String? = nil) {
         self.sources = sources
         self.organisation = organisation
@@ -33,18 +34,18 @@ public struct ReportConfig: Sendable, Hashable {
 
 /// The values of the MISP `nis2` taxonomy (github.com/MISP/misp-taxonomies, nis2/machinetag.json,
 /// version 5) that reports use. Only machine tags that exist there are ever emitted.
-public enum NIS2Taxonomy {
+package enum NIS2Taxonomy {
     /// `nis2:impact-sectors-impacted` values.
-    public static let sectors = [
+    package static let sectors = [
         "energy", "transport", "banking", "financial", "health", "drinking-water", "waste-water", "digital-infrastructure",
         "ict-services", "public-administration", "space", "courier", "waste-management", "chemical", "food", "manufacturing",
         "digital-providers", "research",
     ]
     /// `nis2:nature-root-cause` values.
-    public static let rootCauses = ["system-failures", "natural-phenomena", "human-errors", "malicious-actions", "third-party-failures"]
+    package static let rootCauses = ["system-failures", "natural-phenomena", "human-errors", "malicious-actions", "third-party-failures"]
     /// `nis2:nature-severity` values.
-    public static let natureSeverities = ["high", "medium", "low"]
+    package static let natureSeverities = ["high", "medium", "low"]
 
     /// The machine tag `nis2:PREDICATE="VALUE"`.
-    public static func tag(_ predicate: String, _ value: String) -> String { "nis2:\(predicate)=\"\(value)\"" }
+    package static func tag(_ predicate: String, _ value: String) -> String { "nis2:\(predicate)=\"\(value)\"" }
 }

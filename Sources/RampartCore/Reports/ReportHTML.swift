@@ -2,9 +2,9 @@ import Foundation
 
 /// A report as one printable HTML page: inline CSS, inline SVG charts, no script and no external
 /// asset, every text escaped. Blanks for the operator are dashed boxes that print as such.
-public enum ReportHTML {
+package enum ReportHTML {
     /// `text` safe in HTML element content and quoted attribute values.
-    public static func escape(_ text: String) -> String {
+    package static func escape(_ text: String) -> String {
         var out = ""
         out.reserveCapacity(text.utf8.count)
         for c in text.unicodeScalars {
@@ -33,7 +33,8 @@ public enum ReportHTML {
     @media print{body{margin:0;max-width:none}h2{break-after:avoid}table,svg{break-inside:avoid}}
     """
 
-    public static func render(_ r: IncidentReport) -> String {
+    /// The page of `r`.
+    package static func render(_ r: IncidentReport) -> String {
         var h = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">"
         h += "<title>\(escape("\(r.stageTitle): incident #\(r.incident.id) on \(r.incident.site)"))</title><style>\(style)</style></head><body>\n"
         h += "<h1>\(escape(r.stageTitle))</h1>\n"

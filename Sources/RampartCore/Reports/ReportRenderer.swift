@@ -3,7 +3,7 @@ import Foundation
 extension IncidentReport {
     /// Builds the report of `incident` at `stage` and renders it as `format`: the one entry point
     /// the admin API and the CLI share.
-    public static func render(
+    package static func render(
         _ incident: Incident, stage: ReportStage, format: ReportFormat, options: ReportOptions, now: Int64,
         countries: [TopEntry]? = nil, networks: [TopEntry]? = nil
     ) throws(ReportError) -> String {
@@ -17,7 +17,7 @@ extension IncidentReport {
     }
 
     /// The report as JSON with snake_case keys, sorted.
-    public func jsonText() -> String {
+    package func jsonText() -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.keyEncodingStrategy = .convertToSnakeCase

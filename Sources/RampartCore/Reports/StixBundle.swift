@@ -6,13 +6,14 @@ import Foundation
 /// pattern on the `x_ja4` custom property of `network-traffic`), observed-data and sightings with
 /// counts, and a `report` object that ties them together. Ids are UUIDv5 from the incident, so the
 /// same report gets the same ids; SCO ids follow STIX's own deterministic rule.
-public enum StixBundle {
+package enum StixBundle {
     /// How long after the incident's end an address indicator stays valid (addresses get reused).
-    public static let addressValidity: Int64 = 7 * 86400
+    package static let addressValidity: Int64 = 7 * 86400
     /// How long after the end a fingerprint indicator stays valid.
-    public static let fingerprintValidity: Int64 = 30 * 86400
+    package static let fingerprintValidity: Int64 = 30 * 86400
 
-    public static func render(_ report: IncidentReport, incident: Incident, now: Int64) -> String {
+    /// The rendering of `report` (built from `incident`) as of `now`, Unix seconds.
+    package static func render(_ report: IncidentReport, incident: Incident, now: Int64) -> String {
         let base = "\(incident.site)/\(incident.id)/\(incident.start)"
         func id(_ type: String, _ key: String) -> String { "\(type)--\(UUIDv5.string("\(base)/\(type)/\(key)"))" }
         let created = ReportTime.rfc3339(incident.start)
