@@ -239,8 +239,8 @@ final class DetectionService {
     /// Adds `event` to `site`'s open incident, or to every open incident when `site` is nil (bans
     /// apply to the whole gateway). Nothing happens when no incident is open.
     func note(site: String?, _ event: IncidentEvent) {
-        for key in open.keys where site == nil || key == site {
-            guard var (incident, totals) = open[key] else { continue }
+        for key in Array(open.keys) where site == nil || key == site {
+            guard var (incident, totals) = open.removeValue(forKey: key) else { continue }
             incident.note(event)
             if event.kind == .ban || event.kind == .operatorBan { incident.bansIssued = (incident.bansIssued ?? 0) + 1 }
             open[key] = (incident, totals)
@@ -320,7 +320,9 @@ final class DetectionService {
     }
 
     private func account(site: String, second: TrafficSecond, controller: ModeController, at now: Int64) {
-        guard var (incident, totals) = open[site] else { return }
+        // Taken out of the dictionary (and the series out of the incident) so that appending to
+        // the series mutates it in place instead of copying up to 3600 points every second.
+        guard var (incident, totals) = open.removeValue(forKey: site) else { return }
         totals.merge(second)
         if second.requests > incident.peakRequestsPerSecond || incident.peak == nil {
             incident.peak = IncidentPeak(
@@ -329,6 +331,7 @@ final class DetectionService {
             )
         }
         var series = incident.series ?? IncidentSeries()
+        incident.series = nil
         series.add(SeriesPoint(
             time: now, requests: second.requests, toOrigin: second.toOrigin, cacheServed: second.cacheServed,
             challenged: second.challenged, cleared: second.cleared, refused: second.limited + second.shed + second.clearanceLimited,
