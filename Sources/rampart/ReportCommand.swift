@@ -10,8 +10,9 @@ struct Report: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a NIS2 incident report (early warning, notification or final) as HTML, JSON, STIX 2.1 or MISP.",
         discussion: """
-            Online (default) the report comes from a running gateway's admin API. With --offline it is built \
-            from the state folder's state.sqlite (--state), with reports.* taken from --config if given.
+            Online (default) the report comes from a running gateway's admin API; when no gateway answers and \
+            --state holds a state.sqlite, it is read instead. With --offline it is always built from the state \
+            folder's state.sqlite (--state), with reports.* taken from --config if given.
             """
     )
 
@@ -33,7 +34,18 @@ struct Report: AsyncParsableCommand {
     func run() async throws {
         let format = ReportFormat(rawValue: format)!
         let stage = ReportStage(rawValue: stage)!
-        let text = offline ? try offlineReport(format: format, stage: stage) : try await onlineReport(format: format, stage: stage)
+        let text: String
+        if offline {
+            text = try offlineReport(format: format, stage: stage)
+        } else {
+            do {
+                text = try await onlineReport(format: format, stage: stage)
+            } catch let error as ValidationError where Self.unreachable(error) && FileManager.default.isReadableFile(atPath: database(options.state)) {
+                // No gateway to ask, but its state folder is here: the incidents are in it.
+                printErr("\(error.message); reading \(database(options.state)) instead")
+                text = try offlineReport(format: format, stage: stage)
+            }
+        }
         guard let output else {
             FileHandle.standardOutput.write(Data(text.utf8))
             return
@@ -44,6 +56,14 @@ struct Report: AsyncParsableCommand {
         }
         printErr("wrote \(format.fileName(incident: incident, stage: stage)) to \(output) (\(text.utf8.count) bytes)")
     }
+
+    /// True for the errors that mean no gateway answered (as opposed to one that refused).
+    static func unreachable(_ error: ValidationError) -> Bool {
+        error.message.hasPrefix("cannot reach the gateway") || error.message.hasPrefix("no admin token")
+    }
+
+    /// The state database in `folder`.
+    private func database(_ folder: String) -> String { (folder as NSString).appendingPathComponent("state.sqlite") }
 
     private func onlineReport(format: ReportFormat, stage: ReportStage) async throws -> String {
         let (status, data) = try await options.call("GET", "/api/incidents/\(incident)/report?format=\(format.rawValue)&stage=\(stage.rawValue)")
@@ -67,7 +87,7 @@ struct Report: AsyncParsableCommand {
                 throw ExitCode(2)
             }
         }
-        let database = (folder as NSString).appendingPathComponent("state.sqlite")
+        let database = database(folder)
         guard FileManager.default.isReadableFile(atPath: database) else {
             throw ValidationError("no readable state database at \(database): point --state at the gateway's state folder")
         }

@@ -232,6 +232,10 @@ extension IntegrationTests {
                                           executable: Binary.rampart)
         #expect(s6 == 0 && hashed.contains("anon-") && hashed.contains("hashed"), "\(hashed.prefix(500))")
         #expect(!hashed.contains("127.128.") && !hashed.contains("192.0.2.77"))
+        // Without --offline, a gateway that no longer answers sends the command to the state folder.
+        let (s7, fallback) = try runProgram(["report", String(id), "--state", state, "--format", "stix", "--stage", "early-warning"] + a, executable: Binary.rampart)
+        #expect(s7 == 0 && fallback.contains("cannot reach the gateway") && fallback.contains("state.sqlite instead") && fallback.contains("\"type\" : \"bundle\""),
+                "\(fallback.prefix(600))")
         let (s5, o5) = try runProgram(["report", String(id), "--offline", "--state", "/nonexistent-rampart"], executable: Binary.rampart)
         #expect(s5 != 0 && o5.contains("no readable state database"), "\(o5)")
     }
