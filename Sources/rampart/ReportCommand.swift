@@ -23,12 +23,18 @@ struct Report: AsyncParsableCommand {
     @Option(name: .long, help: "Write to this file (mode 0600) instead of standard output.") var output: String?
     @Flag(name: .long, help: "Read the state folder (--state) instead of calling the gateway.") var offline = false
     @Option(name: .long, help: "Config file whose reports: section to use offline (default: the built-in defaults).") var config: String?
+    @Option(name: .long, help: "Offline: how attack sources appear, full, subnet or hashed (default: the config's reports.sources, else full).")
+    var sources: String?
 
     func validate() throws {
         guard ReportFormat(rawValue: format) != nil else { throw ValidationError("--format must be html, json, stix or misp") }
         guard ReportStage(rawValue: stage) != nil else { throw ValidationError("--stage must be early-warning, notification or final") }
         guard incident > 0 else { throw ValidationError("the incident number must be positive") }
         if config != nil, !offline { throw ValidationError("--config is read only with --offline (online, the gateway's own config applies)") }
+        if let sources {
+            guard SourceDisclosure(rawValue: sources) != nil else { throw ValidationError("--sources must be full, subnet or hashed") }
+            guard offline else { throw ValidationError("--sources applies with --offline (online, the gateway's reports.sources applies)") }
+        }
     }
 
     func run() async throws {
@@ -86,6 +92,11 @@ struct Report: AsyncParsableCommand {
                 printErr(error.description)
                 throw ExitCode(2)
             }
+        }
+        if let sources, let mode = SourceDisclosure(rawValue: sources) {
+            reports.sources = mode
+        } else if config == nil {
+            printErr("no --config: sources are shown in full (reports.sources default); give --config or --sources subnet|hashed to match the gateway's setting")
         }
         let database = database(folder)
         guard FileManager.default.isReadableFile(atPath: database) else {

@@ -220,7 +220,10 @@ extension IntegrationTests {
         }
         let (s4, offlineJSON) = try runProgram(["report", String(id), "--offline", "--state", state, "--format", "json", "--stage", "notification"], executable: Binary.rampart)
         #expect(s4 == 0)
-        let offline = try #require(try JSONSerialization.jsonObject(with: Data(offlineJSON.utf8)) as? [String: Any])
+        // Without --config it says which disclosure it used (standard error, before the report).
+        #expect(offlineJSON.hasPrefix("no --config: sources are shown in full"), "\(offlineJSON.prefix(300))")
+        let body = offlineJSON.firstIndex(of: "{").map { String(offlineJSON[$0...]) } ?? ""
+        let offline = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
         #expect(((offline["assessment"] as? [String: Any])?["figures"] as? [String: Any])?["total_requests"] as? Int == requests)
         // Without --config the organisation is a marked blank, never invented.
         #expect(((offline["reporter"] as? [String: Any])?["organisation"] as? [String: Any])?["to_fill"] as? Bool == true)
@@ -232,6 +235,9 @@ extension IntegrationTests {
                                           executable: Binary.rampart)
         #expect(s6 == 0 && hashed.contains("anon-") && hashed.contains("hashed"), "\(hashed.prefix(500))")
         #expect(!hashed.contains("127.128.") && !hashed.contains("192.0.2.77"))
+        let (s8, subnet) = try runProgram(["report", String(id), "--offline", "--state", state, "--sources", "subnet", "--format", "misp", "--stage", "final"], executable: Binary.rampart)
+        #expect(s8 == 0 && subnet.contains("127.128.2.0/24") && !subnet.contains("127.128.2.1\""), "\(subnet.prefix(600))")
+        #expect(try runProgram(["report", String(id), "--offline", "--state", state, "--sources", "all"], executable: Binary.rampart).0 != 0)
         // Without --offline, a gateway that no longer answers sends the command to the state folder.
         let (s7, fallback) = try runProgram(["report", String(id), "--state", state, "--format", "stix", "--stage", "early-warning"] + a, executable: Binary.rampart)
         #expect(s7 == 0 && fallback.contains("cannot reach the gateway") && fallback.contains("state.sqlite instead") && fallback.contains("\"type\" : \"bundle\""),
