@@ -240,7 +240,8 @@ final class DetectionService {
     /// apply to the whole gateway). Nothing happens when no incident is open.
     func note(site: String?, _ event: IncidentEvent) {
         for key in Array(open.keys) where site == nil || key == site {
-            guard var (incident, totals) = open.removeValue(forKey: key) else { continue }
+            guard let (kept, totals) = open.removeValue(forKey: key) else { continue }
+            var incident = kept
             incident.note(event)
             if event.kind == .ban || event.kind == .operatorBan { incident.bansIssued = (incident.bansIssued ?? 0) + 1 }
             open[key] = (incident, totals)
