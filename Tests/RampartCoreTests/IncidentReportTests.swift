@@ -200,7 +200,7 @@ private func json(_ text: String) throws -> [String: Any] {
         #expect(try JSONDecoder().decode(Incident.self, from: JSONEncoder().encode(fresh)) == fresh)
     }
 
-    @Test func theSeriesStaysBoundedAndKeepsEveryRequest() {
+    @Test func theSeriesStaysBoundedAndKeepsEveryRequest() throws {
         var s = IncidentSeries(capacity: 100)
         var total = 0
         for t in 0..<10_000 {
@@ -214,6 +214,10 @@ private func json(_ text: String) throws -> [String: Any] {
         // Points stay on the step's grid, in order.
         #expect(s.points.allSatisfy { ($0.time - 1000) % Int64(s.step) == 0 })
         #expect(zip(s.points, s.points.dropFirst()).allSatisfy { $0.time < $1.time })
+        // A damaged stored series is refused rather than trusted.
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(IncidentSeries.self, from: Data(#"{"step":0,"capacity":3600,"points":[]}"#.utf8)) }
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(IncidentSeries.self, from: Data(#"{"step":1,"capacity":1,"points":[]}"#.utf8)) }
+        #expect(try JSONDecoder().decode(IncidentSeries.self, from: JSONEncoder().encode(s)) == s)
         // Incidents keep at most maxEvents events and count the rest.
         var i = sampleIncident()
         for n in 0..<1000 { i.note(IncidentEvent(time: Int64(n), kind: .ban, text: "x")) }

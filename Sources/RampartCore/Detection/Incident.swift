@@ -238,6 +238,21 @@ public struct IncidentSeries: Sendable, Equatable, Codable {
         self.capacity = max(2, capacity)
     }
 
+    enum CodingKeys: String, CodingKey { case step, points, capacity }
+
+    /// Decodes a stored series, refusing one no ``add(_:)`` could have made (a step below one
+    /// second, room for fewer than two points, more points than room), so a damaged record can
+    /// neither divide by zero nor grow without bound.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        step = try c.decode(Int.self, forKey: .step)
+        points = try c.decode([SeriesPoint].self, forKey: .points)
+        capacity = try c.decode(Int.self, forKey: .capacity)
+        guard step >= 1, step <= 1 << 40, capacity >= 2, capacity <= 1 << 20, points.count <= capacity else {
+            throw DecodingError.dataCorruptedError(forKey: .step, in: c, debugDescription: "not a series add(_:) could have made")
+        }
+    }
+
     /// Adds one second (its `time` is the second's Unix time). Seconds older than the last point
     /// are folded into it.
     public mutating func add(_ second: SeriesPoint) {
