@@ -60,6 +60,8 @@ struct Report: AsyncParsableCommand {
         guard FileManager.default.createFile(atPath: output, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
             throw ValidationError("cannot write '\(output)'")
         }
+        // An existing file keeps its mode through createFile on some platforms: set it again.
+        try? FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: output)
         printErr("wrote \(format.fileName(incident: incident, stage: stage)) to \(output) (\(text.utf8.count) bytes)")
     }
 

@@ -196,10 +196,21 @@ extension IntegrationTests {
 
         // `rampart report` against the running gateway.
         let a = ["--admin", "127.0.0.1:\(admin)", "--token", token]
-        let online = out.appendingPathComponent("cli-online.stix.json")
-        let (s1, o1) = try runProgram(["report", String(id), "--format", "stix", "--stage", "notification", "--output", online.path] + a, executable: Binary.rampart)
-        #expect(s1 == 0, "\(o1)")
-        #expect(try Self.validate("stix", online).0 == 0)
+        for format in ReportFormat.allCases {
+            let online = out.appendingPathComponent("cli-online.\(format.rawValue)")
+            let (s1, o1) = try runProgram(["report", String(id), "--format", format.rawValue, "--stage", "notification", "--output", online.path] + a,
+                                          executable: Binary.rampart)
+            #expect(s1 == 0, "\(o1)")
+            let text = (try? String(contentsOf: online, encoding: .utf8)) ?? ""
+            switch format {
+            case .html: #expect(text.hasPrefix("<!DOCTYPE html>") && text.contains("Incident notification (NIS2 Art. 23(4)(b))"))
+            case .json: #expect((try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])?["stage"] as? String == "notification")
+            case .stix, .misp: #expect(try Self.validate(format.rawValue, online).0 == 0)
+            }
+            // Owner-only: a report names attack sources.
+            let mode = (try? FileManager.default.attributesOfItem(atPath: online.path)[.posixPermissions] as? Int) ?? 0
+            #expect(mode == 0o600, "\(String(mode, radix: 8))")
+        }
         let (s2, o2) = try runProgram(["report", "99999", "--format", "json"] + a, executable: Binary.rampart)
         #expect(s2 != 0 && o2.contains("no such incident"), "\(o2)")
         let (s3, o3) = try runProgram(["report", String(id), "--format", "docx"] + a, executable: Binary.rampart)
