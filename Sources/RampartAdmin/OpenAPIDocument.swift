@@ -247,7 +247,7 @@ enum OpenAPIDocument {
                     application/stix+json;version=2.1: {schema: {type: object}}
                 '400': {description: Unknown format or stage}
                 '404': {description: No such incident}
-                '409': {description: 'reports.sources is hashed and the gateway has no pseudonym key'}
+                '409': {description: 'The report cannot be made: reports.sources is hashed and the gateway has no pseudonym key, or the stored incident is damaged'}
                 '401': {description: No or wrong token}
           /api/reload:
             post:

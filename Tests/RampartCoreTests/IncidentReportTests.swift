@@ -132,6 +132,13 @@ private func json(_ text: String) throws -> [String: Any] {
             }
         }
         #expect(throws: ReportError.self) { try IncidentReport.build(i, stage: .final, options: ReportOptions(config: ReportConfig(sources: .hashed)), now: now) }
+        // A damaged record (an end before its start, a start out of any calendar) is an error, not a trap.
+        var damaged = i
+        damaged.end = damaged.start - 1
+        #expect(throws: ReportError.self) { try IncidentReport.build(damaged, stage: .final, options: ReportOptions(), now: now) }
+        damaged.start = Int64.max
+        damaged.end = nil
+        #expect(throws: ReportError.self) { try IncidentReport.render(damaged, stage: .final, format: .stix, options: ReportOptions(), now: now) }
     }
 
     @Test func stixBundleHasTheShapeOfSTIX21() throws {

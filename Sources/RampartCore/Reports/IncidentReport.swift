@@ -130,8 +130,14 @@ extension IncidentReport {
         if options.config.sources == .hashed, options.hashKey == nil {
             throw ReportError("reports.sources is 'hashed' but no pseudonym key is available (the state folder's signing.key)")
         }
+        // Times a gateway could have recorded (1970 to 9999): a damaged record gets an error, not
+        // arithmetic that overflows.
+        let plausible: ClosedRange<Int64> = 0...253_402_300_799 - 40 * 86400
+        guard plausible.contains(incident.start), incident.end.map({ plausible.contains($0) && $0 >= incident.start }) ?? true else {
+            throw ReportError("incident #\(incident.id) has implausible start or end times (\(incident.start), \(incident.end.map(String.init) ?? "open"))")
+        }
         let namer = SourceNamer(disclosure: options.config.sources, key: options.hashKey)
-        let end = incident.end ?? max(now, incident.start)
+        let end = incident.end ?? min(max(now, incident.start), plausible.upperBound)
         let duration = max(1, end - incident.start)
         let notificationDue = incident.start + 72 * 3600
         let subject = Subject(
