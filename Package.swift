@@ -61,8 +61,8 @@ let package = Package(
         .target(
             name: "RampartDataPlane",
             dependencies: [
+                // Storage is behind RampartCore's small protocols (GatewayStore); no database module here.
                 "RampartCore",
-                "RampartState",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

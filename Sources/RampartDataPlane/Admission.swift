@@ -1,7 +1,6 @@
 import Atomics
 import NIOCore
 import RampartCore
-import RampartState
 
 extension IPAddress {
     /// The IP of a socket address; nil for Unix sockets.
@@ -27,14 +26,14 @@ extension IPAddress {
 final class BanRegistry {
     var list: BanList
     private let loop: LoopContext
-    private let store: StateStore?
+    private let store: (any BanStore)?
     /// Why each ban in force was issued (for the admin API); bounded by the list's capacity.
     private(set) var reasons: [IPAddress: String] = [:]
     /// Told of every automatic ban (address, reason, seconds), on the accept loop: incidents
     /// record them.
     var onAutomaticBan: ((IPAddress, String, Int64) -> Void)?
 
-    init(policy: BanPolicy, loop: LoopContext, store: StateStore?) {
+    init(policy: BanPolicy, loop: LoopContext, store: (any BanStore)?) {
         self.list = BanList(policy: policy)
         self.loop = loop
         self.store = store

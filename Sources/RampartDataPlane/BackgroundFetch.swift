@@ -7,17 +7,16 @@ import RampartCore
 /// when the origin answers. Lives on one event loop; the loop context keeps it until it ends.
 final class BackgroundFetch: UpstreamDelegate {
     private let loop: LoopContext
-    private let site: Int
+    private let site: SiteRuntime
     private let key: String
     private let head: HTTPRequestHead
     private let pool: OriginPool
     private var connection: UpstreamConnection?
-    private var response: HTTPResponseHead?
-    private var ttl: TimeAmount?
-    private var body = ByteBuffer()
+    private var fill: CacheFill?
+    private var keepAlive = false
     private var done = false
 
-    init(loop: LoopContext, site: Int, key: String, head: HTTPRequestHead, pool: OriginPool) {
+    init(loop: LoopContext, site: SiteRuntime, key: String, head: HTTPRequestHead, pool: OriginPool) {
         self.loop = loop
         self.site = site
         self.key = key
@@ -55,7 +54,7 @@ final class BackgroundFetch: UpstreamDelegate {
         conn.handler.write(.head(head))
         conn.handler.write(.end(nil))
         conn.handler.flush()
-        conn.handler.awaitResponse(timeout: loop.config.sites[site].limits.originResponseTimeout)
+        conn.handler.awaitResponse(timeout: site.config.limits.originResponseTimeout)
     }
 
     func upstreamReceived(_ part: HTTPClientResponsePart) {
@@ -63,31 +62,15 @@ final class BackgroundFetch: UpstreamDelegate {
         case .head(let h):
             var prepared = h
             ForwardingHeaders.prepareResponse(&prepared.headers)
-            response = prepared
-            ttl = CachePolicy.ttl(status: h.status, headers: prepared.headers, method: .GET, config: loop.config.sites[site].cache)
-        case .body(var b):
-            if ttl != nil {
-                if body.readableBytes + b.readableBytes > loop.config.sites[site].cache.maxObjectBytes {
-                    ttl = nil
-                } else {
-                    body.writeBuffer(&b)
-                }
-            }
+            keepAlive = h.isKeepAlive
+            fill = CacheFill(key: key, response: prepared, method: .GET, config: site.config.cache, allocator: ByteBufferAllocator())
+        case .body(let b):
+            if fill?.append(b) == false { fill = nil }
         case .end:
-            if let ttl, var h = response {
-                let now = loop.eventLoop.now
-                h.headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
-                loop.caches[site].store(
-                    key,
-                    CachedResponse(
-                        status: h.status, headers: h.headers, body: body, storedAt: now, freshUntil: now + ttl,
-                        staleUntil: now + ttl + loop.config.sites[site].cache.staleFor
-                    )
-                )
-            }
+            fill?.store(in: &site.cache, now: loop.eventLoop.now)
             if let conn = connection {
                 connection = nil
-                pool.release(conn, reusable: response?.isKeepAlive ?? false)
+                pool.release(conn, reusable: keepAlive)
             }
             finish()
         }

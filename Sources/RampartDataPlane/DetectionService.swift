@@ -1,7 +1,6 @@
 import Logging
 import NIOCore
 import RampartCore
-import RampartState
 
 /// What one site looks like right now (the admin API and the dashboard read this).
 public struct SiteStatus: Sendable, Equatable {
@@ -92,12 +91,12 @@ final class DetectionService {
     /// stays bounded (a full series is up to 3600 points, about 260 KB).
     static let detailedIncidents = 20
 
-    private let store: StateStore?
+    private let store: (any GatewayStore)?
     /// Operators' overrides as stored in the state database, by site (kept equal to it).
     private var storedOverrides: [String: SiteMode] = [:]
 
     /// Runs on `loop` (the accept loop), before any listener is bound.
-    init(loop: any EventLoop, contexts: [NIOLoopBound<LoopContext>], logger: Logger, store: StateStore?) {
+    init(loop: any EventLoop, contexts: [NIOLoopBound<LoopContext>], logger: Logger, store: (any GatewayStore)?) {
         self.loop = loop
         self.contexts = contexts
         self.logger = logger
@@ -109,7 +108,7 @@ final class DetectionService {
     }
 
     /// Reads back what the state database kept: incidents and operators' mode overrides.
-    private func restore(from store: StateStore) {
+    private func restore(from store: any GatewayStore) {
         do {
             storedOverrides = try store.modeOverrides()
         } catch {

@@ -6,7 +6,6 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import RampartCore
-import RampartState
 
 /// The running data plane: listeners, per-loop contexts, health checks; reload and drain.
 ///
@@ -43,7 +42,7 @@ public final class Gateway: Sendable {
     public init(
         config: GatewayConfig, logger: Logger, threads: Int = System.coreCount,
         secret: [UInt8] = (0..<32).map { _ in UInt8.random(in: 0...255) },
-        store: StateStore? = nil
+        store: (any GatewayStore)? = nil
     ) throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
         self.group = group
@@ -348,7 +347,7 @@ public final class Gateway: Sendable {
         }
         for bound in contexts.values {
             try? await bound.eventLoop.submit {
-                for site in bound.value.pools { for pool in site { pool.closeIdle() } }
+                for site in bound.value.sites { for pool in site.pools { pool.closeIdle() } }
             }.get()
         }
         let gates = state.withLockedValue { $0.gates }

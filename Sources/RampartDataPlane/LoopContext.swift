@@ -3,19 +3,18 @@ import NIOCore
 import NIOSSL
 import RampartCore
 
-/// Everything one event loop needs to serve requests: the current config, its own origin pools and
-/// balancers, its counters and its request-id sequence. Touched only on its loop, so the hot path
+/// Everything one event loop needs to serve requests: the current config, one ``SiteRuntime`` per
+/// site (origin pools, balancer, rate limits, cache, defence), its counters and its request-id
+/// sequence. Touched only on its loop, so the hot path
 /// takes no locks; the gateway reaches it through `execute`/`submit` on that loop.
 final class LoopContext {
     let eventLoop: any EventLoop
     let loopCount: Int
     let logger: Logger
     private(set) var config: RuntimeConfig
-    /// Pools per site, per origin (same order as the config).
-    private(set) var pools: [[OriginPool]] = []
-    private var balancers: [OriginBalancer] = []
-    /// Rate limit tables per site (same order as the config).
-    var limiters: [SiteRateLimiter] = []
+    /// One runtime per site, in the config's order (so the router's index picks one); a request
+    /// keeps a reference to its site's runtime, not the index.
+    private(set) var sites: [SiteRuntime] = []
     /// Refusals per source, towards an automatic ban.
     var strikes: StrikeCounter
     /// Sends a ban to the accept loop's ban list (set by the gateway).
@@ -28,8 +27,8 @@ final class LoopContext {
 
     /// Revokes clearance `key` on this loop's copy of `site`'s table (told by another loop).
     func revoke(site: String, key: IPAddress) {
-        guard let defence = defence.first(where: { $0.name == site }) else { return }
-        _ = defence.revoked.ban(key, now: Int64(eventLoop.now.uptimeNanoseconds))
+        guard let runtime = sites.first(where: { $0.name == site }) else { return }
+        _ = runtime.defence.revoked.ban(key, now: Int64(eventLoop.now.uptimeNanoseconds))
     }
 
     /// Counts a refusal of `source`; bans it when it has used up its strikes. True when banned.
@@ -54,26 +53,23 @@ final class LoopContext {
     private static func knownGoodTable(_ c: KnownGoodConfig) -> KnownGoodTable {
         KnownGoodTable(threshold: c.successes, minimumAge: c.minimumAge, lifetime: c.lifetime)
     }
-    /// Micro-cache stores per site (same order as the config).
-    var caches: [MicroCacheStore] = []
-    /// Detection and challenge state per site (same order as the config).
-    var defence: [SiteDefence] = []
     /// Keys that sign and check clearances, challenges and tickets.
     var keys: SigningKeys
 
     /// This second's traffic of every site, handed to the detection service.
     func takeTraffic() -> [(String, TrafficSecond)] {
-        defence.map { ($0.name, $0.takeTraffic()) }
+        sites.map { ($0.name, $0.defence.takeTraffic()) }
     }
 
     /// The detection service (or an operator) changed a site's mode or tier.
     func setMode(site: String, mode: SiteMode, tier: ChallengeTier) {
-        for (i, d) in defence.enumerated() where d.name == site {
+        for runtime in sites where runtime.name == site {
+            let d = runtime.defence
             let raised = mode > d.mode
             d.mode = mode
             d.tier = tier
-            if raised, i < pools.count {
-                for pool in pools[i] { pool.recheckWaiters() }
+            if raised {
+                for pool in runtime.pools { pool.recheckWaiters() }
             }
         }
     }
@@ -121,7 +117,14 @@ final class LoopContext {
     /// TLS contexts per listener (nil for plain HTTP), swapped on reload.
     private(set) var tlsContexts: [NIOSSLContext?]
 
-    init(eventLoop: any EventLoop, loopCount: Int, config: RuntimeConfig, logger: Logger, secret: [UInt8], tls: [NIOSSLContext?] = []) {
+    /// Opens origin connections for this loop's pools.
+    let originConnector: any OriginConnector
+
+    init(
+        eventLoop: any EventLoop, loopCount: Int, config: RuntimeConfig, logger: Logger, secret: [UInt8], tls: [NIOSSLContext?] = [],
+        originConnector: any OriginConnector = SocketOriginConnector()
+    ) {
+        self.originConnector = originConnector
         self.keys = SigningKeys(secret: secret)
         self.tlsContexts = tls
         self.eventLoop = eventLoop
@@ -131,50 +134,24 @@ final class LoopContext {
         self.idPrefix = UInt32.random(in: 0...UInt32.max)
         self.rejectionLog = SampledLog(logger: logger, perSecond: 20)
         self.strikes = StrikeCounter(policy: config.source.bans, loops: loopCount)
-        rebuildPools(previous: [:])
         knownGood = Self.knownGoodTable(config.source.knownGood)
         knownGoodCredentials = Self.knownGoodTable(config.source.knownGood)
-        limiters = config.sites.map { SiteRateLimiter(rules: $0.rateLimits, loops: loopCount) }
-        caches = config.sites.map { MicroCacheStore(maxBytes: max(65536, $0.cache.maxBytes / loopCount)) }
-        defence = config.sites.map { SiteDefence(site: $0, loops: loopCount) }
+        rebuildSites()
     }
 
-    /// Installs a new config: new requests use it; requests in flight keep the connection they have.
-    /// Pools of origins that stay are kept with their connections and health.
+    /// Installs a new config: new requests use it; a request in flight keeps the site runtime (and
+    /// so the policy) it was routed to, and the origin connection it has. Pools of origins that
+    /// stay are kept with their connections and health.
     func apply(_ newConfig: RuntimeConfig, tls: [NIOSSLContext?]) {
         tlsContexts = tls
         if newConfig.source.listeners.map(\.tls) != config.source.listeners.map(\.tls) { handshakeBuckets = [:] }
-        var previous: [String: OriginPool] = [:]
-        for (s, site) in config.sites.enumerated() {
-            for (o, origin) in site.origins.enumerated() { previous[Self.poolKey(site, origin)] = pools[s][o] }
-        }
-        let oldSites = config.sites
         if config.source.knownGood != newConfig.source.knownGood {
             knownGood = Self.knownGoodTable(newConfig.source.knownGood)
             knownGoodCredentials = Self.knownGoodTable(newConfig.source.knownGood)
         }
         if config.source.bans != newConfig.source.bans { strikes = StrikeCounter(policy: newConfig.source.bans, loops: loopCount) }
         config = newConfig
-        rebuildPools(previous: previous)
-        // Keep the buckets of sites whose rules did not change, so a reload is no amnesty.
-        let oldLimiters = limiters
-        limiters = newConfig.sites.map { site in
-            if let i = oldSites.firstIndex(where: { $0.name == site.name }), oldSites[i].rateLimits == site.rateLimits, i < oldLimiters.count {
-                return oldLimiters[i]
-            }
-            return SiteRateLimiter(rules: site.rateLimits, loops: loopCount)
-        }
-        let oldCaches = caches
-        caches = newConfig.sites.map { site in
-            if let i = oldSites.firstIndex(where: { $0.name == site.name }), oldSites[i].cache == site.cache, i < oldCaches.count {
-                return oldCaches[i]
-            }
-            return MicroCacheStore(maxBytes: max(65536, site.cache.maxBytes / loopCount))
-        }
-        let oldDefence = defence
-        defence = newConfig.sites.map { site in
-            oldDefence.first(where: { $0.name == site.name })?.update(site: site) ?? SiteDefence(site: site, loops: loopCount)
-        }
+        rebuildSites()
     }
 
     /// True when some request is fetching `key` from an origin.
@@ -202,13 +179,22 @@ final class LoopContext {
         "\(site.name)|\(origin.address)|\(origin.tls.map { "\($0)" } ?? "plain")"
     }
 
-    private func rebuildPools(previous: [String: OriginPool]) {
+    /// New runtimes for the current config, carrying over from the old ones (matched by site
+    /// name) what still applies: pools of origins that keep their address and TLS settings (with
+    /// their connections and health), rate buckets, cached pages and defence state.
+    private func rebuildSites() {
+        var previousPools: [String: OriginPool] = [:]
+        var previousSites: [String: SiteRuntime] = [:]
+        for runtime in sites {
+            previousSites[runtime.name] = runtime
+            for (o, origin) in runtime.config.origins.enumerated() { previousPools[Self.poolKey(runtime.config, origin)] = runtime.pools[o] }
+        }
         var kept = Set<ObjectIdentifier>()
-        pools = config.sites.enumerated().map { s, site in
-            site.origins.enumerated().map { o, origin in
+        sites = config.sites.enumerated().map { s, site in
+            let pools = site.origins.enumerated().map { o, origin in
                 let share = max(1, (origin.maxConnections + loopCount - 1) / loopCount)
                 let tls = config.originTLS[s][o]
-                if let pool = previous[Self.poolKey(site, origin)] {
+                if let pool = previousPools[Self.poolKey(site, origin)] {
                     pool.tls = tls
                     pool.maxConnections = share
                     pool.connectTimeout = site.limits.originConnectTimeout
@@ -217,43 +203,16 @@ final class LoopContext {
                     kept.insert(ObjectIdentifier(pool))
                     return pool
                 }
-                return OriginPool(eventLoop: eventLoop, origin: origin, share: share, site: site, tls: tls)
+                return OriginPool(eventLoop: eventLoop, origin: origin, share: share, site: site, tls: tls, connector: originConnector)
             }
+            return SiteRuntime(site: site, pools: pools, loops: loopCount, previous: previousSites[site.name])
         }
-        for pool in previous.values where !kept.contains(ObjectIdentifier(pool)) { pool.closeIdle() }
-        balancers = config.sites.map { OriginBalancer(strategy: $0.balance) }
-    }
-
-    /// Chooses an available origin pool of `site` (other than `excluding`). When health checks and
-    /// ejection have taken every origin out, all of them are tried anyway ("panic mode", as in
-    /// Envoy): a saturated origin fails its checks but still serves, and taking the last one out
-    /// would turn an overload into an outage. A really dead origin refuses the connection at once,
-    /// and the request gets a stale copy or a 503. Nil only when there is nothing else to try.
-    func pickPool(site: Int, now: NIODeadline, excluding: OriginPool? = nil) -> OriginPool? {
-        guard site < pools.count else { return nil }
-        let sitePools = pools[site]
-        if let index = balancers[site].pick(
-            count: sitePools.count,
-            available: { sitePools[$0] !== excluding && sitePools[$0].health.isAvailable(now: now) },
-            inFlight: { sitePools[$0].inFlight }
-        ) {
-            return sitePools[index]
-        }
-        counters.panicRouted += 1
-        let index = balancers[site].pick(
-            count: sitePools.count,
-            available: { sitePools[$0] !== excluding },
-            inFlight: { sitePools[$0].inFlight }
-        )
-        return index.map { sitePools[$0] }
+        for pool in previousPools.values where !kept.contains(ObjectIdentifier(pool)) { pool.closeIdle() }
     }
 
     /// Copies an active health check verdict to this loop's pool of that origin.
     func setOriginUp(site: String, origin: HostPort, up: Bool) {
-        guard let s = config.sites.firstIndex(where: { $0.name == site }),
-            let o = config.sites[s].origins.firstIndex(where: { $0.address == origin })
-        else { return }
-        pools[s][o].health.setActiveUp(up)
+        sites.first(where: { $0.name == site })?.pool(for: origin)?.health.setActiveUp(up)
     }
 
     /// A fresh request id: 15 hex digits (a random per-loop prefix and a sequence number). Fifteen

@@ -11,6 +11,8 @@ final class OriginPool {
     let eventLoop: any EventLoop
     let address: HostPort
     private let resolved: SocketAddress?
+    /// Opens the connections (sockets in the gateway; embedded channels in tests).
+    private let connector: any OriginConnector
     /// Most connections this loop opens to the origin (its share of the origin's cap).
     var maxConnections: Int
     var connectTimeout: TimeAmount
@@ -51,7 +53,8 @@ final class OriginPool {
         case unavailable(RejectReason)
     }
 
-    init(eventLoop: any EventLoop, origin: OriginConfig, share: Int, site: SiteConfig, tls: NIOSSLContext? = nil) {
+    init(eventLoop: any EventLoop, origin: OriginConfig, share: Int, site: SiteConfig, tls: NIOSSLContext? = nil, connector: any OriginConnector = SocketOriginConnector()) {
+        self.connector = connector
         self.tls = tls
         self.serverName = origin.tlsServerName
         self.eventLoop = eventLoop
@@ -62,6 +65,18 @@ final class OriginPool {
         self.maxConnections = share
         self.connectTimeout = site.limits.originConnectTimeout
         self.health = OriginHealth(active: site.healthCheck, passive: site.passive)
+    }
+
+    /// An idle pooled connection, when there is one: the common case, and it needs no callback.
+    /// Like ``acquire(now:priority:recheck:_:)``, it must end in ``release(_:reusable:)``.
+    func acquireIdle() -> UpstreamConnection? {
+        while let conn = idle.popLast() {
+            if conn.channel.isActive {
+                inFlight += 1
+                return conn
+            }
+        }
+        return nil
     }
 
     /// A connection for one request: an idle pooled one, a new one, or a place in the queue.
@@ -187,40 +202,9 @@ final class OriginPool {
     }
 
     private func connect(_ callback: @escaping Callback) {
-        guard let base = ClientBootstrap(validatingGroup: eventLoop) else {
-            open -= 1
-            eventLoop.execute { callback(.failure(PoolError.unsupportedEventLoop)) }
-            return
-        }
-        let tls = self.tls
-        let serverName = self.serverName
-        let handshakeTimeout = connectTimeout
-        let bootstrap = base
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connectTimeout(connectTimeout)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if let tls {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
-                        try channel.pipeline.syncOperations.addHandler(OriginHandshakeWaiter(timeout: handshakeTimeout))
-                    }
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(
-                        leftOverBytesStrategy: .forwardBytes,
-                        enableOutboundHeaderValidation: false
-                    )
-                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
-                }
-            }
-        let connected: EventLoopFuture<any Channel>
-        if let resolved {
-            connected = bootstrap.connect(to: resolved)
-        } else {
-            connected = bootstrap.connect(host: address.host, port: address.port)
-        }
-        // Over TLS, a connection is handed out once its handshake (and certificate check) is done.
-        let future = tls == nil ? connected : connected.flatMap { channel in
-            channel.pipeline.handler(type: OriginHandshakeWaiter.self).flatMap { $0.ready }.map { channel }
-        }
+        let future = connector.connect(
+            OriginTarget(address: address, resolved: resolved, tls: tls, serverName: serverName, timeout: connectTimeout), on: eventLoop
+        )
         future.assumeIsolated().whenComplete { result in
             switch result {
             case .success(let channel):
@@ -242,6 +226,66 @@ final class OriginPool {
                 }
                 callback(.failure(error))
             }
+        }
+    }
+}
+
+/// Where and how to reach an origin, as the pool knows it now (TLS and timeout change on reload).
+struct OriginTarget {
+    let address: HostPort
+    /// The address when the config names an IP; nil for a host name to resolve.
+    let resolved: SocketAddress?
+    let tls: NIOSSLContext?
+    let serverName: String?
+    let timeout: TimeAmount
+}
+
+/// Opens connections to origins. The channel it hands out is ready for one HTTP/1.1 exchange after
+/// another: HTTP client codecs and an ``UpstreamHandler`` last in its pipeline, TLS done. The
+/// gateway uses sockets (``SocketOriginConnector``); tests hand out embedded channels with the
+/// same handlers, so the proxy path (pooling, queueing, caching, stale copies) runs on virtual time.
+protocol OriginConnector {
+    func connect(_ target: OriginTarget, on eventLoop: any EventLoop) -> EventLoopFuture<any Channel>
+}
+
+/// Adds what every origin channel carries after transport and TLS: the HTTP/1.1 client codecs
+/// (no header validation on the way out: the forwarded head is built by the gateway) and the
+/// ``UpstreamHandler``.
+func addOriginHTTPHandlers(_ pipeline: ChannelPipeline.SynchronousOperations) throws {
+    try pipeline.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes, enableOutboundHeaderValidation: false)
+    try pipeline.addHandler(UpstreamHandler())
+}
+
+/// TCP (and TLS when the origin asks for it) from the pool's event loop.
+struct SocketOriginConnector: OriginConnector {
+    func connect(_ target: OriginTarget, on eventLoop: any EventLoop) -> EventLoopFuture<any Channel> {
+        guard let base = ClientBootstrap(validatingGroup: eventLoop) else {
+            return eventLoop.makeFailedFuture(PoolError.unsupportedEventLoop)
+        }
+        let tls = target.tls
+        let serverName = target.serverName
+        let handshakeTimeout = target.timeout
+        let bootstrap = base
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(target.timeout)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
+                        try channel.pipeline.syncOperations.addHandler(OriginHandshakeWaiter(timeout: handshakeTimeout))
+                    }
+                    try addOriginHTTPHandlers(channel.pipeline.syncOperations)
+                }
+            }
+        let connected: EventLoopFuture<any Channel>
+        if let resolved = target.resolved {
+            connected = bootstrap.connect(to: resolved)
+        } else {
+            connected = bootstrap.connect(host: target.address.host, port: target.address.port)
+        }
+        // Over TLS, a connection is handed out once its handshake (and certificate check) is done.
+        return tls == nil ? connected : connected.flatMap { channel in
+            channel.pipeline.handler(type: OriginHandshakeWaiter.self).flatMap { $0.ready }.map { channel }
         }
     }
 }

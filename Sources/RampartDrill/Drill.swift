@@ -43,7 +43,7 @@ public struct DrillError: Error, CustomStringConvertible, Sendable {
 
 /// The attack scenarios of the product brief.
 public enum ScenarioKind: String, CaseIterable, Sendable, Codable {
-    case s1 = "S1", s2 = "S2", s3 = "S3", s4 = "S4", s5 = "S5", s6 = "S6", s7 = "S7", s8 = "S8"
+    case s1 = "S1", s2 = "S2", s3 = "S3", s4 = "S4", s5 = "S5", s6 = "S6", s7 = "S7", s8 = "S8", s12 = "S12"
 
     /// One line on what the scenario does.
     public var summary: String {
@@ -56,6 +56,7 @@ public enum ScenarioKind: String, CaseIterable, Sendable, Codable {
         case .s6: return "HTTP/2 rapid reset, CONTINUATION and PING/SETTINGS floods over TLS"
         case .s7: return "S1+S2+S3 at once, then the flood shifts to another path"
         case .s8: return "legitimate surge (10x users), no attack"
+        case .s12: return "volumetric keep-alive flood: 3,000 sources, one connection each, cache-busting GETs back to back below per-source limits"
         }
     }
 }

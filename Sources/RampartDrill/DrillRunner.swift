@@ -218,6 +218,33 @@ public final class DrillRunner: Sendable {
             return http2Floods(rate: rate, start: start, end: end)
         case .s8:
             return []
+        case .s12:
+            return keepAliveFlood(sources: 3000, rate: rate, start: start, end: end)
+        }
+    }
+
+    /// Volumetric keep-alive flood: every source keeps one connection and sends cache-busting GETs
+    /// on it back to back, each source at `rate / sources` requests a second (below per-address
+    /// limits), the next request as soon as the answer is in and its slot has come.
+    private func keepAliveFlood(sources: Int, rate: Double, start: Double, end: Double) -> [Attacker] {
+        let interval = Double(sources) / max(rate, 1)
+        return (0..<sources).map { s in
+            { recorder in
+                await self.sleep(until: start + interval * Double(s) / Double(sources), recorder: recorder)
+                let source = self.attackSource(200_000 + s)
+                var conn: DrillConnection?
+                var jar: [String: String] = [:]
+                var next = recorder.elapsed
+                while recorder.elapsed < end, recorder.reserve() {
+                    let t = recorder.elapsed
+                    let r = await self.attackRequest(&conn, source: source, method: .GET, path: "/?r=\(UInt32.random(in: 0...UInt32.max))", jar: &jar)
+                    recorder.attack(status: r.status, at: t)
+                    next += interval
+                    if next > recorder.elapsed { await self.sleep(until: next, recorder: recorder) } else { next = recorder.elapsed }
+                    if r.status == 0 { await self.pause(0.05) }
+                }
+                conn?.close()
+            }
         }
     }
 

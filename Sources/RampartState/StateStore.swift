@@ -3,25 +3,6 @@ import GRDB
 import Logging
 import RampartCore
 
-/// A ban as stored: who, until when (Unix seconds), how many times before, and why.
-public struct BanRecord: Sendable, Equatable, Codable {
-    public var address: String
-    /// Unix seconds when the ban ends.
-    public var until: Int64
-    /// Repeat count (each repeat doubles the length).
-    public var level: Int
-    public var reason: String
-    /// Unix seconds when it was issued.
-    public var created: Int64
-
-    public init(address: String, until: Int64, level: Int, reason: String, created: Int64) {
-        self.address = address
-        self.until = until
-        self.level = level
-        self.reason = reason
-        self.created = created
-    }
-}
 
 /// Local state in one SQLite file (`state.sqlite` in the state folder): bans, incidents and the
 /// operators' mode overrides, so a restart neither forgives attackers, forgets what happened, nor
@@ -121,7 +102,7 @@ public final class StateStore: Sendable {
     }
 
     /// Stores (or replaces) the mode an operator forced `site` into, at `now` (Unix seconds).
-    package func saveModeOverride(site: String, mode: SiteMode, at now: Int64) {
+    public func saveModeOverride(site: String, mode: SiteMode, at now: Int64) {
         write("mode override") { db in
             try db.execute(
                 sql: "INSERT OR REPLACE INTO mode_override (site, mode, set_at) VALUES (?, ?, ?)",
@@ -131,12 +112,12 @@ public final class StateStore: Sendable {
     }
 
     /// Forgets `site`'s override (the site is automatic again).
-    package func removeModeOverride(site: String) {
+    public func removeModeOverride(site: String) {
         write("mode override cleared") { db in try db.execute(sql: "DELETE FROM mode_override WHERE site = ?", arguments: [site]) }
     }
 
     /// Every stored override, by site. Rows naming a mode this version does not know are skipped.
-    package func modeOverrides() throws -> [String: SiteMode] {
+    public func modeOverrides() throws -> [String: SiteMode] {
         try queue.sync {
             try db.read { db in
                 var out: [String: SiteMode] = [:]
@@ -181,3 +162,5 @@ public final class StateStore: Sendable {
         }
     }
 }
+
+extension StateStore: BanStore, IncidentStore, ModeOverrideStore {}

@@ -24,6 +24,25 @@ import Testing
         #expect(chunked.headers["content-length"].isEmpty)
     }
 
+    /// An origin's response loses its hop-by-hop headers and those its `Connection` headers name
+    /// (any case, any spacing, in one or several `Connection` headers), never `Content-Length`.
+    @Test func responsesLoseHopByHopAndNominatedHeaders() {
+        var headers = HTTPHeaders([
+            ("Content-Type", "text/html"), ("Connection", "keep-alive ,  X-Internal"), ("Keep-Alive", "timeout=5"),
+            ("x-internal", "secret"), ("Content-Length", "5"), ("Set-Cookie", "a=1"), ("Connection", "content-length, X-Other"),
+            ("X-Other", "2"), ("X-Otherwise", "kept"), ("Transfer-Encoding", "chunked"), ("Proxy-Authenticate", "Basic"),
+        ])
+        ForwardingHeaders.prepareResponse(&headers)
+        #expect(headers.map(\.name) == ["Content-Type", "Content-Length", "Set-Cookie", "X-Otherwise"])
+        var plain = HTTPHeaders([("Content-Type", "text/html"), ("Content-Length", "5")])
+        ForwardingHeaders.prepareResponse(&plain)
+        #expect(plain.map(\.name) == ["Content-Type", "Content-Length"])
+        #expect(ForwardingHeaders.tokenList(" a, Bee ,c", contains: "bee"))
+        #expect(!ForwardingHeaders.tokenList("a,bee", contains: "be"))
+        #expect(!ForwardingHeaders.tokenList("", contains: "a"))
+        #expect(ForwardingHeaders.tokenList(",,a,", contains: "A"))
+    }
+
     @Test func exactlyOneFramingWhateverTheMethod() throws {
         for method in [HTTPMethod.GET, .HEAD, .DELETE, .OPTIONS, .POST, .PUT, .PATCH, .RAW(value: "PROPFIND")] {
             let withBody = try Self.forward(method, "/", [("Host", "h"), ("Content-Length", "5")])

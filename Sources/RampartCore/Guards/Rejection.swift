@@ -110,6 +110,21 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
     }
 }
 
+extension RejectReason {
+    /// The refusal reason for what the HTTP/1.1 parser could not accept.
+    public init(parserError error: HTTPParserError) {
+        switch error {
+        case .headerOverflow: self = .headerTooLarge
+        case .invalidContentLength, .unexpectedContentLength: self = .badContentLength
+        case .unknown: self = .badTransferEncoding
+        case .invalidChunkSize: self = .badChunk
+        case .invalidHeaderToken, .lfExpected, .strictModeAssertion, .invalidCharactersUsed: self = .badHeader
+        case .invalidURL, .invalidPath, .invalidQueryString, .invalidHost, .invalidPort, .invalidFragment: self = .badTarget
+        default: self = .badRequest
+        }
+    }
+}
+
 /// Request-head checks that run before anything is forwarded: size limits, framing ambiguity
 /// (the request-smuggling defences), and target form. Pure: a head in, a verdict out.
 public enum RequestChecks {
@@ -125,6 +140,14 @@ public enum RequestChecks {
         public var chunked: Bool
         /// True when the client sent `Expect: 100-continue`.
         public var expectsContinue: Bool
+
+        public init(host: String?, target: String, contentLength: Int? = nil, chunked: Bool = false, expectsContinue: Bool = false) {
+            self.host = host
+            self.target = target
+            self.contentLength = contentLength
+            self.chunked = chunked
+            self.expectsContinue = expectsContinue
+        }
 
         /// How the request's body is delimited: the one framing the forwarded request carries.
         public var framing: BodyFraming {

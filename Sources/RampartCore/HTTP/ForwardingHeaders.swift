@@ -25,30 +25,68 @@ public enum ForwardingHeaders {
         }
     }
 
-    /// Adds to `names` a hop-by-hop header `name` and, for `Connection`, the headers its value
-    /// names, except the ones that frame or route a message (`Host`, `Content-Length`): a client
-    /// or origin that nominates them must not make the gateway drop them.
-    static func collectHopByHop(name: String, value: String, into names: inout [String]) {
-        names.append(name)
-        guard name.utf8.count == 10, name.equalsASCIICaseInsensitive("connection") else { return }
-        for token in value.split(separator: ",") {
-            let t = token.trimmingASCIISpaces()
-            if !t.isEmpty, !t.equalsASCIICaseInsensitive("close"), !t.equalsASCIICaseInsensitive("keep-alive"),
-                !t.equalsASCIICaseInsensitive("host"), !t.equalsASCIICaseInsensitive("content-length")
-            {
-                names.append(String(t))
+    /// Removes hop-by-hop headers, and every header the `Connection` header names (never `Host` or
+    /// `Content-Length`). One pass to find whether anything must go (usually `Connection` and
+    /// `Keep-Alive` from a keep-alive origin), then one pass into a new header list: no list of
+    /// names is built and the shared storage is copied once, not once per removed name.
+    public static func removeHopByHop(_ headers: inout HTTPHeaders) {
+        var found = false
+        var connection: String? = nil
+        var connections = 0
+        for (name, value) in headers where isHopByHop(name) {
+            found = true
+            if name.utf8.count == 10, name.equalsASCIICaseInsensitive("connection") {
+                connection = value
+                connections += 1
             }
         }
+        guard found else { return }
+        var kept = HTTPHeaders()
+        kept.reserveCapacity(headers.count)
+        for (name, value) in headers {
+            if isHopByHop(name) { continue }
+            if connections > 0, !frames(name), nominated(name, connection: connection, connections: connections, in: headers) { continue }
+            kept.add(name: name, value: value)
+        }
+        headers = kept
     }
 
-    /// Removes hop-by-hop headers, and every header the `Connection` header names (never `Host` or
-    /// `Content-Length`).
-    public static func removeHopByHop(_ headers: inout HTTPHeaders) {
-        var present: [String] = []
-        for (name, value) in headers where isHopByHop(name) {
-            collectHopByHop(name: name, value: value, into: &present)
+    /// `Host` and `Content-Length`: a `Connection` header that names them does not remove them.
+    private static func frames(_ name: String) -> Bool {
+        (name.utf8.count == 4 && name.equalsASCIICaseInsensitive("host"))
+            || (name.utf8.count == 14 && name.equalsASCIICaseInsensitive("content-length"))
+    }
+
+    /// True when a `Connection` header names `name` (`connection` is its value when there is one).
+    private static func nominated(_ name: String, connection: String?, connections: Int, in headers: HTTPHeaders) -> Bool {
+        if connections == 1, let connection { return tokenList(connection, contains: name) }
+        for (n, value) in headers where n.utf8.count == 10 && n.equalsASCIICaseInsensitive("connection") {
+            if tokenList(value, contains: name) { return true }
         }
-        for name in present { headers.remove(name: name) }
+        return false
+    }
+
+    /// True when the comma-separated `list` has `name` among its tokens (ASCII case-insensitive,
+    /// spaces around tokens ignored), without allocating.
+    static func tokenList(_ list: String, contains name: String) -> Bool {
+        let utf8 = list.utf8
+        var start = utf8.startIndex
+        while start < utf8.endIndex {
+            let stop = utf8[start...].firstIndex(of: UInt8(ascii: ",")) ?? utf8.endIndex
+            let token = list[start..<stop].trimmingASCIISpaces()
+            if token.utf8.count == name.utf8.count, asciiCaseInsensitiveEquals(token, name) { return true }
+            start = stop < utf8.endIndex ? utf8.index(after: stop) : stop
+        }
+        return false
+    }
+
+    private static func asciiCaseInsensitiveEquals(_ a: Substring, _ b: String) -> Bool {
+        for (x, y) in zip(a.utf8, b.utf8) {
+            let lx = (x >= 0x41 && x <= 0x5A) ? x | 0x20 : x
+            let ly = (y >= 0x41 && y <= 0x5A) ? y | 0x20 : y
+            if lx != ly { return false }
+        }
+        return true
     }
 
     /// Prepares an origin response's headers for the client.

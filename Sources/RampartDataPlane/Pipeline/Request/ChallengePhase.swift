@@ -1,0 +1,157 @@
+import NIOCore
+import RampartCore
+
+/// The challenge, when the site's mode asks for it (elevated or under attack) or the client's TLS
+/// fingerprint is on the site's challenge list (then treated as under attack with proof of work).
+///
+/// Who passes without a challenge: exempt paths; holders of configured API keys (when the site
+/// says so) and allow-listed addresses; a session the origin keeps vouching for, at one person's
+/// rate; a valid clearance, at one person's rate (a clearance that keeps exceeding it is revoked on
+/// every loop). Who is challenged: everyone else, with the cookie check, proof of work or the
+/// no-JavaScript wait as the tier says; a client that keeps coming back without the cookie it was
+/// given is struck and meets proof of work. See ``ChallengePolicy/decide``.
+enum ChallengePhase {
+    static func run(_ request: inout RequestContext, loop: LoopContext, now: NIODeadline) -> PhaseResult {
+        let site = request.site!
+        let forced = request.fingerprintVerdict == .challenge
+        guard site.defence.mode != .normal || forced, site.config.challenge.enabled else { return .next }
+        return decide(&request, loop: loop, forced: forced, now: now)
+    }
+
+    /// Decides the request as the stage would now (also for a request that waited in an origin
+    /// queue while its site started challenging).
+    static func decide(_ request: inout RequestContext, loop: LoopContext, forced: Bool, now: NIODeadline) -> PhaseResult {
+        let site = request.site!
+        let config = site.config
+        let defence = site.defence
+        let client = request.client
+        let target = request.accepted.target
+        let headers = request.head.headers
+        let path = target.firstIndex(of: "?").map { target[..<$0] } ?? Substring(target)
+        if ChallengePolicy.isExempt(path: path, config: config.challenge) { return .next }
+        // An address the origin served well goes first in queues but is not excused from
+        // challenges: a bot that got pages before the attack was detected would be, too.
+        // Only keys the operator configured skip the challenge: an unknown key or bearer token earns
+        // nothing (a flood would only need to add a random one).
+        let allow = loop.config.source.knownGood.allow
+        if (config.challenge.exemptKeyHolders && request.apiKey?.configured == true) || (!allow.isEmpty && allow.contains(client)) {
+            return .next
+        }
+        let mono = Int64(now.uptimeNanoseconds)
+        if let credential = request.credential, loop.knownGoodCredentials.contains(credential, now: mono) {
+            // A session the origin keeps vouching for passes, at one person's rate.
+            if case .limited = defence.credentialBuckets.take(credential, now: mono) {
+                defence.traffic.clearanceLimited += 1
+                if loop.strike(client, reason: .clearanceLimited) { request.keepAlive = false }
+                return .respond(.refusal(.clearanceLimited, retryAfter: 2))
+            }
+            request.challengeChecked = true
+            request.cleared = true
+            return .next
+        }
+        let unix = unixNow()
+        let agent = headers.first(name: "user-agent") ?? ""
+        var level: Clearance.Level?
+        var clearanceKey: IPAddress?
+        if let value = ChallengeRoutes.cookie(ChallengeRoutes.cookie, in: headers["cookie"]) {
+            switch Clearance.verify(value, keys: &loop.keys, client: client, userAgent: agent, now: unix) {
+            case .success(let clearance):
+                if defence.revoked.isBanned(clearance.key, now: mono) {
+                    failed(&request, loop: loop, detail: "revoked clearance")
+                } else {
+                    level = clearance.level
+                    clearanceKey = clearance.key
+                }
+            case .failure(let failure):
+                failed(&request, loop: loop, detail: "clearance cookie: \(failure.rawValue)")
+            }
+        }
+        let method: HTTPMethodName = request.head.method == .GET || request.head.method == .HEAD ? .get : .other
+        var noCookies = false
+        if level == nil {
+            defence.traffic.uncleared += 1
+            noCookies = defence.keepsNoCookies(client, now: mono)
+        } else {
+            defence.traffic.cleared += 1
+            defence.traffic.clearedTargets.add(hash: hashBytes(target.utf8))
+        }
+        let suspicious = noCookies || ChallengePolicy.isSuspiciousAgent(agent, config: config.challenge)
+        let secure = request.connection.scheme == "https"
+        let ttl = config.challenge.clearanceTTL.nanoseconds / 1_000_000_000
+        switch ChallengePolicy.decide(
+            mode: forced ? .underAttack : defence.mode, tier: forced ? .pow : defence.tier, method: method, exemptRoute: false, exempt: false,
+            clearance: level, suspicious: suspicious
+        ) {
+        case .pass:
+            request.challengeChecked = true
+            if let key = clearanceKey {
+                request.cleared = true
+                loop.counters.clearedRequests += 1
+                let (limited, revoke) = defence.clearanceOverLimit(key, now: mono)
+                if limited {
+                    defence.traffic.clearanceLimited += 1
+                    if revoke {
+                        loop.rejectionLog.log(reason: .clearanceLimited, client: client, detail: "clearance revoked")
+                        // Revoked on every event loop, not only on the one that saw the abuse.
+                        loop.revokeEverywhere?(config.name, key)
+                    }
+                    if loop.strike(client, reason: .clearanceLimited) { request.keepAlive = false }
+                    return .respond(.refusal(.clearanceLimited, retryAfter: 2))
+                }
+            } else if method == .get {
+                // Hand out a clearance with the page: clients that keep cookies show it from now on,
+                // which is how the detector tells them from a flood that keeps none.
+                let clearance = Clearance.issue(level: .cookie, client: client, now: unix, ttl: ttl)
+                request.setCookie = defence.cookie(clearance, keys: &loop.keys, userAgent: agent, now: unix, secure: secure)
+                loop.counters.clearancesIssued += 1
+            }
+            return .next
+        case .refuse:
+            return .respond(.refusal(.challengeRequired, retryAfter: 5))
+        case .challenge(let tier):
+            defence.traffic.challenged += 1
+            loop.counters.challengesIssued += 1
+            let language = ChallengePage.language(acceptLanguage: headers.first(name: "accept-language"))
+            if tier == .cookie, !noCookies {
+                let clearance = Clearance.issue(level: .cookie, client: client, now: unix, ttl: ttl)
+                let cookie = defence.cookie(clearance, keys: &loop.keys, userAgent: agent, now: unix, secure: secure)
+                loop.counters.clearancesIssued += 1
+                // Back to the same, normalised target; never to another host (`//evil`, `/\evil`).
+                let location = ChallengeRoutes.safeReturn(Substring(target))
+                return .respond(.page(
+                    status: .found, body: ChallengePage.redirect(language: language, location: location),
+                    headers: [("Location", location), ("Set-Cookie", cookie), ("X-Rampart-Challenge", "cookie")], decision: "challenged"
+                ))
+            }
+            if noCookies, loop.strike(client, reason: .challengeRequired) { request.keepAlive = false }
+            let accept = headers.first(name: "accept")
+            guard method == .get, accept == nil || accept!.contains("text/html") || accept!.contains("*/*") else {
+                return .respond(.refusal(.challengeRequired, retryAfter: 5))
+            }
+            return .respond(proofOfWorkPage(request, language: language, loop: loop, unix: unix))
+        }
+    }
+
+    /// A clearance that failed its check: counted, logged, struck; the request goes on without one.
+    private static func failed(_ request: inout RequestContext, loop: LoopContext, detail: String) {
+        loop.counters.challengeFailures += 1
+        loop.rejectionLog.log(reason: .challengeFailed, client: request.client, detail: detail)
+        if loop.strike(request.client, reason: .challengeFailed) { request.keepAlive = false }
+    }
+
+    /// The proof-of-work page, with a signed challenge and a no-JavaScript wait ticket bound to the
+    /// client's subnet.
+    private static func proofOfWorkPage(_ request: RequestContext, language: ChallengePage.Language, loop: LoopContext, unix: Int64) -> LocalAnswer {
+        let config = request.siteConfig.challenge
+        let returnTo = request.accepted.target
+        let subnet = SubnetBinding.tag(request.client)
+        let challenge = Stamp(kind: .pow, issued: unix, parameter: UInt8(config.difficulty), subnet: subnet).encode(keys: &loop.keys)
+        let ticket = Stamp(kind: .wait, issued: unix, parameter: UInt8(config.waitSeconds), subnet: subnet).encode(keys: &loop.keys)
+        let waitURL = "\(ChallengeRoutes.wait)?r=\(PercentCoding.encode(returnTo))&t=\(ticket)"
+        let page = ChallengePage.proofOfWork(
+            language: language, challenge: challenge, difficulty: config.difficulty, returnTo: returnTo,
+            waitURL: waitURL, waitSeconds: config.waitSeconds, requestID: request.id
+        )
+        return .page(status: .forbidden, body: page, headers: [("X-Rampart-Challenge", "pow")], decision: "challenged")
+    }
+}
