@@ -26,7 +26,7 @@ public final class Gateway: Sendable {
     private let bans: NIOLoopBound<BanRegistry>
     private let detection: NIOLoopBound<DetectionService>
     /// The state database (nil: none); reports read older incidents' full records from it.
-    private let store: StateStore?
+    private let store: (any GatewayStore)?
     private let accessLogSink: AccessLogSink?
 
     private struct ControlState {
