@@ -19,14 +19,21 @@ public final class AdminServer: Sendable {
     let metrics: GatewayMetrics
     /// Reloads the config file (nil when the gateway runs from flags).
     let reload: (@Sendable () async throws -> Void)?
+    /// The state folder's signing key: incident reports derive their source pseudonyms from it
+    /// (`reports.sources: hashed`); nil refuses hashed reports.
+    let signingSecret: [UInt8]?
 
-    public init(gateway: Gateway, token: String, logger: Logger, reload: (@Sendable () async throws -> Void)?) {
+    public init(gateway: Gateway, token: String, logger: Logger, reload: (@Sendable () async throws -> Void)?, signingSecret: [UInt8]? = nil) {
         self.gateway = gateway
         self.token = token
         self.logger = logger
         self.metrics = GatewayMetrics()
         self.reload = reload
+        self.signingSecret = signingSecret
     }
+
+    /// The report's own CSP: inline style (and SVG) only; no script, nothing loaded, never framed.
+    static let reportContentSecurityPolicy = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
     /// Binds `address` and serves until the task is cancelled. `bound` gets the bound port first.
     public func run(address: HostPort, bound: @escaping @Sendable (Int) -> Void) async throws {
@@ -149,10 +156,38 @@ public final class AdminServer: Sendable {
             return Self.json(try await gateway.top(n))
         }
         router.get("/api/incidents") { _, _ -> Response in
-            Self.json(try await gateway.incidents().reversed().map { $0 })
+            Self.json(try await gateway.incidents().reversed().map(\.summary))
+        }
+        let signingSecret = self.signingSecret
+        router.get("/api/incidents/{id}/report") { request, context -> Response in
+            let formatText = request.uri.queryParameters.get("format") ?? "html"
+            let stageText = request.uri.queryParameters.get("stage") ?? "notification"
+            guard let format = ReportFormat(rawValue: formatText) else {
+                return Self.problem(.badRequest, "unknown format '\(formatText)'; expected html, json, stix or misp")
+            }
+            guard let stage = ReportStage(rawValue: stageText) else {
+                return Self.problem(.badRequest, "unknown stage '\(stageText)'; expected early-warning, notification or final")
+            }
+            guard let id = context.parameters.get("id", as: Int.self), let incident = try await gateway.incident(id: id) else {
+                return Self.problem(.notFound, "no such incident")
+            }
+            let options = ReportOptions(config: gateway.currentConfig.reports, hashKey: signingSecret.map(ReportOptions.hashKey(fromSigningSecret:)))
+            let text: String
+            do {
+                text = try IncidentReport.render(incident, stage: stage, format: format, options: options, now: Int64(Date().timeIntervalSince1970))
+            } catch {
+                return Self.problem(.conflict, "\(error)")
+            }
+            let name = format.fileName(incident: incident.id, stage: stage)
+            var headers: HTTPFields = [
+                .contentType: format.contentType, .cacheControl: "no-store",
+                .contentDisposition: "\(format == .html ? "inline" : "attachment"); filename=\"\(name)\"",
+            ]
+            if format == .html { headers[.contentSecurityPolicy] = Self.reportContentSecurityPolicy }
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
         }
         router.get("/api/incidents/{id}") { _, context -> Response in
-            guard let id = context.parameters.get("id", as: Int.self), let incident = try await gateway.incidents().first(where: { $0.id == id }) else {
+            guard let id = context.parameters.get("id", as: Int.self), let incident = try await gateway.incident(id: id) else {
                 return Self.problem(.notFound, "no such incident")
             }
             return Self.json(incident)
@@ -287,7 +322,7 @@ struct StatsFrame: Codable {
             sites: try await gateway.siteStatus().map(SiteView.init),
             top: try await gateway.top(10),
             bans: try await gateway.bans().count,
-            incidents: Array(try await gateway.incidents().suffix(20).reversed())
+            incidents: Array(try await gateway.incidents().suffix(20).reversed().map(\.summary))
         )
     }
 }

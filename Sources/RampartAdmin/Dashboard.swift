@@ -30,6 +30,7 @@ enum Dashboard {
         td,th{padding:.25em .4em;border-bottom:1px solid var(--line);text-align:left;overflow-wrap:anywhere}th{color:var(--muted);font-weight:600}
         td.n{text-align:right;font-variant-numeric:tabular-nums}
         td.mono{font-family:ui-monospace,monospace;font-size:.85em;word-break:break-all}
+        td.reports{font-size:.8em;white-space:nowrap}section.wide{grid-column:1/-1}
         .mode{display:inline-block;padding:.1em .6em;border-radius:1em;font-weight:600;color:#fff}
         .normal{background:var(--ok)}.elevated{background:var(--warn)}.under_attack{background:var(--bad)}
         canvas{width:100%;height:160px;display:block}.legend span{margin-right:1em;font-size:.85em}
@@ -47,7 +48,7 @@ enum Dashboard {
         <main id="sites"></main>
         <main><section><h2>Top sources (last second)</h2><table id="topSources"></table></section>
         <section><h2>Top subnets, paths and TLS fingerprints</h2><table id="topOther"></table></section>
-        <section><h2>Incidents</h2><table id="incidents"></table></section></main>
+        <section class="wide"><h2>Incidents</h2><table id="incidents"></table></section></main>
         <script>
         "use strict";
         const history = {}; const N = 120;
@@ -104,12 +105,25 @@ enum Dashboard {
         }
         function fillIncidents(frame){
           const t=document.getElementById("incidents");t.replaceChildren();
-          t.appendChild(el("tr")).append(el("th",{},"#"),el("th",{},"site"),el("th",{},"start"),el("th",{},"length"),el("th",{},"peak"),el("th",{},"summary"));
+          t.appendChild(el("tr")).append(el("th",{},"#"),el("th",{},"site"),el("th",{},"start"),el("th",{},"length"),el("th",{},"peak"),el("th",{},"summary"),el("th",{},"NIS2 report"));
           for(const i of frame.incidents){
             const start=new Date(i.start*1000),len=((i.end||frame.time)-i.start);
             t.appendChild(el("tr")).append(el("td",{},i.id),el("td",{},i.site),el("td",{},start.toLocaleString()),el("td",{},len+" s"+(i.end?"":" (open)")),
               el("td",{},i.peakMode.replace("_"," ")+", "+i.peakRequestsPerSecond+" req/s"),
-              el("td",{},i.requests+" requests, "+i.toOrigin+" to origin, "+i.challenged+" challenged, "+i.limited+" limited"+(i.topSources.length?"; top "+i.topSources[0].key:"")))}
+              el("td",{},i.requests+" requests, "+i.toOrigin+" to origin, "+i.challenged+" challenged, "+i.limited+" limited"+(i.topSources.length?"; top "+i.topSources[0].key:"")),
+              reportLinks(i.id))}
+        }
+        // Download links for every stage and format of an incident's NIS2 report (plain GETs: the
+        // cookie authorises them).
+        function reportLinks(id){
+          const td=el("td",{class:"reports"});
+          for(const [stage,label] of [["early-warning","24 h"],["notification","72 h"],["final","final"]]){
+            const p=el("div",{},label+": ");
+            for(const f of ["html","json","stix","misp"]){
+              const a=el("a",{href:"/api/incidents/"+id+"/report?format="+f+"&stage="+stage,class:"report",...(f==="html"?{target:"_blank",rel:"noopener"}:{download:""})},f.toUpperCase());
+              p.append(a," ")}
+            td.appendChild(p)}
+          return td
         }
         function connect(){
           const es=new EventSource("/api/stream");

@@ -81,6 +81,36 @@ enum OpenAPIDocument {
                 topAgents: {type: array, items: {$ref: '#/components/schemas/TopEntry'}}
                 topFingerprints: {type: array, items: {$ref: '#/components/schemas/TopEntry'}, description: JA4 TLS fingerprints}
                 timeline: {type: array, items: {type: string}}
+                shed: {type: integer, description: refused because the origin queue was full (absent in incidents recorded before reports)}
+                clearanceLimited: {type: integer}
+                originErrors: {type: integer}
+                bansIssued: {type: integer, description: bans issued while the incident was open}
+                peak:
+                  type: object
+                  description: the busiest second and the origin's mean latency and queue in it
+                  properties:
+                    time: {type: integer}
+                    requests: {type: integer}
+                    originLatencyMillis: {type: number}
+                    originQueue: {type: integer}
+                series:
+                  type: object
+                  description: per-second series (at most 3600 points; adjacent points merged when full, step doubling); only on /api/incidents/{id}
+                  properties:
+                    step: {type: integer, description: seconds per point}
+                    capacity: {type: integer}
+                    points: {type: array, items: {type: object}}
+                events:
+                  type: array
+                  description: mode changes, bans and operator actions (at most 500); only on /api/incidents/{id}
+                  items:
+                    type: object
+                    properties:
+                      time: {type: integer}
+                      kind: {type: string, enum: [mode, operator_mode, ban, operator_ban, operator_unban]}
+                      text: {type: string}
+                      address: {type: string}
+                eventsDropped: {type: integer}
         security:
           - bearer: []
         paths:
@@ -184,7 +214,7 @@ enum OpenAPIDocument {
                 '401': {description: No or wrong token}
           /api/incidents:
             get:
-              summary: Incidents, newest first.
+              summary: Incidents, newest first (without their per-second series and events; see /api/incidents/{id}).
               responses:
                 '200':
                   description: Incidents
@@ -200,6 +230,24 @@ enum OpenAPIDocument {
               responses:
                 '200': {description: Incident}
                 '404': {description: No such incident}
+                '401': {description: No or wrong token}
+          /api/incidents/{id}/report:
+            get:
+              summary: A NIS2 Art. 23 incident report (early warning, notification or final) as HTML, JSON, STIX 2.1 or MISP.
+              parameters:
+                - {name: id, in: path, required: true, schema: {type: integer}}
+                - {name: format, in: query, schema: {type: string, enum: [html, json, stix, misp], default: html}}
+                - {name: stage, in: query, schema: {type: string, enum: [early-warning, notification, final], default: notification}}
+              responses:
+                '200':
+                  description: 'The report, with Content-Disposition naming the file (rampart-incident-ID-STAGE.EXT)'
+                  content:
+                    text/html: {schema: {type: string}}
+                    application/json: {schema: {type: object}}
+                    application/stix+json;version=2.1: {schema: {type: object}}
+                '400': {description: Unknown format or stage}
+                '404': {description: No such incident}
+                '409': {description: 'The report cannot be made: reports.sources is hashed and the gateway has no pseudonym key, or the stored incident is damaged'}
                 '401': {description: No or wrong token}
           /api/reload:
             post:

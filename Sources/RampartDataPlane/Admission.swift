@@ -29,6 +29,9 @@ final class BanRegistry {
     private let store: (any BanStore)?
     /// Why each ban in force was issued (for the admin API); bounded by the list's capacity.
     private(set) var reasons: [IPAddress: String] = [:]
+    /// Told of every automatic ban (address, reason, seconds), on the accept loop: incidents
+    /// record them.
+    var onAutomaticBan: ((IPAddress, String, Int64) -> Void)?
 
     init(policy: BanPolicy, loop: LoopContext, store: (any BanStore)?) {
         self.list = BanList(policy: policy)
@@ -74,6 +77,7 @@ final class BanRegistry {
         persist(ip, reason: reason)
         loop.counters.bansIssued += 1
         loop.logger.notice("source banned", metadata: ["client": "\(ip)", "seconds": "\(length.nanoseconds / 1_000_000_000)", "reason": "\(reason)"])
+        onAutomaticBan?(ip, reason, length.nanoseconds / 1_000_000_000)
     }
 }
 

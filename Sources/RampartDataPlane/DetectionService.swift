@@ -86,6 +86,10 @@ final class DetectionService {
     /// Called with every mode change and when incidents open and close (alert webhooks).
     var alert: (@Sendable (AlertEvent) -> Void)?
     static let keptIncidents = 200
+    /// Closed incidents that keep their per-second series and events in memory (newest first);
+    /// older ones keep their summary here and their full record in the state database, so memory
+    /// stays bounded (a full series is up to 3600 points, about 260 KB).
+    static let detailedIncidents = 20
 
     private let store: (any GatewayStore)?
     /// Operators' overrides as stored in the state database, by site (kept equal to it).
@@ -121,6 +125,7 @@ final class DetectionService {
                 store.saveIncident(closed)
                 return closed
             }
+            trimDetails()
             nextIncident = (incidents.map(\.id).max() ?? 0) + 1
         } catch {
             logger.error("cannot read stored incidents; starting without them", metadata: ["error": "\(error)"])
@@ -199,7 +204,7 @@ final class DetectionService {
             let change = controller.observe(second, at: now)
             controllers[site] = controller
             last[site] = second
-            account(site: site, second: second, controller: controller)
+            account(site: site, second: second, controller: controller, at: now)
             if now % 5 == 0, let (incident, _) = open[site] { store?.saveIncident(incident) }
             if let change { changed(site: site, change: change, controller: controller, at: now) }
         }
@@ -221,7 +226,25 @@ final class DetectionService {
         } else if storedOverrides.removeValue(forKey: site) != nil {
             store?.removeModeOverride(site: site)
         }
-        return force(site: site, mode: mode, reason: nil)
+        let forced = force(site: site, mode: mode, reason: nil)
+        // After the change: an override that opens an incident is the incident's first action.
+        note(site: site, IncidentEvent(
+            time: unixNow(), kind: .operatorMode,
+            text: mode.map { "an operator forced the mode to \($0.rawValue) (admin API)" } ?? "an operator returned the site to automatic mode (admin API)"
+        ))
+        return forced
+    }
+
+    /// Adds `event` to `site`'s open incident, or to every open incident when `site` is nil (bans
+    /// apply to the whole gateway). Nothing happens when no incident is open.
+    func note(site: String?, _ event: IncidentEvent) {
+        for key in Array(open.keys) where site == nil || key == site {
+            guard let (kept, totals) = open.removeValue(forKey: key) else { continue }
+            var incident = kept
+            incident.note(event)
+            if event.kind == .ban || event.kind == .operatorBan { incident.bansIssued = (incident.bansIssued ?? 0) + 1 }
+            open[key] = (incident, totals)
+        }
     }
 
     /// Puts the override in force on the controller and publishes the change. False when the site
@@ -253,36 +276,68 @@ final class DetectionService {
             reason: change.reason, manual: change.manual, incident: nil
         ))
         let line = "\(now) \(change.from.rawValue) -> \(change.to.rawValue) (\(change.tier.rawValue))\(change.manual ? " by operator" : ""): \(change.reason)"
+        let event = IncidentEvent(
+            time: now, kind: .mode,
+            text: "\(change.from.rawValue) -> \(change.to.rawValue) (challenge tier \(change.tier.rawValue))\(change.manual ? " by an operator" : ""): \(change.reason)"
+        )
         if change.to != .normal {
             if var (incident, totals) = open[site] {
                 incident.timeline.append(line)
+                incident.note(event)
                 if change.to > SiteMode(rawValue: incident.peakMode) ?? .normal { incident.peakMode = change.to.rawValue }
                 open[site] = (incident, totals)
                 store?.saveIncident(incident)
             } else {
-                let incident = Incident(id: nextIncident, site: site, start: now, mode: change.to, line: line)
+                var incident = Incident(id: nextIncident, site: site, start: now, mode: change.to, line: line)
+                incident.note(event)
                 nextIncident += 1
                 open[site] = (incident, TrafficSecond())
-                if let second = last[site] { account(site: site, second: second, controller: controller) }
+                if let second = last[site] { account(site: site, second: second, controller: controller, at: now) }
                 store?.saveIncident(open[site]!.0)
                 alert?(AlertEvent(kind: .incidentOpened, site: site, from: change.from.rawValue, to: change.to.rawValue, tier: change.tier.rawValue,
-                                  reason: change.reason, manual: change.manual, incident: open[site]!.0))
+                                  reason: change.reason, manual: change.manual, incident: open[site]!.0.summary))
             }
         } else if var (incident, totals) = open.removeValue(forKey: site) {
             incident.timeline.append(line)
+            incident.note(event)
             incident.end = now
             Self.summarise(&incident, totals)
             incidents.append(incident)
             if incidents.count > Self.keptIncidents { incidents.removeFirst(incidents.count - Self.keptIncidents) }
+            trimDetails()
             store?.saveIncident(incident)
             alert?(AlertEvent(kind: .incidentClosed, site: site, from: change.from.rawValue, to: change.to.rawValue, tier: change.tier.rawValue,
-                              reason: change.reason, manual: change.manual, incident: incident))
+                              reason: change.reason, manual: change.manual, incident: incident.summary))
         }
     }
 
-    private func account(site: String, second: TrafficSecond, controller: ModeController) {
-        guard var (incident, totals) = open[site] else { return }
+    /// Drops the series and events of closed incidents older than the newest ``detailedIncidents``.
+    private func trimDetails() {
+        guard incidents.count > Self.detailedIncidents else { return }
+        for i in 0..<(incidents.count - Self.detailedIncidents) where incidents[i].series != nil || incidents[i].events != nil {
+            incidents[i] = incidents[i].summary
+        }
+    }
+
+    private func account(site: String, second: TrafficSecond, controller: ModeController, at now: Int64) {
+        // Taken out of the dictionary (and the series out of the incident) so that appending to
+        // the series mutates it in place instead of copying up to 3600 points every second.
+        guard var (incident, totals) = open.removeValue(forKey: site) else { return }
         totals.merge(second)
+        if second.requests > incident.peakRequestsPerSecond || incident.peak == nil {
+            incident.peak = IncidentPeak(
+                time: now, requests: second.requests,
+                originLatencyMillis: (second.meanLatencyMillis * 10).rounded() / 10, originQueue: second.queuePeak
+            )
+        }
+        var series = incident.series ?? IncidentSeries()
+        incident.series = nil
+        series.add(SeriesPoint(
+            time: now, requests: second.requests, toOrigin: second.toOrigin, cacheServed: second.cacheServed,
+            challenged: second.challenged, cleared: second.cleared, refused: second.limited + second.shed + second.clearanceLimited,
+            originQueue: second.queuePeak, latencyWeightedMillis: second.meanLatencyMillis * Double(second.toOrigin)
+        ))
+        incident.series = series
         incident.peakRequestsPerSecond = max(incident.peakRequestsPerSecond, second.requests)
         incident.peakDistinctSources = max(incident.peakDistinctSources, second.sources.estimate)
         Self.summarise(&incident, totals)
@@ -296,6 +351,9 @@ final class DetectionService {
         incident.cleared = t.cleared
         incident.limited = t.limited
         incident.cacheServed = t.cacheServed
+        incident.shed = t.shed
+        incident.clearanceLimited = t.clearanceLimited
+        incident.originErrors = t.originErrors
         incident.topSources = t.topSources.top(10).map { TopEntry(key: $0.key.description, count: $0.count) }
         incident.topSubnets = t.topSubnets.top(10).map { TopEntry(key: $0.key.defaultSubnetDescription, count: $0.count) }
         incident.topPaths = t.topPaths.top(10).map { TopEntry(key: $0.key, count: $0.count) }

@@ -25,6 +25,8 @@ public final class Gateway: Sendable {
     private let checker: NIOLoopBound<HealthChecker>
     private let bans: NIOLoopBound<BanRegistry>
     private let detection: NIOLoopBound<DetectionService>
+    /// The state database (nil: none); reports read older incidents' full records from it.
+    private let store: (any GatewayStore)?
     private let accessLogSink: AccessLogSink?
 
     private struct ControlState {
@@ -89,9 +91,18 @@ public final class Gateway: Sendable {
                 }
             }.wait()
         }
+        self.store = store
         let allContexts = Array(contexts.values)
-        self.detection = try acceptLoop.submit {
+        let detectionService = try acceptLoop.submit {
             NIOLoopBound(DetectionService(loop: acceptLoop, contexts: allContexts, logger: logger, store: store), eventLoop: acceptLoop)
+        }.wait()
+        self.detection = detectionService
+        try acceptLoop.submit {
+            bans.value.onAutomaticBan = { ip, reason, seconds in
+                detectionService.value.note(site: nil, IncidentEvent(
+                    time: unixNow(), kind: .ban, text: "source banned for \(seconds) s: \(reason)", address: ip.description
+                ))
+            }
         }.wait()
         let publishTo = contexts
         self.checker = try acceptLoop.submit {
@@ -422,13 +433,37 @@ public final class Gateway: Sendable {
     /// Bans `address` for `length` (refused at accept from now on).
     public func ban(_ address: IPAddress, length: TimeAmount, reason: String) async throws {
         let bans = self.bans
-        try await acceptLoop.submit { bans.value.ban(address, length: length, reason: reason) }.get()
+        let detection = self.detection
+        try await acceptLoop.submit {
+            bans.value.ban(address, length: length, reason: reason)
+            detection.value.note(site: nil, IncidentEvent(
+                time: unixNow(), kind: .operatorBan,
+                text: "an operator banned the address for \(length.nanoseconds / 1_000_000_000) s (admin API): \(reason)", address: address.description
+            ))
+        }.get()
     }
 
     /// Lifts a ban; false when none was in force.
     public func unban(_ address: IPAddress) async throws -> Bool {
         let bans = self.bans
-        return try await acceptLoop.submit { bans.value.unban(address) }.get()
+        let detection = self.detection
+        return try await acceptLoop.submit {
+            let lifted = bans.value.unban(address)
+            if lifted {
+                detection.value.note(site: nil, IncidentEvent(
+                    time: unixNow(), kind: .operatorUnban, text: "an operator lifted the ban on the address (admin API)", address: address.description
+                ))
+            }
+            return lifted
+        }.get()
+    }
+
+    /// Incident `id` in full (with its series and events): from memory, or for an older one whose
+    /// details memory no longer holds, from the state database. Nil when there is no such incident.
+    public func incident(id: Int) async throws -> Incident? {
+        guard let found = try await incidents().first(where: { $0.id == id }) else { return nil }
+        guard found.series == nil, found.events == nil, let store else { return found }
+        return (try? store.incident(id: id)) ?? found
     }
 
     /// Incidents kept in memory: closed ones, then open ones.

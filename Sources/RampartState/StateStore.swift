@@ -129,14 +129,26 @@ public final class StateStore: Sendable {
         }
     }
 
-    /// Stores an incident (open ones are updated as they go; the last write wins).
+    /// Stores an incident (open ones are updated as they go; the last write wins). The JSON is
+    /// made on the write queue, not the caller's thread: with its per-second series an incident
+    /// can be a few hundred kilobytes, and the caller is an event loop.
     public func saveIncident(_ incident: Incident) {
-        guard let body = try? String(decoding: JSONEncoder().encode(incident), as: UTF8.self) else { return }
         write("incident") { db in
+            let body = String(decoding: try JSONEncoder().encode(incident), as: UTF8.self)
             try db.execute(
                 sql: "INSERT OR REPLACE INTO incident (id, site, start, \"end\", body) VALUES (?, ?, ?, ?, ?)",
                 arguments: [incident.id, incident.site, incident.start, incident.end, body]
             )
+        }
+    }
+
+    /// Incident `id` as stored, nil when there is none (or its record cannot be read).
+    public func incident(id: Int) throws -> Incident? {
+        try queue.sync {
+            try db.read { db in
+                try String.fetchOne(db, sql: "SELECT body FROM incident WHERE id = ?", arguments: [id])
+                    .flatMap { try? JSONDecoder().decode(Incident.self, from: Data($0.utf8)) }
+            }
         }
     }
 

@@ -20,7 +20,7 @@ struct Rampart: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rampart",
         abstract: "An HTTP edge gateway that keeps websites up during application-layer DDoS attacks.",
-        subcommands: [Run.self, Check.self, Demo.self, Top.self, Ban.self, Mode.self, Incidents.self, ReplayCommand.self, Keys.self]
+        subcommands: [Run.self, Check.self, Demo.self, Top.self, Ban.self, Mode.self, Incidents.self, Report.self, ReplayCommand.self, Keys.self]
     )
 }
 
@@ -256,7 +256,7 @@ func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, thread
     for (listener, address) in zip(config.listeners, addresses) {
         say("Rampart listening on \(listener.tls == nil ? "http" : "https")://\(HostPort(host: listener.address.host, port: address.port ?? listener.address.port))/")
     }
-    let adminTask = try await startAdmin(config, source: source, gateway: gateway, logger: logger)
+    let adminTask = try await startAdmin(config, source: source, gateway: gateway, logger: logger, signingSecret: secret)
     started()
 
     for await signal in signals.stream {
@@ -293,7 +293,7 @@ func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, thread
 /// is a terminal, or the token was made on this start (nobody has it yet). Otherwise standard
 /// output is probably a log file, and the line says where the token is instead. A port that cannot
 /// be bound is logged and the gateway runs on without it: protection comes first.
-func startAdmin(_ config: GatewayConfig, source: ConfigSource, gateway: Gateway, logger: Logger) async throws -> Task<Void, Never>? {
+func startAdmin(_ config: GatewayConfig, source: ConfigSource, gateway: Gateway, logger: Logger, signingSecret: [UInt8]) async throws -> Task<Void, Never>? {
     guard config.adminEnabled else { return nil }
     let token: AdminToken
     do {
@@ -310,7 +310,7 @@ func startAdmin(_ config: GatewayConfig, source: ConfigSource, gateway: Gateway,
             try await gateway.reload(newConfig)
         }
     }
-    let admin = AdminServer(gateway: gateway, token: token.value, logger: logger, reload: reload)
+    let admin = AdminServer(gateway: gateway, token: token.value, logger: logger, reload: reload, signingSecret: signingSecret)
     let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
     let address = config.adminAddress
     let task = Task {

@@ -222,8 +222,9 @@ final class ConfigReader {
 
     // MARK: - Sections
 
-    static let rootKeys = ["listeners", "sites", "trusted_proxies", "default_site", "admin", "state", "limits", "timeouts", "known_good", "bans", "access_log", "alerts"]
+    static let rootKeys = ["listeners", "sites", "trusted_proxies", "default_site", "admin", "state", "limits", "timeouts", "known_good", "bans", "access_log", "alerts", "reports"]
     static let alertKeys = ["webhooks"]
+    static let reportKeys = ["sources", "organisation", "sector"]
     static let accessLogKeys = ["path", "per_second"]
     static let banKeys = ["enabled", "strikes", "strikes_per_second", "duration", "max_duration", "capacity"]
     static let knownGoodKeys = ["successes", "min_age", "lifetime", "allow"]
@@ -361,6 +362,35 @@ final class ConfigReader {
                         let set = f.first { $0.0 == "duration" } ?? f.first { $0.0 == "max_duration" }
                         let lengths = "\(ValueBounds.describe(config.bans.duration)) > \(ValueBounds.describe(config.bans.maxDuration))"
                         report(set?.1 ?? v, "bans.\(set?.0 ?? "duration")", "bans.duration must not be longer than bans.max_duration (\(lengths))")
+                    }
+                }
+            case "reports":
+                if let f = fields(v, k, allowed: Self.reportKeys) {
+                    for (rk, rv) in f {
+                        let p = "reports.\(rk)"
+                        switch rk {
+                        case "sources":
+                            if let s = string(rv, p) {
+                                if let mode = SourceDisclosure(rawValue: s) { config.reports.sources = mode } else {
+                                    report(rv, p, "expected full, subnet or hashed")
+                                }
+                            }
+                        case "organisation":
+                            if let s = string(rv, p) {
+                                let name = s.trimmingCharacters()
+                                if name.isEmpty || name.utf8.count > 200 { report(rv, p, "expected a name of 1 to 200 characters") } else {
+                                    config.reports.organisation = name
+                                }
+                            }
+                        case "sector":
+                            if let s = string(rv, p) {
+                                if NIS2Taxonomy.sectors.contains(s) { config.reports.sector = s } else {
+                                    let hint = closest(s, in: NIS2Taxonomy.sectors).map { " (did you mean '\($0)'?)" } ?? ""
+                                    report(rv, p, "expected a NIS2 sector of the MISP nis2 taxonomy: \(NIS2Taxonomy.sectors.joined(separator: ", "))\(hint)")
+                                }
+                            }
+                        default: break
+                        }
                     }
                 }
             case "known_good":

@@ -303,6 +303,8 @@ public struct GatewayConfig: Hashable, Sendable {
     public var knownGood = KnownGoodConfig()
     /// Automatic bans of sources that keep tripping limits.
     public var bans = BanPolicy()
+    /// What NIS2 incident reports contain (`reports:`).
+    public var reports = ReportConfig()
 
     /// A config with the given listeners and sites and default everything else.
     public init(listeners: [ListenerConfig], sites: [SiteConfig]) {

@@ -38,6 +38,15 @@ public protocol IncidentStore: AnyObject, Sendable {
     func saveIncident(_ incident: Incident)
     /// The most recent `limit` incidents, oldest first.
     func incidents(limit: Int) throws -> [Incident]
+    /// Incident `id` as stored (with its series and events), nil when there is none.
+    func incident(id: Int) throws -> Incident?
+}
+
+extension IncidentStore {
+    /// Incident `id`, found among the stored ones (stores with an index do better).
+    public func incident(id: Int) throws -> Incident? {
+        try incidents(limit: Int.max).first { $0.id == id }
+    }
 }
 
 /// Operators' mode overrides set through the admin API.
