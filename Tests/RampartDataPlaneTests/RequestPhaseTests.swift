@@ -137,7 +137,7 @@ extension PhaseResult {
 
         // In flight: the same runtime, the old origin, the old site name.
         #expect(inFlight.site === before)
-        #expect(inFlight.siteConfig.origins.map(\.address.port) == [2])
+        #expect(inFlight.routed.config.origins.map(\.address.port) == [2])
         #expect(www.site?.name == "www")
         #expect(ForwardHeadPhase.run(&inFlight, loop: bench.loop).isNext)
         #expect(inFlight.forwardHead?.headers.first(name: "host") == "other.example")
@@ -150,7 +150,7 @@ extension PhaseResult {
         #expect(fresh.site?.name == "first")
         let otherNow = bench.routed(bench.request(headers: [("Host", "other.example")]))
         #expect(otherNow.site !== before)
-        #expect(otherNow.siteConfig.origins.map(\.address.port) == [4])
+        #expect(otherNow.routed.config.origins.map(\.address.port) == [4])
         #expect(otherNow.site?.defence === before.defence)
         #expect(bench.loop.sites.map(\.name) == ["first", "other"])
     }
@@ -290,7 +290,7 @@ extension PhaseResult {
 
         // The first request's response is stored through the response phase.
         let response = HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Content-Type": "text/html", "Cache-Control": "max-age=2"])
-        var fill = try #require(CacheFill(key: key, response: response, method: .GET, config: first.siteConfig.cache, allocator: ByteBufferAllocator()))
+        var fill = try #require(CacheFill(key: key, response: response, method: .GET, config: first.routed.config.cache, allocator: ByteBufferAllocator()))
         let appended = fill.append(ByteBuffer(string: "hello"))
         #expect(appended)
         fill.store(in: &bench.loop.sites[0].cache, now: bench.now)

@@ -35,7 +35,8 @@ public enum ForwardingHeaders {
         var connections = 0
         for (name, value) in headers where isHopByHop(name) {
             found = true
-            if name.utf8.count == 10, name.equalsASCIICaseInsensitive("connection") {
+            // `Connection: keep-alive` (or `close`) names no other header: nothing to look up later.
+            if name.utf8.count == 10, name.equalsASCIICaseInsensitive("connection"), namesOtherHeaders(value) {
                 connection = value
                 connections += 1
             }
@@ -51,6 +52,19 @@ public enum ForwardingHeaders {
         headers = kept
     }
 
+    /// True when a `Connection` value has a token other than `close` and `keep-alive`.
+    private static func namesOtherHeaders(_ value: String) -> Bool {
+        let utf8 = value.utf8
+        var start = utf8.startIndex
+        while start < utf8.endIndex {
+            let stop = utf8[start...].firstIndex(of: UInt8(ascii: ",")) ?? utf8.endIndex
+            let token = value[start..<stop].trimmingASCIISpaces()
+            if !token.isEmpty, !token.equalsASCIICaseInsensitive("keep-alive"), !token.equalsASCIICaseInsensitive("close") { return true }
+            start = stop < utf8.endIndex ? utf8.index(after: stop) : stop
+        }
+        return false
+    }
+
     /// `Host` and `Content-Length`: a `Connection` header that names them does not remove them.
     private static func frames(_ name: String) -> Bool {
         (name.utf8.count == 4 && name.equalsASCIICaseInsensitive("host"))
@@ -60,7 +74,7 @@ public enum ForwardingHeaders {
     /// True when a `Connection` header names `name` (`connection` is its value when there is one).
     private static func nominated(_ name: String, connection: String?, connections: Int, in headers: HTTPHeaders) -> Bool {
         if connections == 1, let connection { return tokenList(connection, contains: name) }
-        for (n, value) in headers where n.utf8.count == 10 && n.equalsASCIICaseInsensitive("connection") {
+        for (n, value) in headers where n.utf8.count == 10 && n.equalsASCIICaseInsensitive("connection") && namesOtherHeaders(value) {
             if tokenList(value, contains: name) { return true }
         }
         return false

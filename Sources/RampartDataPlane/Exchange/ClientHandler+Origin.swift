@@ -107,7 +107,7 @@ extension ClientHandler {
         conn.handler.write(.head(head))
         while let part = pendingBody.popFirst() { conn.handler.write(part) }
         conn.handler.flush()
-        if requestEnded { conn.handler.awaitResponse(timeout: request.siteConfig.limits.originResponseTimeout) }
+        if requestEnded { conn.handler.awaitResponse(timeout: request.routed.config.limits.originResponseTimeout) }
         if !(context?.channel.isWritable ?? true) { conn.handler.pauseReads() }
         holdReads(!conn.channel.isWritable)
     }
@@ -167,7 +167,7 @@ extension ClientHandler {
         case .proxying(let leg):
             leg.connection.handler.write(.end(trailers))
             leg.connection.handler.flush()
-            leg.connection.handler.awaitResponse(timeout: request.siteConfig.limits.originResponseTimeout)
+            leg.connection.handler.awaitResponse(timeout: request.routed.config.limits.originResponseTimeout)
         case .connecting:
             pendingBody.append(.end(trailers))
         case .buffering:

@@ -82,8 +82,10 @@ struct RequestContext {
         self.accepted = RequestChecks.Accepted(host: nil, target: head.uri)
     }
 
-    /// The request's site config. Only after routing.
-    var siteConfig: SiteConfig { site!.config }
+    /// The request's site runtime. Only after routing. Its settings are read in place
+    /// (`routed.config.limits`): binding `routed.config` to a local would copy the whole
+    /// `SiteConfig`, retaining every list in it, on every request.
+    var routed: SiteRuntime { site! }
 }
 
 /// What a phase decided: go on, answer here, close, or hold the request for a while.

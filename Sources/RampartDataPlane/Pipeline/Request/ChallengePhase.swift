@@ -22,19 +22,18 @@ enum ChallengePhase {
     /// queue while its site started challenging).
     static func decide(_ request: inout RequestContext, loop: LoopContext, forced: Bool, now: NIODeadline) -> PhaseResult {
         let site = request.site!
-        let config = site.config
         let defence = site.defence
         let client = request.client
         let target = request.accepted.target
         let headers = request.head.headers
         let path = target.firstIndex(of: "?").map { target[..<$0] } ?? Substring(target)
-        if ChallengePolicy.isExempt(path: path, config: config.challenge) { return .next }
+        if ChallengePolicy.isExempt(path: path, config: site.config.challenge) { return .next }
         // An address the origin served well goes first in queues but is not excused from
         // challenges: a bot that got pages before the attack was detected would be, too.
         // Only keys the operator configured skip the challenge: an unknown key or bearer token earns
         // nothing (a flood would only need to add a random one).
         let allow = loop.config.source.knownGood.allow
-        if (config.challenge.exemptKeyHolders && request.apiKey?.configured == true) || (!allow.isEmpty && allow.contains(client)) {
+        if (site.config.challenge.exemptKeyHolders && request.apiKey?.configured == true) || (!allow.isEmpty && allow.contains(client)) {
             return .next
         }
         let mono = Int64(now.uptimeNanoseconds)
@@ -75,9 +74,9 @@ enum ChallengePhase {
             defence.traffic.cleared += 1
             defence.traffic.clearedTargets.add(hash: hashBytes(target.utf8))
         }
-        let suspicious = noCookies || ChallengePolicy.isSuspiciousAgent(agent, config: config.challenge)
+        let suspicious = noCookies || ChallengePolicy.isSuspiciousAgent(agent, config: site.config.challenge)
         let secure = request.connection.scheme == "https"
-        let ttl = config.challenge.clearanceTTL.nanoseconds / 1_000_000_000
+        let ttl = site.config.challenge.clearanceTTL.nanoseconds / 1_000_000_000
         switch ChallengePolicy.decide(
             mode: forced ? .underAttack : defence.mode, tier: forced ? .pow : defence.tier, method: method, exemptRoute: false, exempt: false,
             clearance: level, suspicious: suspicious
@@ -93,7 +92,7 @@ enum ChallengePhase {
                     if revoke {
                         loop.rejectionLog.log(reason: .clearanceLimited, client: client, detail: "clearance revoked")
                         // Revoked on every event loop, not only on the one that saw the abuse.
-                        loop.revokeEverywhere?(config.name, key)
+                        loop.revokeEverywhere?(site.config.name, key)
                     }
                     if loop.strike(client, reason: .clearanceLimited) { request.keepAlive = false }
                     return .respond(.refusal(.clearanceLimited, retryAfter: 2))
@@ -142,15 +141,15 @@ enum ChallengePhase {
     /// The proof-of-work page, with a signed challenge and a no-JavaScript wait ticket bound to the
     /// client's subnet.
     private static func proofOfWorkPage(_ request: RequestContext, language: ChallengePage.Language, loop: LoopContext, unix: Int64) -> LocalAnswer {
-        let config = request.siteConfig.challenge
+        let site = request.routed
         let returnTo = request.accepted.target
         let subnet = SubnetBinding.tag(request.client)
-        let challenge = Stamp(kind: .pow, issued: unix, parameter: UInt8(config.difficulty), subnet: subnet).encode(keys: &loop.keys)
-        let ticket = Stamp(kind: .wait, issued: unix, parameter: UInt8(config.waitSeconds), subnet: subnet).encode(keys: &loop.keys)
+        let challenge = Stamp(kind: .pow, issued: unix, parameter: UInt8(site.config.challenge.difficulty), subnet: subnet).encode(keys: &loop.keys)
+        let ticket = Stamp(kind: .wait, issued: unix, parameter: UInt8(site.config.challenge.waitSeconds), subnet: subnet).encode(keys: &loop.keys)
         let waitURL = "\(ChallengeRoutes.wait)?r=\(PercentCoding.encode(returnTo))&t=\(ticket)"
         let page = ChallengePage.proofOfWork(
-            language: language, challenge: challenge, difficulty: config.difficulty, returnTo: returnTo,
-            waitURL: waitURL, waitSeconds: config.waitSeconds, requestID: request.id
+            language: language, challenge: challenge, difficulty: site.config.challenge.difficulty, returnTo: returnTo,
+            waitURL: waitURL, waitSeconds: site.config.challenge.waitSeconds, requestID: request.id
         )
         return .page(status: .forbidden, body: page, headers: [("X-Rampart-Challenge", "pow")], decision: "challenged")
     }

@@ -9,7 +9,7 @@ import RampartCore
 /// the gateway's clearance cookie. Only WebSocket upgrades are passed on.
 enum ForwardHeadPhase {
     static func run(_ request: inout RequestContext, loop: LoopContext) -> PhaseResult {
-        let config = request.siteConfig
+        let site = request.routed
         let facts = request.connection
         let head = request.head
         request.upgrade = upgradeRequested(head)
@@ -20,8 +20,8 @@ enum ForwardHeadPhase {
                 peer: facts.peerText, client: request.client == facts.peer ? facts.peerText : request.client.description,
                 peerIsTrusted: loop.config.trusted.contains(facts.peer), scheme: facts.scheme, requestID: request.id, version: head.version
             ),
-            fallbackHost: request.accepted.host == nil ? fallbackHost(config) : "",
-            policy: config.requestHeaders,
+            fallbackHost: request.accepted.host == nil ? fallbackHost(site.config) : "",
+            policy: site.config.requestHeaders,
             upgrade: request.upgrade
         )
         ChallengeRoutes.stripClearanceCookie(&forwarded.headers)

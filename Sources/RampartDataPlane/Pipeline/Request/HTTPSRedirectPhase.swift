@@ -4,7 +4,7 @@ import RampartCore
 /// target, nothing forwarded.
 enum HTTPSRedirectPhase {
     static func run(_ request: inout RequestContext, loop: LoopContext) -> PhaseResult {
-        guard request.siteConfig.httpsRedirect, request.connection.scheme == "http", let host = request.accepted.host else { return .next }
+        guard request.routed.config.httpsRedirect, request.connection.scheme == "http", let host = request.accepted.host else { return .next }
         let name = host.split(separator: ":").first.map(String.init) ?? host
         return .respond(.page(status: .movedPermanently, body: "", headers: [("Location", "https://\(name)\(request.accepted.target)")], decision: "https_redirect"))
     }

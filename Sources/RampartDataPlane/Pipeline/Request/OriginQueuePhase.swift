@@ -13,6 +13,6 @@ enum OriginQueuePhase {
 
     /// True when the request, if it is still waiting when its site starts challenging, meets the challenge.
     static func recheck(_ request: RequestContext) -> Bool {
-        !request.challengeChecked && request.siteConfig.challenge.enabled
+        !request.challengeChecked && request.routed.config.challenge.enabled
     }
 }

@@ -14,13 +14,12 @@ enum RateLimitPhase {
 
     static func run(_ request: inout RequestContext, loop: LoopContext, now: NIODeadline) -> PhaseResult {
         let site = request.site!
-        let config = site.config
         let headers = request.head.headers
-        request.apiKey = config.apiKeys.isEmpty && !config.bearerCredentials && !site.limiter.usesAPIKeys
-            ? nil : PresentedAPIKey.find(in: headers, configured: config.apiKeys)
-        let sessionCookies = config.sessionCookies.isEmpty ? site.defence.learnedCookies : config.sessionCookies
-        request.credential = (sessionCookies.isEmpty && !config.bearerCredentials) ? nil
-            : CredentialKey.find(in: headers, cookies: sessionCookies, bearer: config.bearerCredentials, apiKey: request.apiKey)
+        request.apiKey = site.config.apiKeys.isEmpty && !site.config.bearerCredentials && !site.limiter.usesAPIKeys
+            ? nil : PresentedAPIKey.find(in: headers, configured: site.config.apiKeys)
+        let sessionCookies = site.config.sessionCookies.isEmpty ? site.defence.learnedCookies : site.config.sessionCookies
+        request.credential = (sessionCookies.isEmpty && !site.config.bearerCredentials) ? nil
+            : CredentialKey.find(in: headers, cookies: sessionCookies, bearer: site.config.bearerCredentials, apiKey: request.apiKey)
         let verdict = site.limiter.check(
             client: request.client, method: request.head.method, target: request.accepted.target, apiKey: request.apiKey,
             fingerprint: request.connection.fingerprint, now: Int64(now.uptimeNanoseconds)

@@ -4,7 +4,7 @@ import RampartCore
 /// A body too large ends the connection (its bytes are not read).
 enum SizeLimitsPhase {
     static func run(_ request: inout RequestContext, loop: LoopContext) -> PhaseResult {
-        guard let reason = RequestChecks.sizes(request.accepted, head: request.head, limits: request.siteConfig.limits) else { return .next }
+        guard let reason = RequestChecks.sizes(request.accepted, head: request.head, limits: request.routed.config.limits) else { return .next }
         if reason == .bodyTooLarge { request.keepAlive = false }
         return .respond(.refusal(reason))
     }
