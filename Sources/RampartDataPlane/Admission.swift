@@ -30,6 +30,8 @@ final class BanRegistry {
     private let store: StateStore?
     /// Why each ban in force was issued (for the admin API); bounded by the list's capacity.
     private(set) var reasons: [IPAddress: String] = [:]
+    /// Where bans are also pushed into the kernel firewall (`bans.kernel`), once its table is loaded.
+    var kernel: KernelBanSink?
 
     init(policy: BanPolicy, loop: LoopContext, store: StateStore?) {
         self.list = BanList(policy: policy)
@@ -73,6 +75,7 @@ final class BanRegistry {
         guard !list.isBanned(ip, now: now) else { return }
         let length = list.ban(ip, now: now)
         persist(ip, reason: reason)
+        kernel?.offer(.add(ip, seconds: Int(length.nanoseconds / 1_000_000_000)))
         loop.counters.bansIssued += 1
         loop.logger.notice("source banned", metadata: ["client": "\(ip)", "seconds": "\(length.nanoseconds / 1_000_000_000)", "reason": "\(reason)"])
     }
@@ -84,6 +87,7 @@ extension BanRegistry {
         let now = Int64(loop.eventLoop.now.uptimeNanoseconds)
         list.ban(ip, now: now, length: length)
         persist(ip, reason: reason)
+        kernel?.offer(.add(ip, seconds: Int(length.nanoseconds / 1_000_000_000)))
         loop.counters.bansIssued += 1
         loop.logger.notice("source banned", metadata: ["client": "\(ip)", "seconds": "\(length.nanoseconds / 1_000_000_000)", "reason": "\(reason)"])
     }
@@ -94,6 +98,7 @@ extension BanRegistry {
         list.unban(ip)
         reasons[ip] = nil
         store?.removeBan(address: ip.description)
+        if was { kernel?.offer(.remove(ip)) }
         return was
     }
 }

@@ -350,6 +350,10 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             respondLocally(.fingerprintDenied, detail: fingerprint)
             return
         }
+        // Rules by country and network (docs/edge-filters.md), decided in RampartCore's GeoFilter.
+        let byGeo = loop.geo?.verdict(site: siteIndex, client: clientIP, now: Int64(now.uptimeNanoseconds)) ?? .pass
+        if byGeo == .deny { return respondLocally(.geoDenied) }
+        if case .limited(let retry) = byGeo { return respondLocally(.rateLimited, retryAfter: retry, detail: "geo_rules limit") }
         setCookie = nil
         cleared = false
         challengeChecked = false
@@ -385,8 +389,9 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             answerChallengeRoute(head, target: accepted.target, site: site, defence: defence)
             return
         }
-        if defence.mode != .normal || byFingerprint == .challenge, site.challenge.enabled,
-            !challengeStage(head, target: accepted.target, site: site, defence: defence, forced: byFingerprint == .challenge, now: now)
+        let forced = byFingerprint == .challenge || byGeo == .challenge
+        if defence.mode != .normal || forced, site.challenge.enabled,
+            !challengeStage(head, target: accepted.target, site: site, defence: defence, forced: forced, now: now)
         {
             return
         }

@@ -18,15 +18,19 @@ public final class Gateway: Sendable {
     private let ownsGroup: Bool
     private let acceptLoop: any EventLoop
     private let contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>]
-    private let logger: Logger
+    let logger: Logger
     private static let keptQuiescingHelpers = NIOLockedValueBox<[ServerQuiescingHelper]>([])
     /// One quiescing helper per listener (a helper tracks the children of one server channel).
     private let quiesce: NIOLockedValueBox<[ServerQuiescingHelper]>
     private let state: NIOLockedValueBox<ControlState>
     private let checker: NIOLoopBound<HealthChecker>
-    private let bans: NIOLoopBound<BanRegistry>
+    let bans: NIOLoopBound<BanRegistry>
     private let detection: NIOLoopBound<DetectionService>
     private let accessLogSink: AccessLogSink?
+    /// Bans pushed into nftables (`bans.kernel: nftables`); nil when off or nftables is missing.
+    private let kernelBans: KernelBanSink?
+    /// The geolocation databases, shared by every loop's ``GeoFilter``.
+    private let geo: NIOLockedValueBox<GeoResolver?>
 
     private struct ControlState {
         var config: RuntimeConfig
@@ -53,6 +57,10 @@ public final class Gateway: Sendable {
         let tlsContexts = try Self.tlsContexts(config)
         let sink = try config.accessLogPath.map { try AccessLogSink(path: $0) }
         self.accessLogSink = sink
+        let resolver = try config.effectiveGeoIP.map { g throws(GeoDataError) in try GeoResolver.load(g) }
+        self.geo = NIOLockedValueBox(resolver)
+        self.kernelBans = config.kernelBans.kind == .nftables
+            ? KernelBanSink(config: config.kernelBans, capacity: max(config.bans.capacity, 1024), logger: logger) : nil
         var contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]
         let loops = Array(group.makeIterator())
         for loop in loops {
@@ -61,6 +69,7 @@ public final class Gateway: Sendable {
                 {
                     let ctx = LoopContext(eventLoop: loop, loopCount: count, config: runtime, logger: logger, secret: secret, tls: tlsContexts)
                     if let sink { ctx.accessLog = AccessLog(sink: sink, perSecond: config.accessLogPerSecond, eventLoop: loop) }
+                    Self.installGeo(resolver, config: config, on: ctx)
                     return NIOLoopBound(ctx, eventLoop: loop)
                 }()
             }.wait()
@@ -173,6 +182,7 @@ public final class Gateway: Sendable {
             if let address = channel.localAddress { bound.append(address) }
             logger.notice("listening", metadata: ["address": "\(listener.address)", "proxy_protocol": "\(listener.proxyProtocol)"])
         }
+        if let kernelBans { await startKernelBans(kernelBans, ports: bound.compactMap(\.port)) }
         let checker = self.checker
         let detection = self.detection
         let source = config.source
@@ -254,8 +264,18 @@ public final class Gateway: Sendable {
         } catch {
             throw ReloadError(message: "cannot load a TLS certificate or key: \(error)")
         }
+        let resolver: GeoResolver?
+        do {
+            resolver = try config.effectiveGeoIP.map { g throws(GeoDataError) in try GeoResolver.load(g) }
+        } catch {
+            throw ReloadError(message: "\(error)")
+        }
+        geo.withLockedValue { $0 = resolver }
         for bound in contexts.values {
-            try await bound.eventLoop.submit { bound.value.apply(runtime, tls: tlsContexts) }.get()
+            try await bound.eventLoop.submit {
+                bound.value.apply(runtime, tls: tlsContexts)
+                Self.installGeo(resolver, config: config, on: bound.value)
+            }.get()
         }
         let gates = state.withLockedValue { s -> [NIOLoopBound<AcceptGate>] in
             s.config = runtime
@@ -303,7 +323,8 @@ public final class Gateway: Sendable {
             latencyBuckets: total.latencyBuckets,
             latencySumSeconds: Double(total.latencySumMicros) / 1e6,
             latencyCount: total.latencyCount,
-            rejections: rejections
+            rejections: rejections,
+            kernelBans: kernelBans?.stats
         )
     }
 
@@ -348,6 +369,11 @@ public final class Gateway: Sendable {
             try? await bound.eventLoop.submit { bound.value.accessLog?.flush() }.get()
         }
         accessLogSink?.flush()
+        if let kernelBans {
+            let bans = self.bans
+            try? await acceptLoop.submit { bans.value.kernel = nil }.get()
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in kernelBans.stop { done.resume() } }
+        }
         if ownsGroup { try? await group.shutdownGracefully() }
     }
 

@@ -118,6 +118,8 @@ final class LoopContext {
 
     /// The access log, when one is configured.
     var accessLog: AccessLog?
+    /// Country and network rules and lookups (docs/edge-filters.md); nil without geolocation.
+    var geo: GeoFilter?
     /// TLS contexts per listener (nil for plain HTTP), swapped on reload.
     private(set) var tlsContexts: [NIOSSLContext?]
 

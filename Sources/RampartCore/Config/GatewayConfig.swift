@@ -211,6 +211,8 @@ public struct SiteConfig: Hashable, Sendable {
     public var fingerprints = FingerprintRules()
     /// Identity and routing-override request headers stripped or set before forwarding.
     public var requestHeaders = RequestHeaderPolicy()
+    /// Rules by country and network (`geo_rules`), first match decides.
+    package var geoRules = GeoRules()
 
     /// A site with default settings.
     public init(name: String, hosts: [String], origins: [OriginConfig], limits: Limits = Limits()) {
@@ -303,6 +305,18 @@ public struct GatewayConfig: Hashable, Sendable {
     public var knownGood = KnownGoodConfig()
     /// Automatic bans of sources that keep tripping limits.
     public var bans = BanPolicy()
+    /// Bans pushed into the kernel firewall (`bans.kernel*`).
+    package var kernelBans = KernelBanConfig()
+    /// Geolocation sources (`geoip:`); nil when the section is absent (the defaults then apply
+    /// when a site has geo rules).
+    package var geoip: GeoIPConfig? = nil
+
+    /// The geolocation the gateway loads: the configured one, else the defaults when some site has
+    /// geo rules, else none (no lookup costs anything).
+    package var effectiveGeoIP: GeoIPConfig? {
+        if let geoip { return geoip }
+        return sites.contains { !$0.geoRules.isEmpty } ? GeoIPConfig() : nil
+    }
 
     /// A config with the given listeners and sites and default everything else.
     public init(listeners: [ListenerConfig], sites: [SiteConfig]) {
