@@ -41,6 +41,16 @@ import Testing
         #expect(t.country(IPAddress("::1")!) == nil)
     }
 
+    @Test func ipv6TextIsReadLikeTheAddressParser() {
+        for text in ["::", "::1", "2001:db8::", "2001:db8:0:ffff:ffff:ffff:ffff:ffff", "fe80::1:2", "1::", "a:b:c:d:e:f:1:2", "2a0d:5600:0:1::"] {
+            let parsed = Array(text.utf8).withUnsafeBufferPointer { TorGeoIPTable.ipv6($0, 0, $0.count) }
+            #expect(parsed == IPAddress(text), "\(text)")
+        }
+        for bad in ["1:2:3:4:5:6:7:8:9", "1::2::3", "12345::", ":1", "1:", "1.2.3.4", "g::", "1:2:3:4:5:6:7"] {
+            #expect(Array(bad.utf8).withUnsafeBufferPointer { TorGeoIPTable.ipv6($0, 0, $0.count) } == nil, "\(bad)")
+        }
+    }
+
     @Test func unsortedRangesAreSorted() throws {
         let t = try TorGeoIPTable(v4: Array("3232235520,3232301055,DE\n16777216,16777471,AU\n".utf8), v6: [])
         #expect(t.country(IPAddress("1.0.0.1")!)?.description == "AU")
