@@ -196,7 +196,7 @@ final class OriginPool {
         let serverName = self.serverName
         let handshakeTimeout = connectTimeout
         let bootstrap = base
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connectTimeout(connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
