@@ -55,11 +55,16 @@ final class KernelBanSink: @unchecked Sendable {
 
     /// A sink for `config`, with sets of `capacity` elements each; nil (after one warning) when
     /// the machine has neither libnftables nor the `nft` binary.
-    init?(config: KernelBanConfig, capacity: Int, logger: Logger) {
+    convenience init?(config: KernelBanConfig, capacity: Int, logger: Logger) {
         guard let runner = openNftables() else {
             logger.warning("bans.kernel is nftables but neither libnftables.so.1 nor the nft binary is installed; bans stay in user space (install the nftables package)")
             return nil
         }
+        self.init(config: config, capacity: capacity, logger: logger, runner: runner)
+    }
+
+    /// A sink sending its documents to `runner` (tests give a recording one).
+    init(config: KernelBanConfig, capacity: Int, logger: Logger, runner: any NftablesRunner) {
         self.runner = runner
         self.config = config
         self.capacity = capacity
