@@ -257,6 +257,9 @@ public final class Gateway: Sendable {
             throw ReloadError(message: "\(error)")
         }
         Self.warnAboutUnverifiedOrigins(config, logger: logger)
+        if config.kernelBans != old.kernelBans {
+            logger.warning("bans.kernel settings changed; they take effect at the next restart")
+        }
         // Certificate files are read again: a renewed certificate takes effect for new connections.
         let tlsContexts: [NIOSSLContext?]
         do {
