@@ -9,7 +9,11 @@ N=${2:-10000}
 NS=rampart-bench-$$
 DIR=$(mktemp -d)
 ip netns add "$NS"
-cleanup() { kill "${GW:-0}" 2>/dev/null || true; ip netns delete "$NS" 2>/dev/null || true; rm -rf "$DIR"; }
+cleanup() {
+  if [ -n "${GW:-}" ]; then kill "$GW" 2>/dev/null || true; fi
+  ip netns delete "$NS" 2>/dev/null || true
+  rm -rf "$DIR"
+}
 trap cleanup EXIT
 ip netns exec "$NS" ip link set lo up
 TOKEN=kernel-bans-bench-token-0123456789
