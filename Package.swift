@@ -1,5 +1,6 @@
 // swift-tools-version: 6.1
 import PackageDescription
+import Foundation
 
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
@@ -10,6 +11,19 @@ let strict: [SwiftSetting] = [
 let hotPath: [SwiftSetting] = strict + [
     .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]
+
+/// libmaxminddb (Debian: libmaxminddb-dev) reads operator-supplied MaxMind DB files (DB-IP Lite,
+/// GeoLite2). Optional: without its header the build leaves it out and the gateway refuses an MMDB
+/// path in the config with a message saying how to get it; Tor's geoip ranges still work.
+let hasMaxMindDB = [
+    "/usr/include/maxminddb.h", "/usr/include/x86_64-linux-gnu/maxminddb.h", "/usr/include/aarch64-linux-gnu/maxminddb.h",
+    "/usr/local/include/maxminddb.h", "/opt/homebrew/include/maxminddb.h",
+].contains { FileManager.default.fileExists(atPath: $0) }
+let maxMindDependency: [Target.Dependency] = hasMaxMindDB ? ["CMaxMindDB"] : []
+let maxMindSettings: [SwiftSetting] = hasMaxMindDB ? [.define("RAMPART_MAXMINDDB")] : []
+let maxMindTargets: [Target] = hasMaxMindDB
+    ? [.systemLibrary(name: "CMaxMindDB", path: "Sources/CMaxMindDB", pkgConfig: "libmaxminddb", providers: [.apt(["libmaxminddb-dev"]), .brew(["libmaxminddb"])])]
+    : []
 
 let package = Package(
     name: "rampart",
@@ -35,7 +49,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     ],
-    targets: [
+    targets: maxMindTargets + [
         // Decision logic: config model, address math, guards' decisions. No sockets; time is passed in.
         .target(
             name: "RampartCore",
@@ -44,8 +58,8 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
-            ],
-            swiftSettings: hotPath
+            ] + maxMindDependency,
+            swiftSettings: hotPath + maxMindSettings
         ),
         // Local state in SQLite: bans and incidents across restarts.
         .target(

@@ -64,6 +64,13 @@ final class GatewayMetrics: Sendable {
         }
         counter("rampart_connections_accepted_total", "Client connections admitted.", [], stats.connectionsAccepted)
         counter("rampart_bans_issued_total", "Bans issued (automatic and by operators).", [], stats.bansIssued)
+        if let k = stats.kernelBans {
+            gauge("rampart_kernel_bans_active", "1 while bans are pushed into the nftables table, else 0.", [], k.active ? 1 : 0)
+            counter("rampart_kernel_ban_elements_total", "Ban changes (additions and removals) written to the nftables sets.", [], k.elements)
+            counter("rampart_kernel_ban_batches_total", "nftables transactions run.", [], k.batches)
+            counter("rampart_kernel_ban_errors_total", "nftables transactions that failed.", [], k.errors)
+            counter("rampart_kernel_ban_dropped_total", "Ban changes dropped because the kernel queue was full.", [], k.dropped)
+        }
         gauge("rampart_bans_active", "Bans in force.", [], Double(bans.count))
         counter("rampart_challenge_outcomes_total", "Challenge outcomes.", [("outcome", "issued")], stats.challengesIssued)
         counter("rampart_challenge_outcomes_total", "Challenge outcomes.", [("outcome", "clearance_issued")], stats.clearancesIssued)

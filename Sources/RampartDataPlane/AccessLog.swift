@@ -85,6 +85,8 @@ final class AccessLog {
     private var suppressed = 0
     private var flushScheduled = false
     private let eventLoop: any EventLoop
+    /// Adds `country` and `asn` to each line when geolocation is configured (this loop's cache).
+    var geo: GeoFilter?
 
     init(sink: AccessLogSink, perSecond: Int, eventLoop: any EventLoop) {
         self.sink = sink
@@ -129,7 +131,13 @@ final class AccessLog {
         let millis = Int(ts.tv_nsec) / 1_000_000
         buffer.writeString(#"{"time":"\#(secondPrefix).\#(millis < 10 ? "00" : millis < 100 ? "0" : "")\#(millis)Z","site":""#)
         Self.escape(e.site, into: &buffer)
-        buffer.writeString(#"","client":"\#(e.client)","method":""#)
+        buffer.writeString(#"","client":"\#(e.client)""#)
+        if let geo {
+            let info = geo.lookup(e.client)
+            if let country = info.country { buffer.writeString(#","country":"\#(country)""#) }
+            if let asn = info.asn { buffer.writeString(#","asn":\#(asn)"#) }
+        }
+        buffer.writeString(#","method":""#)
         // Every field a client can influence is escaped (an HTTP/2 `:method` is any string until
         // the request checks refuse it, and refused requests are logged too).
         Self.escape(e.method.rawValue, into: &buffer)

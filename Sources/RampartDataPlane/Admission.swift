@@ -32,6 +32,8 @@ final class BanRegistry {
     /// Told of every automatic ban (address, reason, seconds), on the accept loop: incidents
     /// record them.
     var onAutomaticBan: ((IPAddress, String, Int64) -> Void)?
+    /// Where bans are also pushed into the kernel firewall (`bans.kernel`), once its table is loaded.
+    var kernel: KernelBanSink?
 
     init(policy: BanPolicy, loop: LoopContext, store: (any BanStore)?) {
         self.list = BanList(policy: policy)
@@ -75,6 +77,7 @@ final class BanRegistry {
         guard !list.isBanned(ip, now: now) else { return }
         let length = list.ban(ip, now: now)
         persist(ip, reason: reason)
+        kernel?.offer(.add(ip, seconds: Int(length.nanoseconds / 1_000_000_000)))
         loop.counters.bansIssued += 1
         loop.logger.notice("source banned", metadata: ["client": "\(ip)", "seconds": "\(length.nanoseconds / 1_000_000_000)", "reason": "\(reason)"])
         onAutomaticBan?(ip, reason, length.nanoseconds / 1_000_000_000)
@@ -87,6 +90,7 @@ extension BanRegistry {
         let now = Int64(loop.eventLoop.now.uptimeNanoseconds)
         list.ban(ip, now: now, length: length)
         persist(ip, reason: reason)
+        kernel?.offer(.add(ip, seconds: Int(length.nanoseconds / 1_000_000_000)))
         loop.counters.bansIssued += 1
         loop.logger.notice("source banned", metadata: ["client": "\(ip)", "seconds": "\(length.nanoseconds / 1_000_000_000)", "reason": "\(reason)"])
     }
@@ -97,6 +101,7 @@ extension BanRegistry {
         list.unban(ip)
         reasons[ip] = nil
         store?.removeBan(address: ip.description)
+        if was { kernel?.offer(.remove(ip)) }
         return was
     }
 }

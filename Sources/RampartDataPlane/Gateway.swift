@@ -17,17 +17,21 @@ public final class Gateway: Sendable {
     private let ownsGroup: Bool
     private let acceptLoop: any EventLoop
     private let contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>]
-    private let logger: Logger
+    let logger: Logger
     private static let keptQuiescingHelpers = NIOLockedValueBox<[ServerQuiescingHelper]>([])
     /// One quiescing helper per listener (a helper tracks the children of one server channel).
     private let quiesce: NIOLockedValueBox<[ServerQuiescingHelper]>
     private let state: NIOLockedValueBox<ControlState>
     private let checker: NIOLoopBound<HealthChecker>
-    private let bans: NIOLoopBound<BanRegistry>
+    let bans: NIOLoopBound<BanRegistry>
     private let detection: NIOLoopBound<DetectionService>
     /// The state database (nil: none); reports read older incidents' full records from it.
     private let store: (any GatewayStore)?
     private let accessLogSink: AccessLogSink?
+    /// Bans pushed into nftables (`bans.kernel: nftables`); nil when off or nftables is missing.
+    private let kernelBans: KernelBanSink?
+    /// The geolocation databases, shared by every loop's ``GeoFilter``.
+    private let geo: NIOLockedValueBox<GeoResolver?>
 
     private struct ControlState {
         var config: RuntimeConfig
@@ -54,6 +58,10 @@ public final class Gateway: Sendable {
         let tlsContexts = try Self.tlsContexts(config)
         let sink = try config.accessLogPath.map { try AccessLogSink(path: $0) }
         self.accessLogSink = sink
+        let resolver = try config.effectiveGeoIP.map { g throws(GeoDataError) in try GeoResolver.load(g) }
+        self.geo = NIOLockedValueBox(resolver)
+        self.kernelBans = config.kernelBans.kind == .nftables
+            ? KernelBanSink(config: config.kernelBans, capacity: max(config.bans.capacity, 1024), logger: logger) : nil
         var contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]
         let loops = Array(group.makeIterator())
         for loop in loops {
@@ -62,6 +70,7 @@ public final class Gateway: Sendable {
                 {
                     let ctx = LoopContext(eventLoop: loop, loopCount: count, config: runtime, logger: logger, secret: secret, tls: tlsContexts)
                     if let sink { ctx.accessLog = AccessLog(sink: sink, perSecond: config.accessLogPerSecond, eventLoop: loop) }
+                    Self.installGeo(resolver, config: config, on: ctx)
                     return NIOLoopBound(ctx, eventLoop: loop)
                 }()
             }.wait()
@@ -154,7 +163,7 @@ public final class Gateway: Sendable {
                         try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
                     }
                 }
-                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.maxMessagesPerRead, value: 16)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
@@ -183,6 +192,7 @@ public final class Gateway: Sendable {
             if let address = channel.localAddress { bound.append(address) }
             logger.notice("listening", metadata: ["address": "\(listener.address)", "proxy_protocol": "\(listener.proxyProtocol)"])
         }
+        if let kernelBans { await startKernelBans(kernelBans, ports: bound.compactMap(\.port)) }
         let checker = self.checker
         let detection = self.detection
         let source = config.source
@@ -257,6 +267,9 @@ public final class Gateway: Sendable {
             throw ReloadError(message: "\(error)")
         }
         Self.warnAboutUnverifiedOrigins(config, logger: logger)
+        if config.kernelBans != old.kernelBans {
+            logger.warning("bans.kernel settings changed; they take effect at the next restart")
+        }
         // Certificate files are read again: a renewed certificate takes effect for new connections.
         let tlsContexts: [NIOSSLContext?]
         do {
@@ -264,8 +277,18 @@ public final class Gateway: Sendable {
         } catch {
             throw ReloadError(message: "cannot load a TLS certificate or key: \(error)")
         }
+        let resolver: GeoResolver?
+        do {
+            resolver = try config.effectiveGeoIP.map { g throws(GeoDataError) in try GeoResolver.load(g) }
+        } catch {
+            throw ReloadError(message: "\(error)")
+        }
+        geo.withLockedValue { $0 = resolver }
         for bound in contexts.values {
-            try await bound.eventLoop.submit { bound.value.apply(runtime, tls: tlsContexts) }.get()
+            try await bound.eventLoop.submit {
+                bound.value.apply(runtime, tls: tlsContexts)
+                Self.installGeo(resolver, config: config, on: bound.value)
+            }.get()
         }
         let gates = state.withLockedValue { s -> [NIOLoopBound<AcceptGate>] in
             s.config = runtime
@@ -313,7 +336,8 @@ public final class Gateway: Sendable {
             latencyBuckets: total.latencyBuckets,
             latencySumSeconds: Double(total.latencySumMicros) / 1e6,
             latencyCount: total.latencyCount,
-            rejections: rejections
+            rejections: rejections,
+            kernelBans: kernelBans?.stats
         )
     }
 
@@ -358,6 +382,11 @@ public final class Gateway: Sendable {
             try? await bound.eventLoop.submit { bound.value.accessLog?.flush() }.get()
         }
         accessLogSink?.flush()
+        if let kernelBans {
+            let bans = self.bans
+            try? await acceptLoop.submit { bans.value.kernel = nil }.get()
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in kernelBans.stop { done.resume() } }
+        }
         if ownsGroup { try? await group.shutdownGracefully() }
     }
 

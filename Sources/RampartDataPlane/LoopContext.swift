@@ -114,6 +114,8 @@ final class LoopContext {
 
     /// The access log, when one is configured.
     var accessLog: AccessLog?
+    /// Country and network rules and lookups (docs/edge-filters.md); nil without geolocation.
+    var geo: GeoFilter?
     /// TLS contexts per listener (nil for plain HTTP), swapped on reload.
     private(set) var tlsContexts: [NIOSSLContext?]
 
@@ -205,7 +207,7 @@ final class LoopContext {
                 }
                 return OriginPool(eventLoop: eventLoop, origin: origin, share: share, site: site, tls: tls, connector: originConnector)
             }
-            return SiteRuntime(site: site, pools: pools, loops: loopCount, previous: previousSites[site.name])
+            return SiteRuntime(site: site, index: s, pools: pools, loops: loopCount, previous: previousSites[site.name])
         }
         for pool in previousPools.values where !kept.contains(ObjectIdentifier(pool)) { pool.closeIdle() }
     }

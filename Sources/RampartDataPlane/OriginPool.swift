@@ -266,7 +266,7 @@ struct SocketOriginConnector: OriginConnector {
         let serverName = target.serverName
         let handshakeTimeout = target.timeout
         let bootstrap = base
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connectTimeout(target.timeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

@@ -167,4 +167,6 @@ public struct GatewayStats: Sendable, Equatable {
     public var latencyCount = 0
     /// Refusals by reason (only reasons seen at least once).
     public var rejections: [RejectReason: Int]
+    /// The kernel ban sink's counters, when `bans.kernel` is on.
+    public var kernelBans: KernelBanStats? = nil
 }

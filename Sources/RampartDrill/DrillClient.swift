@@ -57,7 +57,7 @@ final class DrillConnection: Sendable {
         let serverName = tls?.serverName
         return try await ClientBootstrap(group: group)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connectTimeout(timeout)
             .bind(to: local)
             .channelInitializer { channel in

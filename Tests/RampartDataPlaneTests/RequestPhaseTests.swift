@@ -182,9 +182,9 @@ extension PhaseResult {
             config.sites[0].fingerprints.challenge = [FingerprintPattern("t13d9999h2_*")!]
         }
         var denied = bench.routed(bench.request(fingerprint: "t13d1516h2_8daaf6152771_02713d6af862"))
-        #expect(AccessRulesPhase.run(&denied, loop: bench.loop).refusal == .fingerprintDenied)
+        #expect(AccessRulesPhase.run(&denied, loop: bench.loop, now: bench.now).refusal == .fingerprintDenied)
         var challenged = bench.routed(bench.request(fingerprint: "t13d9999h2_8daaf6152771_02713d6af862"))
-        #expect(AccessRulesPhase.run(&challenged, loop: bench.loop).isNext)
+        #expect(AccessRulesPhase.run(&challenged, loop: bench.loop, now: bench.now).isNext)
         #expect(challenged.fingerprintVerdict == .challenge)
         #expect(bench.loop.sites[0].defence.traffic.requests == 2)
     }

@@ -222,16 +222,16 @@ final class ConfigReader {
 
     // MARK: - Sections
 
-    static let rootKeys = ["listeners", "sites", "trusted_proxies", "default_site", "admin", "state", "limits", "timeouts", "known_good", "bans", "access_log", "alerts", "reports"]
+    static let rootKeys = ["listeners", "sites", "trusted_proxies", "default_site", "admin", "state", "limits", "timeouts", "known_good", "bans", "access_log", "alerts", "reports", "geoip"]
     static let alertKeys = ["webhooks"]
     static let reportKeys = ["sources", "organisation", "sector"]
     static let accessLogKeys = ["path", "per_second"]
-    static let banKeys = ["enabled", "strikes", "strikes_per_second", "duration", "max_duration", "capacity"]
+    static let banKeys = ["enabled", "strikes", "strikes_per_second", "duration", "max_duration", "capacity"] + kernelBanKeys
     static let knownGoodKeys = ["successes", "min_age", "lifetime", "allow"]
     static let listenerKeys = ["address", "proxy_protocol", "proxy_protocol_from", "limits", "timeouts", "tls"]
     static let listenerTLSKeys = ["cert", "key", "http2", "handshake_rate", "handshake_burst", "max_handshakes"]
     static let certKeys = ["cert", "key"]
-    static let siteKeys = ["name", "hosts", "origins", "balance", "health_check", "passive_health", "limits", "timeouts", "rate_limits", "cache", "api_keys", "session_cookies", "bearer_credentials", "detection", "challenge", "mode", "tls", "hsts", "https_redirect", "fingerprints", "request_headers"]
+    static let siteKeys = ["name", "hosts", "origins", "balance", "health_check", "passive_health", "limits", "timeouts", "rate_limits", "cache", "api_keys", "session_cookies", "bearer_credentials", "detection", "challenge", "mode", "tls", "hsts", "https_redirect", "fingerprints", "request_headers", "geo_rules"]
     static let detectionKeys = ["enabled", "min_rate", "elevated_factor", "attack_factor", "sustain", "calm_under_attack", "calm_elevated", "baseline_half_life", "cache_bust_share", "uncleared_share", "limited_share", "post_share", "escalate_after"]
     static let challengeKeys = ["enabled", "tier", "difficulty", "clearance_ttl", "clearance_rate", "clearance_burst", "wait", "wait_rate", "wait_burst", "exempt_paths", "exempt_key_holders", "suspicious_agents"]
     static let cacheKeys = ["enabled", "micro_ttl", "stale_for", "max_bytes", "max_object_bytes", "drop_query", "keep_params", "with_cookies"]
@@ -267,6 +267,7 @@ final class ConfigReader {
         var listenersNode: Node? = nil
         var sitesNode: Node? = nil
         var defaultSiteNode: Node? = nil
+        var geoipNode: Node? = nil
         for (k, v) in top {
             switch k {
             case "listeners":
@@ -342,6 +343,9 @@ final class ConfigReader {
                 }
             case "state":
                 if let s = string(v, k) { config.statePath = s }
+            case "geoip":
+                geoipNode = v
+                config.geoip = geoIPConfig(v, k)
             case "bans":
                 if let f = fields(v, k, allowed: Self.banKeys) {
                     for (bk, bv) in f {
@@ -354,6 +358,7 @@ final class ConfigReader {
                         case "duration": config.bans.duration = duration(bv, p) ?? config.bans.duration
                         case "max_duration": config.bans.maxDuration = duration(bv, p) ?? config.bans.maxDuration
                         case "capacity": config.bans.capacity = int(bv, p, min: 16, max: 10_000_000) ?? config.bans.capacity
+                        case _ where Self.kernelBanKeys.contains(bk): kernelBanKey(bk, bv, into: &config.kernelBans)
                         default: break
                         }
                     }
@@ -428,6 +433,7 @@ final class ConfigReader {
             report(n, "sites", "at least one site is required")
         }
         crossCheck(config, root: root, sitesNode: sitesNode, listenersNode: listenersNode, defaultSiteNode: defaultSiteNode)
+        crossCheckGeo(config, siteNodes: sitesNode?.sequence.map(Array.init) ?? [], geoipNode: geoipNode)
         return config
     }
 
@@ -579,6 +585,7 @@ final class ConfigReader {
         var httpsRedirect = false
         var fingerprints = FingerprintRules()
         var requestHeaders = RequestHeaderPolicy()
+        var geoRules = GeoRules()
         var sawHosts = false
         var sawOrigins = false
         for (k, v) in f {
@@ -655,6 +662,7 @@ final class ConfigReader {
             case "challenge": challenge = challengeConfig(v, p)
             case "fingerprints": fingerprints = fingerprintRules(v, p)
             case "request_headers": requestHeaders = requestHeaderPolicy(v, p)
+            case "geo_rules": geoRules = self.geoRules(v, p)
             case "api_keys":
                 if let items = list(v, p) {
                     for (i, item) in items.enumerated() {
@@ -698,6 +706,7 @@ final class ConfigReader {
         s.httpsRedirect = httpsRedirect
         s.fingerprints = fingerprints
         s.requestHeaders = requestHeaders
+        s.geoRules = geoRules
         return s
     }
 

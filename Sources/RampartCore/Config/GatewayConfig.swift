@@ -211,6 +211,8 @@ public struct SiteConfig: Hashable, Sendable {
     public var fingerprints = FingerprintRules()
     /// Identity and routing-override request headers stripped or set before forwarding.
     public var requestHeaders = RequestHeaderPolicy()
+    /// Rules by country and network (`geo_rules`), first match decides.
+    package var geoRules = GeoRules()
 
     /// A site with default settings.
     public init(name: String, hosts: [String], origins: [OriginConfig], limits: Limits = Limits()) {
@@ -305,6 +307,18 @@ public struct GatewayConfig: Hashable, Sendable {
     public var bans = BanPolicy()
     /// What NIS2 incident reports contain (`reports:`).
     public var reports = ReportConfig()
+    /// Bans pushed into the kernel firewall (`bans.kernel*`).
+    package var kernelBans = KernelBanConfig()
+    /// Geolocation sources (`geoip:`); nil when the section is absent (the defaults then apply
+    /// when a site has geo rules).
+    package var geoip: GeoIPConfig? = nil
+
+    /// The geolocation the gateway loads: the configured one, else the defaults when some site has
+    /// geo rules, else none (no lookup costs anything).
+    package var effectiveGeoIP: GeoIPConfig? {
+        if let geoip { return geoip }
+        return sites.contains { !$0.geoRules.isEmpty } ? GeoIPConfig() : nil
+    }
 
     /// A config with the given listeners and sites and default everything else.
     public init(listeners: [ListenerConfig], sites: [SiteConfig]) {

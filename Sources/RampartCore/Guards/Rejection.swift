@@ -45,6 +45,8 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
     case tlsMalformed = "tls_malformed"
     /// The client's JA4 TLS fingerprint is on the site's deny list.
     case fingerprintDenied = "fingerprint_denied"
+    /// The source's country or network is denied by the site's `geo_rules`.
+    case geoDenied = "geo_denied"
     // Routing and origin.
     case unknownHost = "unknown_host"
     case originUnavailable = "origin_unavailable"
@@ -64,7 +66,7 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
         case .bodyTooLarge: return .payloadTooLarge
         case .methodNotAllowed: return .methodNotAllowed
         case .rateLimited, .challengeRequired, .clearanceLimited: return .tooManyRequests
-        case .challengeFailed, .fingerprintDenied: return .forbidden
+        case .challengeFailed, .fingerprintDenied, .geoDenied: return .forbidden
         case .expectationFailed: return .expectationFailed
         case .unknownHost: return .misdirectedRequest
         case .originUnavailable, .originQueueFull: return .serviceUnavailable
@@ -81,7 +83,7 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
     public var closesConnection: Bool {
         switch self {
         case .unknownHost, .originUnavailable, .originTimeout, .originQueueFull, .originError, .methodNotAllowed,
-            .uriTooLong, .rateLimited, .challengeRequired, .challengeFailed, .clearanceLimited, .fingerprintDenied:
+            .uriTooLong, .rateLimited, .challengeRequired, .challengeFailed, .clearanceLimited, .fingerprintDenied, .geoDenied:
             return false
         default:
             return true
@@ -105,6 +107,7 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
         case .challengeRequired: return "The site is under heavy load. Please open the page in your browser first, then try again."
         case .challengeFailed: return "The browser check failed or expired. Please reload the page."
         case .clearanceLimited: return "Too many requests from this browser. Please wait a moment and try again."
+        case .geoDenied: return "This site does not accept requests from your network."
         default: return "The request could not be understood."
         }
     }

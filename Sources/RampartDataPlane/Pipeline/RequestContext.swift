@@ -52,8 +52,10 @@ struct RequestContext {
     var accepted: RequestChecks.Accepted
     /// Routing (``RoutingPhase``): the site's runtime on this loop.
     var site: SiteRuntime?
-    /// Access rules: what the site's fingerprint rules say about this client.
+    /// Access rules: what the site's fingerprint rules, and its country and network rules, say
+    /// about this client.
     var fingerprintVerdict = FingerprintRules.Verdict.none
+    var geoVerdict = GeoVerdict.pass
     /// Identity for rate limits and queues: a presented API key, a session credential's key.
     var apiKey: PresentedAPIKey?
     var credential: IPAddress?

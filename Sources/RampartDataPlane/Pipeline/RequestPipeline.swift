@@ -8,7 +8,7 @@ import RampartCore
 /// 3. ``RoutingPhase``: the site's runtime
 /// 4. ``SizeLimitsPhase``: the site's size limits
 /// 5. ``HTTPSRedirectPhase``
-/// 6. ``AccessRulesPhase``: counted for detection; rules by fingerprint
+/// 6. ``AccessRulesPhase``: counted for detection; rules by fingerprint, country and network
 /// 7. ``RateLimitPhase``: API key and session identity, rate limits
 /// 8. ``ChallengeRoutesPhase``: the gateway's answer routes
 /// 9. ``ChallengePhase``: when the mode asks for it
@@ -28,7 +28,7 @@ enum RequestPipeline {
         if case .next = result { result = RoutingPhase.run(&request, loop: loop) }
         if case .next = result { result = SizeLimitsPhase.run(&request, loop: loop) }
         if case .next = result { result = HTTPSRedirectPhase.run(&request, loop: loop) }
-        if case .next = result { result = AccessRulesPhase.run(&request, loop: loop) }
+        if case .next = result { result = AccessRulesPhase.run(&request, loop: loop, now: now) }
         if case .next = result { result = RateLimitPhase.run(&request, loop: loop, now: now) }
         if case .next = result { result = ChallengeRoutesPhase.run(&request, loop: loop, now: now) }
         if case .next = result { result = ChallengePhase.run(&request, loop: loop, now: now) }

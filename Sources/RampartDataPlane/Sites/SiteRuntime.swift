@@ -23,13 +23,18 @@ final class SiteRuntime {
     var cache: MicroCacheStore
     /// Detection and challenge state (mode, this second's traffic, clearance tables).
     let defence: SiteDefence
+    /// The site's position in the config this runtime was built from. Only for per-loop tables
+    /// built from that same config and swapped with it in one loop turn (the country and network
+    /// filter); a request holds the runtime itself, never this number.
+    let configIndex: Int
 
     var name: String { config.name }
 
     /// A runtime for `site`; what `previous` (the same site before a reload) holds is kept where
     /// the settings it depends on did not change.
-    init(site: SiteConfig, pools: [OriginPool], loops: Int, previous: SiteRuntime?) {
+    init(site: SiteConfig, index: Int, pools: [OriginPool], loops: Int, previous: SiteRuntime?) {
         config = site
+        configIndex = index
         self.pools = pools
         balancer = OriginBalancer(strategy: site.balance)
         if let previous, previous.config.rateLimits == site.rateLimits {

@@ -1,10 +1,13 @@
+import NIOCore
 import RampartCore
 
 /// Access rules. Every routed request is first counted for the site's detector (sources, subnets,
-/// targets, sampled paths, agents and fingerprints); then the site's rules by TLS stack apply: a
-/// denied fingerprint is refused here, a challenged one meets the challenge whatever the mode.
+/// targets, sampled paths, agents and fingerprints); then the site's rules by TLS stack apply (a
+/// denied fingerprint is refused here, a challenged one meets the challenge whatever the mode),
+/// then its rules by country and network (docs/edge-filters.md): deny (403), limit (429 over the
+/// rule's per-source rate), challenge (whatever the mode), allow.
 enum AccessRulesPhase {
-    static func run(_ request: inout RequestContext, loop: LoopContext) -> PhaseResult {
+    static func run(_ request: inout RequestContext, loop: LoopContext, now: NIODeadline) -> PhaseResult {
         let site = request.site!
         let fingerprint = request.connection.fingerprint
         site.defence.record(client: request.client, method: request.head.method, target: request.accepted.target, headers: request.head.headers, fingerprint: fingerprint)
@@ -12,6 +15,12 @@ enum AccessRulesPhase {
         if request.fingerprintVerdict == .deny {
             return .respond(.refusal(.fingerprintDenied, detail: fingerprint))
         }
-        return .next
+        guard let geo = loop.geo else { return .next }
+        request.geoVerdict = geo.verdict(site: site.configIndex, client: request.client, now: Int64(now.uptimeNanoseconds))
+        switch request.geoVerdict {
+        case .deny: return .respond(.refusal(.geoDenied))
+        case .limited(let retry): return .respond(.refusal(.rateLimited, retryAfter: retry, detail: "geo_rules limit"))
+        case .pass, .challenge: return .next
+        }
     }
 }

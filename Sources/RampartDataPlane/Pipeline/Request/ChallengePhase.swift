@@ -1,8 +1,9 @@
 import NIOCore
 import RampartCore
 
-/// The challenge, when the site's mode asks for it (elevated or under attack) or the client's TLS
-/// fingerprint is on the site's challenge list (then treated as under attack with proof of work).
+/// The challenge, when the site's mode asks for it (elevated or under attack), or the client's TLS
+/// fingerprint or its country or network is on the site's challenge list (then treated as under
+/// attack with proof of work).
 ///
 /// Who passes without a challenge: exempt paths; holders of configured API keys (when the site
 /// says so) and allow-listed addresses; a session the origin keeps vouching for, at one person's
@@ -13,7 +14,7 @@ import RampartCore
 enum ChallengePhase {
     static func run(_ request: inout RequestContext, loop: LoopContext, now: NIODeadline) -> PhaseResult {
         let site = request.site!
-        let forced = request.fingerprintVerdict == .challenge
+        let forced = request.fingerprintVerdict == .challenge || request.geoVerdict == .challenge
         guard site.defence.mode != .normal || forced, site.config.challenge.enabled else { return .next }
         return decide(&request, loop: loop, forced: forced, now: now)
     }
