@@ -24,12 +24,7 @@ ORIGIN_PORT=18100
 PROXY_PORT=18180
 HZ=$(getconf CLK_TCK)
 PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done
-  for f in "$WORK"/nginx-*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
+trap stop_started EXIT
 install_missing nginx:nginx-light wrk:wrk
 ulimit -n 65536 2>/dev/null || true
 

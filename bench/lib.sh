@@ -62,3 +62,12 @@ cpu_ticks() {
   done
   echo $total
 }
+
+# Stops what a bench script started: the pids in its PIDS array and the nginx instances whose pid
+# files are WORK/nginx-*.pid. Scripts set `trap stop_started EXIT`.
+stop_started() {
+  local p f
+  for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done
+  for f in "$WORK"/nginx-*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
