@@ -47,7 +47,7 @@ enum Dashboard {
         <p class="muted">The gateway prints a link with the token on its first start; the token is in the state folder's admin.token (or RAMPART_ADMIN_TOKEN, or the config's admin.token).</p></section></form>
         <main id="sites"></main>
         <main><section><h2>Top sources (last second)</h2><table id="topSources"></table></section>
-        <section><h2>Top subnets, paths and TLS fingerprints</h2><table id="topOther"></table></section>
+        <section><h2>Top subnets, paths, TLS fingerprints, countries and networks</h2><table id="topOther"></table></section>
         <section class="wide"><h2>Incidents</h2><table id="incidents"></table></section></main>
         <script>
         "use strict";
@@ -101,7 +101,9 @@ enum Dashboard {
           o.appendChild(el("tr")).append(el("th",{},"site"),el("th",{},"subnet / path / JA4"),el("th",{},"req/s"));
           for(const s of frame.top){for(const e of s.subnets.slice(0,5))o.appendChild(el("tr")).append(el("td",{},s.site),el("td",{},e.key),el("td",{class:"n"},e.count));
             for(const e of s.paths.slice(0,5))o.appendChild(el("tr")).append(el("td",{},s.site),el("td",{},e.key),el("td",{class:"n"},e.count));
-            for(const e of (s.fingerprints||[]).slice(0,3))o.appendChild(el("tr")).append(el("td",{},s.site),el("td",{class:"mono"},e.key),el("td",{class:"n"},e.count))}
+            for(const e of (s.fingerprints||[]).slice(0,3))o.appendChild(el("tr")).append(el("td",{},s.site),el("td",{class:"mono"},e.key),el("td",{class:"n"},e.count));
+            for(const e of (s.countries||[]).slice(0,3))o.appendChild(el("tr")).append(el("td",{},s.site),el("td",{},"country "+e.key),el("td",{class:"n"},e.count));
+            for(const e of (s.networks||[]).slice(0,3))o.appendChild(el("tr")).append(el("td",{},s.site),el("td",{},e.key),el("td",{class:"n"},e.count))}
         }
         function fillIncidents(frame){
           const t=document.getElementById("incidents");t.replaceChildren();

@@ -80,6 +80,8 @@ enum OpenAPIDocument {
                 topPaths: {type: array, items: {$ref: '#/components/schemas/TopEntry'}}
                 topAgents: {type: array, items: {$ref: '#/components/schemas/TopEntry'}}
                 topFingerprints: {type: array, items: {$ref: '#/components/schemas/TopEntry'}, description: JA4 TLS fingerprints}
+                topCountries: {type: array, items: {$ref: '#/components/schemas/TopEntry'}, description: Countries of the sources (ISO codes) when geolocation is configured}
+                topNetworks: {type: array, items: {$ref: '#/components/schemas/TopEntry'}, description: Networks of the sources (AS numbers) when geolocation is configured}
                 timeline: {type: array, items: {type: string}}
                 shed: {type: integer, description: refused because the origin queue was full (absent in incidents recorded before reports)}
                 clearanceLimited: {type: integer}
@@ -206,7 +208,7 @@ enum OpenAPIDocument {
                 '403': {description: 'With the cookie: not from the dashboard''s own origin, or a body that is not application/json'}
           /api/top:
             get:
-              summary: The last second's heaviest sources, subnets, paths, user agents and JA4 TLS fingerprints per site.
+              summary: The last second's heaviest sources, subnets, paths, user agents, JA4 TLS fingerprints, countries and networks per site.
               parameters:
                 - {name: n, in: query, schema: {type: integer, default: 10, maximum: 100}}
               responses:

@@ -63,6 +63,9 @@ public struct SiteTop: Sendable, Equatable, Codable {
     public var agents: [TopEntry]
     /// JA4 TLS fingerprints (empty for plain-HTTP traffic).
     public var fingerprints: [TopEntry]
+    /// Countries and networks (`AS64500`) of the sources (empty without geolocation).
+    public var countries: [TopEntry]
+    public var networks: [TopEntry]
 }
 
 /// Collects each loop's second of traffic once a second, runs every site's ``ModeController``,
@@ -359,6 +362,8 @@ final class DetectionService {
         incident.topPaths = t.topPaths.top(10).map { TopEntry(key: $0.key, count: $0.count) }
         incident.topAgents = t.topAgents.top(10).map { TopEntry(key: $0.key, count: $0.count) }
         incident.topFingerprints = t.topFingerprints.top(10).map { TopEntry(key: $0.key, count: $0.count) }
+        incident.topCountries = t.topCountries.isEmpty ? nil : t.topCountries.top(10).map { TopEntry(key: $0.key, count: $0.count) }
+        incident.topNetworks = t.topNetworks.isEmpty ? nil : t.topNetworks.top(10).map { TopEntry(key: $0.key, count: $0.count) }
     }
 
     /// Every site's current status.
@@ -384,7 +389,9 @@ final class DetectionService {
                 subnets: s.topSubnets.top(n).map { TopEntry(key: $0.key.defaultSubnetDescription, count: $0.count) },
                 paths: s.topPaths.top(n).map { TopEntry(key: $0.key, count: $0.count) },
                 agents: s.topAgents.top(n).map { TopEntry(key: $0.key, count: $0.count) },
-                fingerprints: s.topFingerprints.top(n).map { TopEntry(key: $0.key, count: $0.count) }
+                fingerprints: s.topFingerprints.top(n).map { TopEntry(key: $0.key, count: $0.count) },
+                countries: s.topCountries.top(n).map { TopEntry(key: $0.key, count: $0.count) },
+                networks: s.topNetworks.top(n).map { TopEntry(key: $0.key, count: $0.count) }
             )
         }
     }

@@ -75,6 +75,14 @@ final class SiteDefence {
         }
     }
 
+    /// Counts where a routed request came from (country and network), in the same one-in-eight
+    /// sample as paths and agents. Only with geolocation configured.
+    func recordPlace(country: String?, asn: UInt32?) {
+        guard sampleCounter & 7 == 0 else { return }
+        if let country { traffic.topCountries.add(country, weight: 8) }
+        if let asn { traffic.topNetworks.add("AS\(asn)", weight: 8) }
+    }
+
     /// Hands this second's summary over and starts a new one.
     func takeTraffic() -> TrafficSecond {
         let t = traffic

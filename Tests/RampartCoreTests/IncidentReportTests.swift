@@ -110,6 +110,12 @@ private func json(_ text: String) throws -> [String: Any] {
         let geo = try IncidentReport.render(i, stage: .notification, format: .html, options: ReportOptions(), now: now,
                                             countries: [TopEntry(key: "NL", count: 9)], networks: [TopEntry(key: "AS64496 Example", count: 9)])
         #expect(geo.contains("AS64496 Example") && !geo.contains("not configured (GeoIP)"))
+        // An incident recorded with geolocation configured carries its own lists.
+        var located = i
+        located.topCountries = [TopEntry(key: "SE", count: 40)]
+        located.topNetworks = [TopEntry(key: "AS64511", count: 40)]
+        let own = try IncidentReport.render(located, stage: .notification, format: .html, options: ReportOptions(), now: now)
+        #expect(own.contains("AS64511") && own.contains("SE") && !own.contains("not configured (GeoIP)"))
     }
 
     @Test func sourcesAreDisclosedAsConfigured() throws {

@@ -130,6 +130,15 @@ extension IntegrationTests {
         let metrics = AdminAccessTests.call(admin, "GET", "/metrics", ["Authorization: Bearer edge-filter-test-token-0123456789"])?.text ?? ""
         #expect(metrics.contains(#"rampart_rejections_total{reason="geo_denied"} 2"#), "\(metrics.split(separator: "\n").filter { $0.contains("geo") })")
 
+        // Where the traffic comes from is in the top lists (and so on the dashboard and in incidents).
+        var top = ""
+        #expect(eventually(timeout: 8) {
+            for _ in 0..<24 { _ = fr.request("GET", "/") }
+            usleep(300_000)
+            top = AdminAccessTests.call(admin, "GET", "/api/top?n=10", ["Authorization: Bearer edge-filter-test-token-0123456789"])?.text ?? ""
+            return top.contains(#""key":"FR""#) && top.contains(#""key":"AS64501""#)
+        }, "\(top)")
+
         // `rampart geo` says the same, with the databases and the matching rules.
         let config = folder.appendingPathComponent("rampart.yaml").path
         try yaml.write(toFile: config, atomically: true, encoding: .utf8)

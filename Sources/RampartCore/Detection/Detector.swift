@@ -108,6 +108,10 @@ public struct TrafficSecond: Sendable {
     public var topAgents = SpaceSaving<String>(capacity: 16)
     /// Heaviest JA4 TLS fingerprints (sampled; TLS requests only).
     public var topFingerprints = SpaceSaving<String>(capacity: 16)
+    /// Heaviest countries (ISO codes) and networks (`AS64500`) of the sources (sampled; only when
+    /// geolocation is configured).
+    public var topCountries = SpaceSaving<String>(capacity: 16)
+    public var topNetworks = SpaceSaving<String>(capacity: 16)
 
     /// An empty second.
     public init() {}
@@ -136,6 +140,8 @@ public struct TrafficSecond: Sendable {
         topPaths.merge(o.topPaths)
         topAgents.merge(o.topAgents)
         topFingerprints.merge(o.topFingerprints)
+        topCountries.merge(o.topCountries)
+        topNetworks.merge(o.topNetworks)
     }
 
     /// Mean origin response time in milliseconds (0 with no samples).

@@ -34,6 +34,10 @@ public struct Incident: Sendable, Equatable, Codable {
     public var topAgents: [TopEntry]
     /// Heaviest JA4 TLS fingerprints (nil in incidents recorded before fingerprints were kept).
     public var topFingerprints: [TopEntry]?
+    /// Heaviest countries and networks (`AS64500`) of the sources, when geolocation is configured
+    /// (nil otherwise, and in incidents recorded before).
+    public var topCountries: [TopEntry]?
+    public var topNetworks: [TopEntry]?
     /// Mode changes with their reasons, in order.
     public var timeline: [String]
 

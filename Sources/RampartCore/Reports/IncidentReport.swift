@@ -122,7 +122,8 @@ package struct IncidentReport: Sendable, Equatable, Codable {
 
 extension IncidentReport {
     /// The report of `incident` at `stage`, as of `now` (Unix seconds; an open incident's length
-    /// counts up to it). `countries` and `networks` come from GeoIP when it is configured.
+    /// counts up to it). `countries` and `networks` come from GeoIP when it is configured: the
+    /// incident's own lists unless others are given.
     package static func build(
         _ incident: Incident, stage: ReportStage, options: ReportOptions, now: Int64,
         countries: [TopEntry]? = nil, networks: [TopEntry]? = nil
@@ -199,7 +200,7 @@ extension IncidentReport {
             sourcesNotListed: incident.topSources.count - sources.count + incident.topSubnets.count - subnets.count,
             sources: namer.entries(sources), subnets: namer.entries(subnets),
             fingerprints: incident.topFingerprints ?? [], userAgents: incident.topAgents, paths: incident.topPaths,
-            topCountries: countries, topNetworks: networks
+            topCountries: countries ?? incident.topCountries, topNetworks: networks ?? incident.topNetworks
         )
         report.timeline = Self.timeline(incident, namer: namer)
         report.eventsNotKept = incident.eventsDropped

@@ -16,6 +16,8 @@ enum AccessRulesPhase {
             return .respond(.refusal(.fingerprintDenied, detail: fingerprint))
         }
         guard let geo = loop.geo else { return .next }
+        let place = geo.lookup(request.client)
+        site.defence.recordPlace(country: place.country?.description, asn: place.asn)
         request.geoVerdict = geo.verdict(site: site.configIndex, client: request.client, now: Int64(now.uptimeNanoseconds))
         switch request.geoVerdict {
         case .deny: return .respond(.refusal(.geoDenied))
