@@ -107,4 +107,24 @@ let benchmarks: @Sendable () -> Void = {
         // Written to stderr: the benchmark tool keeps stdout for its tables.
         FileHandle.standardError.write(Data("1M benchmark: distinct addresses \(n), heavy sources caught \(caught.count)/100, resident \(Int(residentMB())) MB\n".utf8))
     }
+
+    // Country lookups (issue 17): the Tor ranges Debian ships (`tor-geoipdb`), by binary search,
+    // and the per-loop cache in front of them. Skipped when the package is not installed.
+    if let table = try? TorGeoIPTable.load(v4Path: "/usr/share/tor/geoip", v6Path: "/usr/share/tor/geoip6") {
+        Benchmark("TorGeoIPTable.country, random IPv4 (uncached)") { benchmark in
+            var x: UInt32 = 0x9E37_79B9
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                x = x &* 1_664_525 &+ 1_013_904_223
+                blackHole(table.country(IPAddress(v4: x)))
+            }
+        }
+        Benchmark("GeoLookupCache.lookup, 1,000 hot addresses") { benchmark in
+            var cache = GeoLookupCache(slots: 4096)
+            benchmark.startMeasurement()
+            for i in benchmark.scaledIterations {
+                blackHole(cache.lookup(IPAddress(v4: 0x5000_0000 &+ UInt32(i % 1000) &* 4099)) { GeoInfo(country: table.country($0)) })
+            }
+        }
+    }
 }

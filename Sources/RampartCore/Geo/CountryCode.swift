@@ -1,11 +1,11 @@
 /// An ISO 3166-1 alpha-2 country code packed in two bytes (`"FR"` is `0x4652`), so a lookup result
 /// and a rule's country set cost no string work on the hot path.
-package struct CountryCode: Hashable, Sendable, Comparable, CustomStringConvertible {
+public struct CountryCode: Hashable, Sendable, Comparable, CustomStringConvertible {
     /// The two ASCII upper-case letters, first in the high byte.
-    package let packed: UInt16
+    public let packed: UInt16
 
     /// The code for two ASCII bytes; nil unless both are letters (lower case is upper-cased).
-    package init?(_ a: UInt8, _ b: UInt8) {
+    public init?(_ a: UInt8, _ b: UInt8) {
         func upper(_ c: UInt8) -> UInt8? {
             switch c {
             case UInt8(ascii: "A")...UInt8(ascii: "Z"): return c
@@ -18,20 +18,20 @@ package struct CountryCode: Hashable, Sendable, Comparable, CustomStringConverti
     }
 
     /// A code from its packed form, already validated when it was stored.
-    package init(packedValue: UInt16) { packed = packedValue }
+    public init(packedValue: UInt16) { packed = packedValue }
 
     /// Parses two letters (any case); nil for anything else. Does not check the code is assigned.
-    package init?(_ text: some StringProtocol) {
+    public init?(_ text: some StringProtocol) {
         let u = Array(text.utf8)
         guard u.count == 2 else { return nil }
         self.init(u[0], u[1])
     }
 
-    package var description: String {
+    public var description: String {
         String(decoding: [UInt8(packed >> 8), UInt8(packed & 0xFF)], as: UTF8.self)
     }
 
-    package static func < (a: CountryCode, b: CountryCode) -> Bool { a.packed < b.packed }
+    public static func < (a: CountryCode, b: CountryCode) -> Bool { a.packed < b.packed }
 
     /// True for codes ISO 3166-1 assigns (officially assigned codes), plus `EU` and `AP` which
     /// DB-IP and MaxMind use for addresses registered to a region rather than a country, and `XK`

@@ -9,13 +9,13 @@ import CMaxMindDB
 
 /// What the gateway knows about a source address: its country and network. Two words; the hot
 /// path passes it by value.
-package struct GeoInfo: Hashable, Sendable {
+public struct GeoInfo: Hashable, Sendable {
     /// The country, nil when no database places the address.
-    package var country: CountryCode?
+    public var country: CountryCode?
     /// The autonomous system number, nil when unknown (or no ASN database is configured).
-    package var asn: UInt32?
+    public var asn: UInt32?
 
-    package init(country: CountryCode? = nil, asn: UInt32? = nil) {
+    public init(country: CountryCode? = nil, asn: UInt32? = nil) {
         self.country = country
         self.asn = asn
     }

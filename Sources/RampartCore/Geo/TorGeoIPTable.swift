@@ -5,11 +5,11 @@ import Darwin
 #endif
 
 /// Why a geolocation file could not be used.
-package struct GeoDataError: Error, Sendable, CustomStringConvertible {
+public struct GeoDataError: Error, Sendable, CustomStringConvertible {
     /// What went wrong, naming the file.
-    package var message: String
-    package init(_ message: String) { self.message = message }
-    package var description: String { message }
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
 }
 
 /// The IP-to-country ranges Tor ships (Debian package `tor-geoipdb`: `/usr/share/tor/geoip` for
@@ -19,7 +19,7 @@ package struct GeoDataError: Error, Sendable, CustomStringConvertible {
 ///
 /// Formats: IPv4 lines are `FIRST,LAST,CC` with addresses as decimal integers; IPv6 lines are
 /// `FIRST,LAST,CC` with textual addresses. `#` starts a comment; `??` (unknown) ranges are skipped.
-package struct TorGeoIPTable: Sendable {
+public struct TorGeoIPTable: Sendable {
     private var v4Start: [UInt32] = []
     private var v4End: [UInt32] = []
     private var v4Code: [UInt16] = []
@@ -28,14 +28,14 @@ package struct TorGeoIPTable: Sendable {
     private var v6Code: [UInt16] = []
 
     /// Ranges loaded (IPv4, IPv6).
-    package var rangeCounts: (v4: Int, v6: Int) { (v4Start.count, v6Start.count) }
+    public var rangeCounts: (v4: Int, v6: Int) { (v4Start.count, v6Start.count) }
 
     /// An empty table (every lookup answers nil).
-    package init() {}
+    public init() {}
 
     /// Parses the IPv4 file text `v4` and the IPv6 file text `v6` (either may be empty). `v4Name`
     /// and `v6Name` name them in errors. Throws on the first malformed line, with its number.
-    package init(v4: [UInt8], v6: [UInt8], v4Name: String = "geoip", v6Name: String = "geoip6") throws(GeoDataError) {
+    public init(v4: [UInt8], v6: [UInt8], v4Name: String = "geoip", v6Name: String = "geoip6") throws(GeoDataError) {
         // Byte-level parsing without intermediate strings: the real files have ~660,000 lines.
         var failure: GeoDataError?
         v4.withUnsafeBufferPointer { bytes in
@@ -79,7 +79,7 @@ package struct TorGeoIPTable: Sendable {
 
     /// Reads and parses the files at `v4Path` and `v6Path` (a missing IPv6 file is allowed: IPv6
     /// sources then have no country).
-    package static func load(v4Path: String, v6Path: String?) throws(GeoDataError) -> TorGeoIPTable {
+    public static func load(v4Path: String, v6Path: String?) throws(GeoDataError) -> TorGeoIPTable {
         guard let v4 = readFile(v4Path) else { throw GeoDataError("cannot read the Tor geoip file '\(v4Path)'") }
         var v6: [UInt8] = []
         if let v6Path {
@@ -92,7 +92,7 @@ package struct TorGeoIPTable: Sendable {
     }
 
     /// The country of `address`, nil when no range holds it.
-    package func country(_ address: IPAddress) -> CountryCode? {
+    public func country(_ address: IPAddress) -> CountryCode? {
         if let v4 = address.v4Value {
             // Last range starting at or below the address.
             var lo = 0
