@@ -16,6 +16,14 @@ INTENSITY=${INTENSITY:-10}
 USERS=${USERS:-30}
 PEERS=${PEERS:-"rampart nginx haproxy"}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# rampart_nft pushes bans into the kernel firewall: the whole run then happens in a network
+# namespace of its own (a fresh loopback), so the host's ruleset is never touched.
+case " $PEERS " in
+  *" rampart_nft "*)
+    if [ -z "${RAMPART_COMPARE_NETNS:-}" ]; then
+      exec unshare -n env RAMPART_COMPARE_NETNS=1 bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
+    fi ;;
+esac
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 OUT="$ROOT/bench/results"
@@ -61,7 +69,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -su
 cat "$WORK/tls.crt" "$WORK/tls.key" > "$WORK/tls.pem"
 chmod 644 "$WORK/tls.key" "$WORK/tls.pem"
 
-start_rampart() {
+rampart_config() {
   cat > "$WORK/rampart.yaml" <<EOF
 listeners:
   - {address: 127.0.0.1:$PROXY_PORT}
@@ -74,6 +82,19 @@ sites:
       - {address: 127.0.0.1:$ORIGIN_PORT, max_connections: $((CONCURRENCY * 2))}
     api_keys: [drill-api-key-0000, drill-api-key-0001, drill-api-key-0002, drill-api-key-0003, drill-api-key-0004]
 EOF
+}
+
+start_rampart() {
+  rampart_config
+  "$BIN/rampart" run --config "$WORK/rampart.yaml" --log-level notice > "$WORK/rampart.log" 2>&1 &
+  echo $!
+}
+
+# Rampart with its bans also pushed into the kernel (bans.kernel: nftables, docs/edge-filters.md),
+# e.g. PEERS="rampart rampart_nft" bash bench/compare.sh S1 (the run moves into its own namespace).
+start_rampart_nft() {
+  rampart_config
+  printf 'bans: {kernel: nftables, kernel_on_exit: flush}\n' >> "$WORK/rampart.yaml"
   "$BIN/rampart" run --config "$WORK/rampart.yaml" --log-level notice > "$WORK/rampart.log" 2>&1 &
   echo $!
 }
@@ -112,7 +133,7 @@ for peer in $PEERS; do
     kill "$pid" 2>/dev/null || true
     [ "$peer" = nginx ] && { kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true; rm -f "$WORK/nginx.pid"; }
     # Rampart's own account of the run: when its sites changed mode, and why.
-    [ "$peer" = rampart ] && grep -h "site mode changed\|source banned" "$WORK/rampart.log" > "$OUT/rampart-$scenario.modes.log" || true
+    [ "${peer%_nft}" = rampart ] && grep -h "site mode changed\|source banned" "$WORK/rampart.log" > "$OUT/rampart-$scenario.modes.log" || true
     sleep 1
   done
 done
