@@ -96,6 +96,24 @@ final class LoopContext {
         return t
     }
 
+    private struct ProofOfWorkKey: Hashable {
+        let language: ChallengePage.Language
+        let difficulty: Int
+        let waitSeconds: Int
+    }
+    private var powTemplates: [ProofOfWorkKey: ProofOfWorkTemplate] = [:]
+
+    /// The proof-of-work page's template for these settings, split once per loop (at most a few:
+    /// two languages times the sites' settings; dropped and rebuilt if reloads pile up more).
+    func proofOfWorkTemplate(language: ChallengePage.Language, difficulty: Int, waitSeconds: Int) -> ProofOfWorkTemplate {
+        let key = ProofOfWorkKey(language: language, difficulty: difficulty, waitSeconds: waitSeconds)
+        if let t = powTemplates[key] { return t }
+        if powTemplates.count >= 32 { powTemplates.removeAll() }
+        let t = ProofOfWorkTemplate(language: language, difficulty: difficulty, waitSeconds: waitSeconds)
+        powTemplates[key] = t
+        return t
+    }
+
     /// TLS handshakes started per source (per listener), and those in progress on this loop.
     var handshakeBuckets: [Int: TokenBucketTable] = [:]
     var handshakesInFlight = 0

@@ -186,4 +186,23 @@ import Testing
         #expect(page.contains("r=/naujienos%3Fid%3D1&c=CHALLENGE&a="))
         #expect(!page.contains("http://") && !page.contains("https://") && !page.contains("src="))
     }
+
+    /// The template (split once, filled per request) gives exactly the page rendered in one piece,
+    /// escaping included, in both languages and with hostile values.
+    @Test func theProofOfWorkTemplateRendersThePageExactly() {
+        for language in [ChallengePage.Language.en, .lt] {
+            for (returnTo, waitURL) in [("/a?b=1", "/.rampart/wait?r=%2Fa&t=T"), ("/x\"</script><b>'&\\ž", "/w?r=\"><script>&t=<&>")] {
+                let template = ProofOfWorkTemplate(language: language, difficulty: 18, waitSeconds: 7)
+                let filled = template.render(challenge: "C1-xyz_", returnTo: returnTo, waitURL: waitURL, requestID: "0123456789abcde")
+                let direct = ChallengePage.proofOfWorkPage(
+                    language: language, difficulty: 18, waitSeconds: 7, challenge: "C1-xyz_",
+                    answerURLInScript: ChallengePage.escapeJS("\(ChallengeRoutes.pow)?r=\(PercentCoding.encode(returnTo))&c=C1-xyz_&a="),
+                    waitURLInHTML: ErrorPage.escapeHTML(waitURL), requestID: "0123456789abcde"
+                )
+                #expect(filled == direct)
+                #expect(!filled.contains("</script><b>") && !filled.contains("\"><script>"))
+                #expect(!filled.unicodeScalars.contains { $0.value >= 0xE000 && $0.value <= 0xE003 })
+            }
+        }
+    }
 }

@@ -68,18 +68,27 @@ public enum ChallengePage {
     public static func proofOfWork(
         language: Language, challenge: String, difficulty: Int, returnTo: String, waitURL: String, waitSeconds: Int, requestID: String
     ) -> String {
+        ProofOfWorkTemplate(language: language, difficulty: difficulty, waitSeconds: waitSeconds)
+            .render(challenge: challenge, returnTo: returnTo, waitURL: waitURL, requestID: requestID)
+    }
+
+    /// The page with its per-request values given as they go into it (already escaped for HTML or
+    /// for the script as their places need). ``ProofOfWorkTemplate`` renders it once with markers.
+    static func proofOfWorkPage(
+        language: Language, difficulty: Int, waitSeconds: Int, challenge: String, answerURLInScript: String, waitURLInHTML: String,
+        requestID: String
+    ) -> String {
         let t = text(language)
-        let answerURL = "\(ChallengeRoutes.pow)?r=\(PercentCoding.encode(returnTo))&c=\(challenge)&a="
         let noscript = t.noscript.replacingPercentD(waitSeconds)
         return """
             <!doctype html><html lang="\(language.rawValue)"><head><meta charset="utf-8">\
             <meta name="viewport" content="width=device-width,initial-scale=1"><meta name="robots" content="noindex">\
-            <title>\(t.title)</title><noscript><meta http-equiv="refresh" content="\(waitSeconds);url=\(ErrorPage.escapeHTML(waitURL))"></noscript>\
+            <title>\(t.title)</title><noscript><meta http-equiv="refresh" content="\(waitSeconds);url=\(waitURLInHTML)"></noscript>\
             <style>\(style)</style></head><body><main><h1>\(t.heading)</h1><p>\(t.explain)</p>\
             <p id="status" role="status" aria-live="polite">\(t.working)</p>\
-            <noscript><p>\(noscript) <a href="\(ErrorPage.escapeHTML(waitURL))">\(t.proceed)</a></p></noscript>\
+            <noscript><p>\(noscript) <a href="\(waitURLInHTML)">\(t.proceed)</a></p></noscript>\
             <p><small>\(t.requestID): \(requestID)</small></p></main>\
-            <script>\(solverScript(challenge: challenge, difficulty: difficulty, answerURL: answerURL, done: t.done, failed: t.failed))</script>\
+            <script>\(solverScript(challenge: challenge, difficulty: difficulty, answerURLInScript: answerURLInScript, done: t.done, failed: t.failed))</script>\
             </body></html>
 
             """
@@ -107,7 +116,7 @@ public enum ChallengePage {
 
     /// SHA-256 in plain JavaScript (the Web Crypto API is missing on plain-HTTP pages), searching
     /// answers in slices so the page stays responsive, then following the answer URL.
-    static func solverScript(challenge: String, difficulty: Int, answerURL: String, done: String, failed: String) -> String {
+    static func solverScript(challenge: String, difficulty: Int, answerURLInScript: String, done: String, failed: String) -> String {
         """
         (function(){"use strict";var K=[1116352408,1899447441,3049323471,3921009573,961987163,1508970993,2453635748,2870763221,\
         3624381080,310598401,607225278,1426881987,1925078388,2162078206,2614888103,3248222580,3835390401,4022224774,264347078,\
@@ -127,7 +136,7 @@ public enum ChallengePage {
         function zeros(v){var z=Math.clz32(v[0]);return z<32?z:32+Math.clz32(v[1])}\
         var C="\(challenge)",D=\(difficulty),n=0,st=document.getElementById("status");\
         function step(){var end=n+20000;for(;n<end;n++){if(zeros(sha(C+n))>=D){st.textContent="\(escapeJS(done))";\
-        location.replace("\(escapeJS(answerURL))"+n);return}}if(n>67108864){st.textContent="\(escapeJS(failed))";return}setTimeout(step,0)}\
+        location.replace("\(answerURLInScript)"+n);return}}if(n>67108864){st.textContent="\(escapeJS(failed))";return}setTimeout(step,0)}\
         step()})();
         """
     }
@@ -166,5 +175,62 @@ extension Substring {
         while s.first == " " || s.first == "\t" { s = s.dropFirst() }
         while s.last == " " || s.last == "\t" { s = s.dropLast() }
         return s
+    }
+}
+
+/// The proof-of-work page split once into its fixed text and the places of the per-request values
+/// (challenge, answer URL, wait URL, request id): a page then costs an escape of two URLs and one
+/// pass of copying, not the escaping and interpolation of the whole page. One per language and
+/// settings, kept per event loop.
+public struct ProofOfWorkTemplate: Sendable {
+    enum Slot: Sendable { case challenge, answerURL, waitURL, requestID }
+    private let parts: [String]
+    private let slots: [Slot]
+    private let fixedBytes: Int
+
+    private static let markers: [(String, Slot)] = [
+        ("\u{E000}", .challenge), ("\u{E001}", .answerURL), ("\u{E002}", .waitURL), ("\u{E003}", .requestID),
+    ]
+
+    public init(language: ChallengePage.Language, difficulty: Int, waitSeconds: Int) {
+        let marked = ChallengePage.proofOfWorkPage(
+            language: language, difficulty: difficulty, waitSeconds: waitSeconds, challenge: Self.markers[0].0,
+            answerURLInScript: Self.markers[1].0, waitURLInHTML: Self.markers[2].0, requestID: Self.markers[3].0
+        )
+        var parts: [String] = []
+        var slots: [Slot] = []
+        var current = ""
+        for scalar in marked.unicodeScalars {
+            if let slot = Self.markers.first(where: { $0.0.unicodeScalars.first == scalar })?.1 {
+                parts.append(current)
+                slots.append(slot)
+                current = ""
+            } else {
+                current.unicodeScalars.append(scalar)
+            }
+        }
+        parts.append(current)
+        self.parts = parts
+        self.slots = slots
+        self.fixedBytes = parts.reduce(0) { $0 + $1.utf8.count }
+    }
+
+    /// The page for one request.
+    public func render(challenge: String, returnTo: String, waitURL: String, requestID: String) -> String {
+        let answerURL = ChallengePage.escapeJS("\(ChallengeRoutes.pow)?r=\(PercentCoding.encode(returnTo))&c=\(challenge)&a=")
+        let wait = ErrorPage.escapeHTML(waitURL)
+        var out = ""
+        out.reserveCapacity(fixedBytes + 2 * wait.utf8.count + answerURL.utf8.count + challenge.utf8.count + requestID.utf8.count)
+        for (i, slot) in slots.enumerated() {
+            out += parts[i]
+            switch slot {
+            case .challenge: out += challenge
+            case .answerURL: out += answerURL
+            case .waitURL: out += wait
+            case .requestID: out += requestID
+            }
+        }
+        out += parts[parts.count - 1]
+        return out
     }
 }

@@ -148,10 +148,8 @@ enum ChallengePhase {
         let challenge = Stamp(kind: .pow, issued: unix, parameter: UInt8(site.config.challenge.difficulty), subnet: subnet).encode(keys: &loop.keys)
         let ticket = Stamp(kind: .wait, issued: unix, parameter: UInt8(site.config.challenge.waitSeconds), subnet: subnet).encode(keys: &loop.keys)
         let waitURL = "\(ChallengeRoutes.wait)?r=\(PercentCoding.encode(returnTo))&t=\(ticket)"
-        let page = ChallengePage.proofOfWork(
-            language: language, challenge: challenge, difficulty: site.config.challenge.difficulty, returnTo: returnTo,
-            waitURL: waitURL, waitSeconds: site.config.challenge.waitSeconds, requestID: request.id
-        )
+        let page = loop.proofOfWorkTemplate(language: language, difficulty: site.config.challenge.difficulty, waitSeconds: site.config.challenge.waitSeconds)
+            .render(challenge: challenge, returnTo: returnTo, waitURL: waitURL, requestID: request.id)
         return .page(status: .forbidden, body: page, headers: [("X-Rampart-Challenge", "pow")], decision: "challenged")
     }
 }
