@@ -83,12 +83,7 @@ final class OriginPool {
     /// Every acquisition other than `.unavailable` must end in ``release(_:reusable:)`` (when a
     /// connection was handed over) or ``abandon()`` (when the callback carried an error).
     func acquire(now: NIODeadline, priority: Bool = false, recheck: Bool = false, _ callback: @escaping Callback) -> Acquisition {
-        while let conn = idle.popLast() {
-            if conn.channel.isActive {
-                inFlight += 1
-                return .ready(conn)
-            }
-        }
+        if let conn = acquireIdle() { return .ready(conn) }
         if open < maxConnections {
             open += 1
             inFlight += 1

@@ -54,15 +54,7 @@ public enum ForwardingHeaders {
 
     /// True when a `Connection` value has a token other than `close` and `keep-alive`.
     private static func namesOtherHeaders(_ value: String) -> Bool {
-        let utf8 = value.utf8
-        var start = utf8.startIndex
-        while start < utf8.endIndex {
-            let stop = utf8[start...].firstIndex(of: UInt8(ascii: ",")) ?? utf8.endIndex
-            let token = value[start..<stop].trimmingASCIISpaces()
-            if !token.isEmpty, !token.equalsASCIICaseInsensitive("keep-alive"), !token.equalsASCIICaseInsensitive("close") { return true }
-            start = stop < utf8.endIndex ? utf8.index(after: stop) : stop
-        }
-        return false
+        anyToken(of: value) { !$0.isEmpty && !$0.equalsASCIICaseInsensitive("keep-alive") && !$0.equalsASCIICaseInsensitive("close") }
     }
 
     /// `Host` and `Content-Length`: a `Connection` header that names them does not remove them.
@@ -83,12 +75,17 @@ public enum ForwardingHeaders {
     /// True when the comma-separated `list` has `name` among its tokens (ASCII case-insensitive,
     /// spaces around tokens ignored), without allocating.
     static func tokenList(_ list: String, contains name: String) -> Bool {
+        anyToken(of: list) { $0.utf8.count == name.utf8.count && asciiCaseInsensitiveEquals($0, name) }
+    }
+
+    /// True when `test` holds for one of the comma-separated tokens of `list` (spaces around each
+    /// trimmed), without allocating.
+    private static func anyToken(of list: String, _ test: (Substring) -> Bool) -> Bool {
         let utf8 = list.utf8
         var start = utf8.startIndex
         while start < utf8.endIndex {
             let stop = utf8[start...].firstIndex(of: UInt8(ascii: ",")) ?? utf8.endIndex
-            let token = list[start..<stop].trimmingASCIISpaces()
-            if token.utf8.count == name.utf8.count, asciiCaseInsensitiveEquals(token, name) { return true }
+            if test(list[start..<stop].trimmingASCIISpaces()) { return true }
             start = stop < utf8.endIndex ? utf8.index(after: stop) : stop
         }
         return false
