@@ -37,8 +37,6 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
     var requestEnded = false
     var responseStarted = false
     var bodyBytes = 0
-    /// Body parts kept until an origin connection is there.
-    var pendingBody = PendingBody()
     /// The client still waits for `100 Continue` before sending its body.
     var expectsContinue = false
     /// The origin's answer being captured for the cache (when this request fetches for it).
@@ -164,7 +162,6 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
         state = .closed
         cancelTimer()
         endFill()
-        pendingBody.removeAll()
         queued.removeAll()
         context.fireChannelInactive()
     }

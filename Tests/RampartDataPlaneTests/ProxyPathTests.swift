@@ -13,11 +13,18 @@ final class EmbeddedOriginConnector: OriginConnector {
     let loop: EmbeddedEventLoop
     private(set) var connections: [EmbeddedChannel] = []
     var refuse = false
+    /// Origin ports that refuse connections (one dead origin among several).
+    var refusedPorts: Set<Int> = []
+    /// The origin ports connections were asked for, in order.
+    private(set) var asked: [Int] = []
 
     init(loop: EmbeddedEventLoop) { self.loop = loop }
 
     func connect(_ target: OriginTarget, on eventLoop: any EventLoop) -> EventLoopFuture<any Channel> {
-        if refuse { return eventLoop.makeFailedFuture(ChannelError.connectTimeout(target.timeout)) }
+        asked.append(target.address.port)
+        if refuse || refusedPorts.contains(target.address.port) {
+            return eventLoop.makeFailedFuture(ChannelError.connectTimeout(target.timeout))
+        }
         let channel = EmbeddedChannel(loop: loop)
         do {
             try addOriginHTTPHandlers(channel.pipeline.syncOperations)

@@ -32,7 +32,7 @@ extension ClientHandler {
         answer = AnswerRecord(status: Int(entry.status.code), bytes: request.head.method == .HEAD ? 0 : entry.body.readableBytes, decision: stale ? "cache_stale" : "cache")
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if request.head.method != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(entry.body))), promise: nil) }
-        if !requestEnded { state = .discarding }
+        state.answeredLocally(requestEnded: requestEnded)
         finishResponse(context: context, trailers: nil)
     }
 
@@ -50,7 +50,6 @@ extension ClientHandler {
         guard let context, !state.isClosed else { return }
         answer = AnswerRecord(status: Int(status.code), bytes: request.head.method == .HEAD ? 0 : body.utf8.count, decision: decision)
         endFill()
-        pendingBody.removeAll()
         if !requestEnded && request.hasBody { request.keepAlive = false }
         var headers = HTTPHeaders()
         headers.reserveCapacity(extra.count + 5)
@@ -68,7 +67,7 @@ extension ClientHandler {
         if request.head.method != .HEAD, !body.isEmpty {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
         }
-        if !requestEnded { state = .discarding }
+        state.answeredLocally(requestEnded: requestEnded)
         finishResponse(context: context, trailers: nil)
     }
 
@@ -101,7 +100,7 @@ extension ClientHandler {
             closeNow()
             return
         }
-        pendingBody.removeAll()
+        state.answeredLocally(requestEnded: requestEnded)
         if reason.closesConnection || (!requestEnded && request.hasBody) { request.keepAlive = false }
         // Pre-rendered per loop: only the request id, the version and the connection header vary.
         let (head, body) = loop.pageTemplate(reason, json: ErrorPage.wantsJSON(request.head.headers)).render(

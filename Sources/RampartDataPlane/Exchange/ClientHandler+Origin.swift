@@ -17,7 +17,7 @@ extension ClientHandler {
         // POST, login floods trickling bytes) cost the origin nothing; larger ones stream.
         if request.hasBody, !requestEnded, request.upgrade == nil, (request.accepted.contentLength ?? 0) <= PendingBody.limit {
             if case .buffering = state {} else {
-                state = .buffering
+                state.startBuffering()
                 return
             }
         }
@@ -30,7 +30,7 @@ extension ClientHandler {
 
     func acquire(from pool: OriginPool, now: NIODeadline) {
         guard let site = request.site else { return }
-        state = .connecting(pool)
+        state.startConnecting(to: pool)
         site.defence.traffic.toOrigin += 1
         if pool.queued > site.defence.traffic.queuePeak { site.defence.traffic.queuePeak = pool.queued }
         if let idle = pool.acquireIdle() {
@@ -48,14 +48,13 @@ extension ClientHandler {
         case .pending:
             break
         case .unavailable(let reason):
-            state = .idle
+            state.connectFailed()
             respondLocally(reason, retryAfter: 5)
         }
     }
 
     private func connectionArrived(_ result: Result<UpstreamConnection, any Error>, pool: OriginPool, generation: Int) {
-        var stillWanted = false
-        if case .connecting(let waiting) = state, waiting === pool, requestsOnConnection == generation { stillWanted = true }
+        let stillWanted = state.isConnecting(to: pool) && requestsOnConnection == generation
         switch result {
         case .success(let conn):
             if stillWanted {
@@ -66,7 +65,7 @@ extension ClientHandler {
         case .failure(let error):
             pool.abandon()
             guard stillWanted else { return }
-            state = .idle
+            state.connectFailed()
             let now = loop.eventLoop.now
             switch error {
             case PoolError.queueTimeout, PoolError.shed:
@@ -101,11 +100,11 @@ extension ClientHandler {
             pool.release(conn, reusable: true)
             return
         }
-        state = .proxying(OriginLeg(pool: pool, connection: conn))
+        var kept = state.startProxying(OriginLeg(pool: pool, connection: conn))
         conn.requestsSent += 1
         conn.handler.delegate = self
         conn.handler.write(.head(head))
-        while let part = pendingBody.popFirst() { conn.handler.write(part) }
+        while let part = kept.popFirst() { conn.handler.write(part) }
         conn.handler.flush()
         if requestEnded { conn.handler.awaitResponse(timeout: request.routed.config.limits.originResponseTimeout) }
         if !(context?.channel.isWritable ?? true) { conn.handler.pauseReads() }
@@ -115,8 +114,7 @@ extension ClientHandler {
     /// Gives the origin connection back to its pool (reusable only after a clean exchange) and
     /// leaves the proxying state; nothing when there is none.
     func releaseOrigin(reusable: Bool) {
-        guard let leg = state.leg else { return }
-        state = .discarding
+        guard let leg = state.leaveOrigin() else { return }
         leg.pool.release(leg.connection, reusable: reusable)
     }
 
@@ -125,37 +123,24 @@ extension ClientHandler {
         timeouts.bodyReceived(count: buffer.readableBytes, now: now)
         bodyBytes += buffer.readableBytes
         let maxBody = request.site?.config.limits.maxBodyBytes ?? facts.limits.maxBodyBytes
-        switch state {
-        case .proxying, .connecting:
-            if bodyBytes > maxBody {
-                request.keepAlive = false
-                releaseOrigin(reusable: false)
-                if responseStarted {
-                    loop.reject(.bodyTooLarge, client: request.client)
-                    closeNow()
-                } else {
-                    respondLocally(.bodyTooLarge)
-                }
-                return
-            }
-            if let leg = state.leg {
-                leg.connection.handler.write(.body(.byteBuffer(buffer)))
+        switch state.requestBody(buffer, overLimit: bodyBytes > maxBody) {
+        case .forward(let leg):
+            leg.connection.handler.write(.body(.byteBuffer(buffer)))
+        case .kept(let hold):
+            if hold { holdReads(true) }
+        case .streamNow:
+            // Larger than we hold: stream it (the collected part goes first).
+            proceedToOrigin(now: now)
+        case .tooLarge:
+            request.keepAlive = false
+            releaseOrigin(reusable: false)
+            if responseStarted {
+                loop.reject(.bodyTooLarge, client: request.client)
+                closeNow()
             } else {
-                pendingBody.append(.body(.byteBuffer(buffer)))
-                if pendingBody.isOverLimit { holdReads(true) }
-            }
-        case .buffering:
-            if bodyBytes > maxBody {
-                request.keepAlive = false
                 respondLocally(.bodyTooLarge)
-                return
             }
-            pendingBody.append(.body(.byteBuffer(buffer)))
-            if pendingBody.isOverLimit {
-                // Larger than we hold: stream it (the buffered part goes first).
-                proceedToOrigin(now: now)
-            }
-        case .discarding, .idle, .closed, .tunnel, .held, .coalescing:
+        case .dropped:
             break
         }
     }
@@ -163,22 +148,19 @@ extension ClientHandler {
     func receivedEnd(_ trailers: HTTPHeaders?) {
         requestEnded = true
         timeouts.requestEnded()
-        switch state {
-        case .proxying(let leg):
+        switch state.requestEnd(trailers) {
+        case .forward(let leg):
             leg.connection.handler.write(.end(trailers))
             leg.connection.handler.flush()
             leg.connection.handler.awaitResponse(timeout: request.routed.config.limits.originResponseTimeout)
-        case .connecting:
-            pendingBody.append(.end(trailers))
-        case .buffering:
-            pendingBody.append(.end(trailers))
+        case .proceed:
             proceedToOrigin(now: loop.eventLoop.now)
-        case .discarding:
-            state = .idle
-            timeouts.responseEnded(now: loop.eventLoop.now)
-            armTimer(now: loop.eventLoop.now)
+        case .becameIdle:
+            let now = loop.eventLoop.now
+            timeouts.responseEnded(now: now)
+            armTimer(now: now)
             drainQueue()
-        case .idle, .closed, .tunnel, .held, .coalescing:
+        case .kept, .none:
             break
         }
     }
