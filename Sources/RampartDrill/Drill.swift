@@ -31,6 +31,16 @@ public enum DrillSafety {
             throw DrillError("target '\(text)': \(error)")
         }
     }
+
+    /// Parses a comma-separated list of gateway addresses (several nodes of a fleet), each
+    /// refused unless it is loopback.
+    public static func loopbackTargets(_ text: String) throws(DrillError) -> [SocketAddress] {
+        let parts = text.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !parts.isEmpty else { throw DrillError("no target given") }
+        var out: [SocketAddress] = []
+        for part in parts { out.append(try loopbackTarget(part)) }
+        return out
+    }
 }
 
 /// A drill refusal or failure, with a message for the operator.
@@ -63,8 +73,11 @@ public enum ScenarioKind: String, CaseIterable, Sendable, Codable {
 
 /// What to run, bounded in time and in requests.
 public struct DrillPlan: Sendable {
-    /// The gateway (or peer proxy) under test; loopback only.
-    public var target: SocketAddress
+    /// The gateways (or peer proxies) under test; loopback only. With several (the nodes of a
+    /// fleet behind DNS round robin or an L4 balancer), each source address keeps to one of them.
+    public var targets: [SocketAddress]
+    /// The first gateway (the only one, usually).
+    public var target: SocketAddress { targets[0] }
     /// Where the origin's counters are read (`GET /__origin/stats`); loopback only.
     public var originStats: SocketAddress
     /// Host header sent by every client (and the TLS server name).
@@ -96,12 +109,30 @@ public struct DrillPlan: Sendable {
 
     /// A plan with the defaults above.
     public init(target: SocketAddress, originStats: SocketAddress, scenario: ScenarioKind) {
-        self.target = target
+        self.init(targets: [target], originStats: originStats, scenario: scenario)
+    }
+
+    /// A plan against several gateways, with the defaults above.
+    public init(targets: [SocketAddress], originStats: SocketAddress, scenario: ScenarioKind) {
+        precondition(!targets.isEmpty, "a drill needs a target")
+        self.targets = targets
         self.originStats = originStats
         self.scenario = scenario
     }
 
     var total: Double { warmup + attack + cooldown }
+
+    /// The gateway that `source` sends to: always the same one for one source (as with source
+    /// affinity in an L4 balancer), spread evenly over many sources.
+    public func target(for source: IPAddress) -> SocketAddress {
+        guard targets.count > 1 else { return targets[0] }
+        // A fixed mix (not Swift's per-process seeded hash), so a run is reproducible.
+        var x = source.high ^ (source.low &* 0x9E37_79B9_7F4A_7C15)
+        x ^= x >> 31
+        x = x &* 0xBF58_476D_1CE4_E5B9
+        x ^= x >> 29
+        return targets[Int(x % UInt64(targets.count))]
+    }
 }
 
 /// One second of the drill.

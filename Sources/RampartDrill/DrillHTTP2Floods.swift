@@ -29,7 +29,7 @@ extension DrillRunner {
     private func h2Connection(from source: IPAddress) async -> (any Channel)? {
         guard let tls,
             let channel = try? await DrillConnection.openChannel(
-                group: group, source: source, target: plan.target, timeout: .seconds(2), tls: tls, alpn: \.h2,
+                group: group, source: source, target: plan.target(for: source), timeout: .seconds(2), tls: tls, alpn: \.h2,
                 handlers: { try $0.addHandler(DiscardInbound()) }
             )
         else { return nil }

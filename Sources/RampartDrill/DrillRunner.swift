@@ -47,7 +47,7 @@ public final class DrillRunner: Sendable {
             }
         }
         try? await group.shutdownGracefully()
-        return recorder.report(target: "\(plan.target)", startedAt: startedAt)
+        return recorder.report(target: plan.targets.map { "\($0)" }.joined(separator: ","), startedAt: startedAt)
     }
 
     // MARK: - Legitimate users
@@ -170,7 +170,7 @@ public final class DrillRunner: Sendable {
         body: String? = nil
     ) async -> DrillResponse {
         if connection == nil || !(connection!.isActive) {
-            connection = try? await DrillConnection.connect(group: group, source: source, target: plan.target, timeout: .seconds(2), tls: tls)
+            connection = try? await DrillConnection.connect(group: group, source: source, target: plan.target(for: source), timeout: .seconds(2), tls: tls)
         }
         guard let conn = connection else { return DrillResponse(status: 0, headers: [:], bodyBytes: 0, smallBody: "", seconds: 0) }
         var headers = HTTPHeaders([("Host", plan.host), ("User-Agent", "Mozilla/5.0 (rampart-drill legit)"), ("Accept", "text/html,*/*")])
@@ -340,7 +340,7 @@ public final class DrillRunner: Sendable {
                 while recorder.elapsed < end, recorder.reserve() {
                     let t = recorder.elapsed
                     guard let channel = try? await DrillConnection.openChannel(
-                        group: self.group, source: source, target: self.plan.target, timeout: .seconds(2), tls: self.tls, alpn: \.http1
+                        group: self.group, source: source, target: self.plan.target(for: source), timeout: .seconds(2), tls: self.tls, alpn: \.http1
                     ) else {
                         recorder.attack(status: 0, at: t)
                         await self.pause(0.5)
@@ -375,7 +375,7 @@ public final class DrillRunner: Sendable {
         close: Bool = false
     ) async -> DrillResponse {
         if connection == nil || !(connection!.isActive) {
-            connection = try? await DrillConnection.connect(group: group, source: source, target: plan.target, timeout: .seconds(2), tls: tls)
+            connection = try? await DrillConnection.connect(group: group, source: source, target: plan.target(for: source), timeout: .seconds(2), tls: tls)
         }
         guard let conn = connection else { return DrillResponse(status: 0, headers: [:], bodyBytes: 0, smallBody: "", seconds: 0) }
         var headers = HTTPHeaders([("Host", plan.host), ("User-Agent", "Mozilla/5.0 (flood)")])

@@ -21,7 +21,7 @@ struct RunScenario: AsyncParsableCommand {
         abstract: "Run scenarios against a gateway on loopback and report goodput, leakage and cost."
     )
 
-    @Option(name: .long, help: "Gateway address (loopback only), e.g. 127.0.0.1:8080.")
+    @Option(name: .long, help: "Gateway address (loopback only), e.g. 127.0.0.1:8080; several, comma-separated, for the nodes of a fleet (each source keeps to one).")
     var target: String
 
     @Option(name: .long, help: "Origin address for its counters (loopback only); start it with 'rampart-drill origin'.")
@@ -46,10 +46,10 @@ struct RunScenario: AsyncParsableCommand {
     var tls = false
 
     func run() async throws {
-        let targetAddress: SocketAddress
+        let targetAddresses: [SocketAddress]
         let originAddress: SocketAddress
         do {
-            targetAddress = try DrillSafety.loopbackTarget(target)
+            targetAddresses = try DrillSafety.loopbackTargets(target)
             originAddress = try DrillSafety.loopbackTarget(origin)
         } catch {
             FileHandle.standardError.write(Data("rampart-drill: \(error.description)\n".utf8))
@@ -68,7 +68,7 @@ struct RunScenario: AsyncParsableCommand {
         }
         var reports: [DrillReport] = []
         for kind in kinds {
-            var plan = DrillPlan(target: targetAddress, originStats: originAddress, scenario: kind)
+            var plan = DrillPlan(targets: targetAddresses, originStats: originAddress, scenario: kind)
             plan.warmup = warmup
             plan.attack = attack
             plan.cooldown = cooldown

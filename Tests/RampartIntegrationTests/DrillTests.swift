@@ -17,8 +17,27 @@ extension IntegrationTests {
         #expect(try DrillSafety.loopbackTarget(target).port != nil)
     }
 
+    /// Several gateways (the nodes of a fleet): every one must be loopback, and each source keeps
+    /// to one node while many sources spread evenly over them.
+    @Test func severalTargetsAreAllLoopbackAndSourcesSpreadOverThem() throws {
+        #expect(throws: DrillError.self) { try DrillSafety.loopbackTargets("127.0.0.1:8080,10.0.0.1:8080") }
+        #expect(throws: DrillError.self) { try DrillSafety.loopbackTargets(" , ") }
+        let targets = try DrillSafety.loopbackTargets("127.0.0.1:8081, 127.0.0.1:8082,127.0.0.1:8083")
+        #expect(targets.map(\.port) == [8081, 8082, 8083])
+        let plan = DrillPlan(targets: targets, originStats: targets[0], scenario: .s2)
+        var perNode: [Int: Int] = [:]
+        for i in 0..<3000 {
+            let source = IPAddress(v4: DrillSafety.attackRange.network.v4Value! &+ UInt32(i))
+            let node = plan.target(for: source)
+            #expect(plan.target(for: source) == node)
+            perNode[node.port!, default: 0] += 1
+        }
+        #expect(perNode.count == 3)
+        #expect(perNode.values.allSatisfy { $0 > 850 && $0 < 1150 }, "\(perNode)")
+    }
+
     @Test func theBinaryExitsNonZeroForOtherTargets() throws {
-        for target in ["10.1.2.3:80", "example.org:443"] {
+        for target in ["10.1.2.3:80", "example.org:443", "127.0.0.1:8080,192.168.0.1:80"] {
             let drill = try GatewayProcess(arguments: ["run", "--target", target, "--origin", "127.0.0.1:9000"], executable: "rampart-drill")
             let status = drill.waitForExit()
             #expect(status != nil && status != 0, "drill accepted \(target)")
