@@ -63,11 +63,27 @@ cpu_ticks() {
   echo $total
 }
 
-# Stops what a bench script started: the pids in its PIDS array and the nginx instances whose pid
-# files are WORK/nginx-*.pid. Scripts set `trap stop_started EXIT`.
+# Stops what a bench script started: the pids in its PIDS array, the nginx instances whose pid
+# files are WORK/nginx-*.pid and a PostgreSQL cluster from start_postgres. Scripts set `trap stop_started EXIT`.
 stop_started() {
   local p f
   for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done
-  for f in "$WORK"/nginx-*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
+  for f in "$WORK"/nginx-*.pid "$WORK"/postgres.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
   wait 2>/dev/null || true
+}
+
+# Starts a throwaway PostgreSQL cluster in WORK/pg on 127.0.0.1:PORT (the fleet benchmarks'
+# shared state): initdb with trust authentication for user `rampart`, no fsync. PostgreSQL refuses
+# to run as root, so as root the folder is given to `nobody` and the server runs as that user.
+# stop_started stops it through its pid file. start_postgres WORK PORT
+start_postgres() {
+  local work=$1 port=$2 bin run=()
+  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [ -x "$bin/initdb" ] || { echo "PostgreSQL server binaries are missing (apt-get install postgresql)" >&2; return 1; }
+  mkdir -p "$work/pg"
+  if [ "$(id -u)" = 0 ]; then chown nobody: "$work/pg"; chmod 755 "$work"; run=(runuser -u nobody --); fi
+  "${run[@]}" "$bin/initdb" -D "$work/pg/data" -U rampart -A trust -E UTF8 --no-sync >/dev/null
+  "${run[@]}" "$bin/pg_ctl" -D "$work/pg/data" -l "$work/pg/server.log" -w -t 30 \
+    -o "-p $port -k $work/pg -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100" start >/dev/null
+  head -1 "$work/pg/data/postmaster.pid" > "$work/postgres.pid"
 }
