@@ -7,7 +7,8 @@
 #   WARMUP=5 ATTACK=20 COOLDOWN=5 INTENSITY=10 [SETUPS="one-node alone fleet"] bash bench/fleet-drill.sh [SCENARIO]
 #
 # Prints the drill's table per setup and, per node, the seconds from the attack's start to its
-# first "site mode changed" (under attack). Results go to bench/results/fleet-<date>/.
+# first change to `elevated` and to `under_attack`. At INTENSITY=3 one node taking the whole flood
+# goes under attack while three nodes alone, each seeing a third, only reach `elevated`. Results go to bench/results/fleet-<date>/.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/bench/lib.sh"
@@ -80,14 +81,16 @@ run_setup() {
   local attack_at=$((start + ${WARMUP%.*}))
   for ((i = 0; i < nodes; i++)); do
     cp "$WORK/$SETUP-node$i.log" "$OUT/"
-    local line t
-    line=$(grep -m1 "site mode changed" "$WORK/$SETUP-node$i.log" || true)
-    if [ -n "$line" ]; then
-      t=$(date -d "$(echo "$line" | cut -d' ' -f1)" +%s)
-      echo "$SETUP node$i: first mode change $((t - attack_at)) s after the attack began: $(echo "$line" | grep -o 'to=[a-z_]*' || true)"
-    else
-      echo "$SETUP node$i: no mode change"
-    fi
+    local line t mode
+    for mode in elevated under_attack; do
+      line=$(grep -m1 "site mode changed.*to=$mode" "$WORK/$SETUP-node$i.log" || true)
+      if [ -n "$line" ]; then
+        t=$(date -d "$(echo "$line" | cut -d' ' -f1)" +%s)
+        echo "$SETUP node$i: $mode $((t - attack_at)) s after the attack began"
+      else
+        echo "$SETUP node$i: never $mode"
+      fi
+    done
   done | tee -a "$OUT/modes.txt"
 }
 
