@@ -48,14 +48,9 @@ trap cleanup EXIT
 
 install_missing nginx:nginx-light haproxy:haproxy openssl:openssl
 
-echo "building (release)" >&2
-(cd "$ROOT" && swift build -c release --product rampart >/dev/null && swift build -c release --product rampart-drill >/dev/null)
-BIN="$ROOT/.build/release"
+build_release
 
-"$BIN/rampart-drill" origin --listen 127.0.0.1:$ORIGIN_PORT --concurrency $CONCURRENCY --service-ms $SERVICE_MS > "$WORK/origin.log" 2>&1 &
-PIDS+=($!)
-
-wait_port $ORIGIN_PORT
+start_drill_origin $ORIGIN_PORT $CONCURRENCY $SERVICE_MS
 
 # The peers' configs with this run's ports and folder filled in.
 render() {

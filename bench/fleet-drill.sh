@@ -33,13 +33,9 @@ mkdir -p "$OUT"
 PIDS=()
 trap stop_started EXIT
 
-echo "building (release)" >&2
-(cd "$ROOT" && swift build -c release --product rampart >/dev/null && swift build -c release --product rampart-drill >/dev/null)
-BIN="$ROOT/.build/release"
+build_release
 
-"$BIN/rampart-drill" origin --listen 127.0.0.1:$ORIGIN_PORT --concurrency $CONCURRENCY --service-ms $SERVICE_MS > "$WORK/origin.log" 2>&1 &
-PIDS+=($!)
-wait_port $ORIGIN_PORT
+start_drill_origin $ORIGIN_PORT $CONCURRENCY $SERVICE_MS
 
 # node_config I FLEET_URL: the config of node I (same site on every node; its own port and state).
 node_config() {

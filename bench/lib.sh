@@ -87,3 +87,18 @@ start_postgres() {
     -o "-p $port -k $work/pg -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100" start >/dev/null
   head -1 "$work/pg/data/postmaster.pid" > "$work/postgres.pid"
 }
+
+# Builds rampart and rampart-drill in release mode (ROOT is the package) and sets BIN to them.
+build_release() {
+  echo "building (release)" >&2
+  (cd "$ROOT" && swift build -c release --product rampart >/dev/null && swift build -c release --product rampart-drill >/dev/null)
+  BIN="$ROOT/.build/release"
+}
+
+# Starts the drill's counting origin on 127.0.0.1:PORT with CONCURRENCY workers of SERVICE_MS each
+# (its log: WORK/origin.log), adds it to PIDS and waits for it. start_drill_origin PORT CONCURRENCY SERVICE_MS
+start_drill_origin() {
+  "$BIN/rampart-drill" origin --listen 127.0.0.1:"$1" --concurrency "$2" --service-ms "$3" > "$WORK/origin.log" 2>&1 &
+  PIDS+=($!)
+  wait_port "$1"
+}
