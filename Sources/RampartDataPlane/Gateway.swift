@@ -27,6 +27,8 @@ public final class Gateway: Sendable {
     private let detection: NIOLoopBound<DetectionService>
     /// The state database (nil: none); reports read older incidents' full records from it.
     private let store: (any GatewayStore)?
+    /// How the state store's writes go (disk full, read-only, locked); nil without a store.
+    public var storeHealth: StoreHealth? { (store as? any StoreHealthReporting)?.health }
     private let accessLogSink: AccessLogSink?
     /// Bans pushed into nftables (`bans.kernel: nftables`); nil when off or nftables is missing.
     private let kernelBans: KernelBanSink?

@@ -74,6 +74,9 @@ struct Run: AsyncParsableCommand {
     @Option(name: .long, help: "TLS private key (PEM) for the listener.")
     var tlsKey: String?
 
+    @Option(name: .long, help: "Started as root: switch to this unprivileged user once the ports are bound.")
+    var user: String?
+
     @OptionGroup var log: LogOptions
 
     func validate() throws {
@@ -120,7 +123,14 @@ struct Run: AsyncParsableCommand {
         }
         if let state { gatewayConfig.statePath = state }
         if let accessLog { gatewayConfig.accessLogPath = accessLog }
-        try await serve(gatewayConfig, source: source, logger: logger, threads: log.threads)
+        var drop: PrivilegeDrop?
+        if let user {
+            do { drop = try PrivilegeDrop(user: user) } catch {
+                printErr("\(error)")
+                throw ExitCode(2)
+            }
+        }
+        try await serve(gatewayConfig, source: source, logger: logger, threads: log.threads, user: drop)
     }
 }
 
@@ -202,7 +212,7 @@ func say(_ text: String) {
 }
 
 /// Runs a gateway until SIGTERM/SIGINT (drain, then exit); SIGHUP reloads the config file.
-func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, threads: Int?, started: () -> Void = {}) async throws {
+func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, threads: Int?, user: PrivilegeDrop? = nil, started: () -> Void = {}) async throws {
     if let threads, threads < 1 || threads > 256 { throw ValidationError("--threads must be between 1 and 256") }
     // Signals are caught from the start: a SIGTERM that arrives while listeners and the admin API
     // come up is served (drain, exit 0) once they are up, not the default kill.
@@ -256,7 +266,14 @@ func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, thread
     for (listener, address) in zip(config.listeners, addresses) {
         say("Rampart listening on \(listener.tls == nil ? "http" : "https")://\(HostPort(host: listener.address.host, port: address.port ?? listener.address.port))/")
     }
-    let adminTask = try await startAdmin(config, source: source, gateway: gateway, logger: logger, signingSecret: secret)
+    let adminTask: Task<Void, Never>?
+    do {
+        adminTask = try await startAdmin(config, source: source, gateway: gateway, logger: logger, signingSecret: secret)
+        try dropPrivileges(user, stateFolder: config.statePath, logger: logger)
+    } catch {
+        await gateway.shutdown(timeout: .seconds(1))
+        throw ExitCode(1)
+    }
     started()
 
     for await signal in signals.stream {
@@ -292,7 +309,8 @@ func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, thread
 /// (`http://ADMIN/?token=TOKEN`) only when a person is likely the one reading it: standard output
 /// is a terminal, or the token was made on this start (nobody has it yet). Otherwise standard
 /// output is probably a log file, and the line says where the token is instead. A port that cannot
-/// be bound is logged and the gateway runs on without it: protection comes first.
+/// be bound at start is an error (exit 1): a gateway nobody can watch or steer during an attack is
+/// worse than one the service manager restarts once the port is free.
 func startAdmin(_ config: GatewayConfig, source: ConfigSource, gateway: Gateway, logger: Logger, signingSecret: [UInt8]) async throws -> Task<Void, Never>? {
     guard config.adminEnabled else { return nil }
     let token: AdminToken
@@ -313,16 +331,20 @@ func startAdmin(_ config: GatewayConfig, source: ConfigSource, gateway: Gateway,
     let admin = AdminServer(gateway: gateway, token: token.value, logger: logger, reload: reload, signingSecret: signingSecret)
     let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
     let address = config.adminAddress
+    let failure = LockedError()
     let task = Task {
         do {
             try await admin.run(address: address) { continuation.yield($0) }
         } catch is CancellationError {
         } catch {
-            logger.error("admin listener not available; the gateway runs on without it", metadata: ["address": "\(address)", "error": "\(error)"])
+            failure.set(error)
+            logger.error("admin listener stopped", metadata: ["address": "\(address)", "error": "\(error)"])
         }
         continuation.finish()
     }
+    var bound = false
     for await port in ports {
+        bound = true
         let host = address.host == "0.0.0.0" || address.host == "::" ? "127.0.0.1" : address.host
         let link = "http://\(HostPort(host: host, port: port))/"
         if isatty(STDOUT_FILENO) != 0 || token.isNew {
@@ -332,7 +354,30 @@ func startAdmin(_ config: GatewayConfig, source: ConfigSource, gateway: Gateway,
         }
         break
     }
+    guard bound else {
+        let reason = failure.get().map { "\($0)" } ?? "it stopped before listening"
+        logger.critical("cannot listen on the admin address: free the port or choose another with --admin or admin.listen", metadata: ["address": "\(address)", "error": "\(reason)"])
+        throw ExitCode(1)
+    }
     return task
+}
+
+/// The admin listener's start-up error, handed from its task to the code waiting for its port.
+final class LockedError: @unchecked Sendable {
+    private let lock = NSLock()
+    private var error: (any Error)?
+
+    func set(_ error: any Error) {
+        lock.lock()
+        self.error = error
+        lock.unlock()
+    }
+
+    func get() -> (any Error)? {
+        lock.lock()
+        defer { lock.unlock() }
+        return error
+    }
 }
 
 /// Makes a secret file found with group or other access readable by its owner only, and says so.
