@@ -315,6 +315,8 @@ struct StatsFrame: Codable {
     var top: [SiteTop]
     var bans: Int
     var incidents: [Incident]
+    /// The state database's write health (absent when the gateway runs without one).
+    var state: StoreHealth?
 
     static func now(_ gateway: Gateway) async throws -> StatsFrame {
         StatsFrame(
@@ -322,7 +324,8 @@ struct StatsFrame: Codable {
             sites: try await gateway.siteStatus().map(SiteView.init),
             top: try await gateway.top(10),
             bans: try await gateway.bans().count,
-            incidents: Array(try await gateway.incidents().suffix(20).reversed().map(\.summary))
+            incidents: Array(try await gateway.incidents().suffix(20).reversed().map(\.summary)),
+            state: gateway.storeHealth
         )
     }
 }

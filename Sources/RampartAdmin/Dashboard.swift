@@ -39,7 +39,7 @@ enum Dashboard {
         .muted{color:var(--muted)}
         </style></head>
         <body>
-        <header><h1>Rampart</h1><span id="conn">connecting…</span><span id="bans" class="muted"></span></header>
+        <header><h1>Rampart</h1><span id="conn">connecting…</span><span id="bans" class="muted"></span><strong id="state" role="alert" hidden></strong></header>
         <form id="login" method="get" action="/"><section><h2>Sign in</h2>
         <p id="refused" hidden>That token was not accepted: the link may be from before the token changed.</p>
         <p><label for="token">Admin token</label><br><input id="token" name="token" type="password" autocomplete="current-password" size="40" required></p>
@@ -132,6 +132,8 @@ enum Dashboard {
           es.onopen=()=>{document.getElementById("conn").textContent="live"};
           es.onmessage=ev=>{const f=JSON.parse(ev.data);document.getElementById("login").classList.remove("show");
             for(const s of f.sites)siteCard(s);fillTop(f);fillIncidents(f);document.getElementById("bans").textContent=f.bans+" bans in force";
+            const st=document.getElementById("state");st.hidden=!f.state||f.state.writable;
+            if(f.state&&!f.state.writable)st.textContent="State not saved: "+f.state.pendingWrites+" changes wait for the disk ("+(f.state.lastError||"write failed")+"); the gateway keeps serving";
             document.getElementById("conn").textContent="live · "+new Date(f.time*1000).toLocaleTimeString()};
           es.onerror=async()=>{document.getElementById("conn").textContent="reconnecting…";
             // The browser reconnects by itself (the admin listener restarting is fine); only a

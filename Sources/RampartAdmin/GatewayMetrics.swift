@@ -72,6 +72,12 @@ final class GatewayMetrics: Sendable {
             counter("rampart_kernel_ban_dropped_total", "Ban changes dropped because the kernel queue was full.", [], k.dropped)
         }
         gauge("rampart_bans_active", "Bans in force.", [], Double(bans.count))
+        if let h = gateway.storeHealth {
+            gauge("rampart_state_writable", "1 while the state database takes writes; 0 while they fail (they wait and are retried).", [], h.writable ? 1 : 0)
+            gauge("rampart_state_pending_writes", "Bans, incidents and mode changes waiting to be written to the state database.", [], Double(h.pendingWrites))
+            counter("rampart_state_write_failures_total", "State database writes that failed.", [], h.failedWrites)
+            counter("rampart_state_writes_dropped_total", "Waiting state writes given up because too many waited.", [], h.droppedWrites)
+        }
         counter("rampart_challenge_outcomes_total", "Challenge outcomes.", [("outcome", "issued")], stats.challengesIssued)
         counter("rampart_challenge_outcomes_total", "Challenge outcomes.", [("outcome", "clearance_issued")], stats.clearancesIssued)
         counter("rampart_challenge_outcomes_total", "Challenge outcomes.", [("outcome", "failed")], stats.challengeFailures)

@@ -39,10 +39,18 @@ final class BanRegistry {
         self.list = BanList(policy: policy)
         self.loop = loop
         self.store = store
-        guard let store else { return }
         // Bans survive a restart: put back the ones still in force.
+        restoreStored()
+    }
+
+    /// Puts back the stored bans still in force (at start, and after a binary upgrade once the
+    /// previous process has written its last bans). Returns how many were read.
+    @discardableResult
+    func restoreStored() -> Int {
+        guard let store else { return 0 }
         let now = Int64(loop.eventLoop.now.uptimeNanoseconds)
         let unix = unixNow()
+        var count = 0
         do {
             for record in try store.activeBans(now: unix) {
                 guard let ip = IPAddress(record.address) else { continue }
@@ -51,10 +59,12 @@ final class BanRegistry {
                 let remaining = Int64.saturatingProduct(Int64.saturatingDifference(record.until, unix), 1_000_000_000)
                 list.restore(ip, until: Int64.saturatingSum(now, remaining), level: record.level, now: now)
                 reasons[ip] = record.reason
+                count += 1
             }
         } catch {
             loop.logger.error("cannot read stored bans; starting without them", metadata: ["error": "\(error)"])
         }
+        return count
     }
 
     private func persist(_ ip: IPAddress, reason: String) {

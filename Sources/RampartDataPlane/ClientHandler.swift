@@ -168,9 +168,12 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent {
-            // Drain: an idle connection closes now; a busy one after its current response.
+            // Drain: an idle kept-alive connection closes now; a busy one after its current response.
+            // A connection accepted a moment ago that has not sent its first request yet is left
+            // open for it (answered with `Connection: close`, bounded by the header timeout): its
+            // client cannot know it arrived during a drain or a binary upgrade.
             request.keepAlive = false
-            if state.isIdle { closeNow() }
+            if state.isIdle, requestsOnConnection > 0 { closeNow() }
             return
         }
         context.fireUserInboundEventTriggered(event)

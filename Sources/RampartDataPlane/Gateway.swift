@@ -7,6 +7,12 @@ import NIOPosix
 import NIOSSL
 import RampartCore
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The running data plane: listeners, per-loop contexts, health checks; reload and drain.
 ///
 /// Hot-path state lives in one ``LoopContext`` per event loop. The few cross-loop operations
@@ -15,28 +21,32 @@ import RampartCore
 public final class Gateway: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let ownsGroup: Bool
-    private let acceptLoop: any EventLoop
-    private let contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>]
+    let acceptLoop: any EventLoop
+    let contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>]
     let logger: Logger
     private static let keptQuiescingHelpers = NIOLockedValueBox<[ServerQuiescingHelper]>([])
     /// One quiescing helper per listener (a helper tracks the children of one server channel).
-    private let quiesce: NIOLockedValueBox<[ServerQuiescingHelper]>
-    private let state: NIOLockedValueBox<ControlState>
-    private let checker: NIOLoopBound<HealthChecker>
+    let quiesce: NIOLockedValueBox<[ServerQuiescingHelper]>
+    let state: NIOLockedValueBox<ControlState>
+    let checker: NIOLoopBound<HealthChecker>
     let bans: NIOLoopBound<BanRegistry>
-    private let detection: NIOLoopBound<DetectionService>
+    let detection: NIOLoopBound<DetectionService>
     /// The state database (nil: none); reports read older incidents' full records from it.
     private let store: (any GatewayStore)?
+    /// How the state store's writes go (disk full, read-only, locked); nil without a store.
+    public var storeHealth: StoreHealth? { (store as? any StoreHealthReporting)?.health }
     private let accessLogSink: AccessLogSink?
     /// Bans pushed into nftables (`bans.kernel: nftables`); nil when off or nftables is missing.
     private let kernelBans: KernelBanSink?
     /// The geolocation databases, shared by every loop's ``GeoFilter``.
     private let geo: NIOLockedValueBox<GeoResolver?>
 
-    private struct ControlState {
+    struct ControlState {
         var config: RuntimeConfig
         var channels: [any Channel] = []
         var gates: [NIOLoopBound<AcceptGate>] = []
+        /// The listening sockets' descriptors, in config order (a binary upgrade hands them over).
+        var listeningDescriptors: [CInt] = []
         var generation = 1
     }
 
@@ -130,11 +140,29 @@ public final class Gateway: Sendable {
         contexts[ObjectIdentifier(loop)]!.value
     }
 
-    /// Binds every listener and starts health checks. Returns the bound addresses, in config order
-    /// (useful with port 0).
+    /// Binds every listener and starts health checks and detection. Returns the bound addresses,
+    /// in config order (useful with port 0).
     @discardableResult
     public func start() async throws -> [SocketAddress] {
+        let bound = try await bind()
+        await startHealthChecks()
+        await startDetection()
+        return bound
+    }
+
+    /// The configuration in force (health checks and detection start from it).
+    var runtimeConfig: RuntimeConfig { state.withLockedValue { $0.config } }
+
+    /// Binds every listener (health checks and detection are started on their own, see
+    /// `Gateway+Lifecycle.swift`). Returns the bound addresses, in config order. `adopting` gives
+    /// listening sockets handed over by the process this one replaces, one per listener in config
+    /// order: they are served as they are, with the connections waiting in their accept queues.
+    @discardableResult
+    public func bind(adopting handedOver: [CInt]? = nil) async throws -> [SocketAddress] {
         let config = state.withLockedValue { $0.config }
+        if let handedOver, handedOver.count != config.source.listeners.count {
+            throw ReloadError(message: "\(handedOver.count) listening socket(s) handed over for \(config.source.listeners.count) listener(s)")
+        }
         var bound: [SocketAddress] = []
         for (index, listener) in config.source.listeners.enumerated() {
             let acceptLoop = self.acceptLoop
@@ -184,22 +212,24 @@ public final class Gateway: Sendable {
                         )
                     }
                 }
-            let channel = try await bootstrap.bind(host: listener.address.host, port: listener.address.port).get()
+            let descriptor = try handedOver?[index] ?? ListeningSocket.bind(listener.address)
+            let channel: any Channel
+            do {
+                channel = try await bootstrap.withBoundSocket(descriptor).get()
+            } catch {
+                if handedOver == nil { close(descriptor) }
+                throw error
+            }
+            ListeningSocket.widenBacklog(descriptor)
             state.withLockedValue {
                 $0.channels.append(channel)
                 $0.gates.append(gate)
+                $0.listeningDescriptors.append(descriptor)
             }
             if let address = channel.localAddress { bound.append(address) }
             logger.notice("listening", metadata: ["address": "\(listener.address)", "proxy_protocol": "\(listener.proxyProtocol)"])
         }
         if let kernelBans { await startKernelBans(kernelBans, ports: bound.compactMap(\.port)) }
-        let checker = self.checker
-        let detection = self.detection
-        let source = config.source
-        acceptLoop.execute {
-            checker.value.start(config)
-            detection.value.start(source)
-        }
         return bound
     }
 
@@ -309,6 +339,10 @@ public final class Gateway: Sendable {
         logger.notice("configuration reloaded", metadata: ["generation": "\(generation)"])
     }
 
+    /// The listening sockets' descriptors in config order, while the listeners are open: what a
+    /// binary upgrade hands to the new process.
+    public var listeningDescriptors: [CInt] { state.withLockedValue { $0.listeningDescriptors } }
+
     /// Decision counters summed over every event loop.
     public func stats() async throws -> GatewayStats {
         var total = LoopCounters()
@@ -344,12 +378,18 @@ public final class Gateway: Sendable {
     /// Stops accepting, lets in-flight requests finish (up to `timeout`), then closes the rest and
     /// stops the event loops.
     public func shutdown(timeout: TimeAmount) async {
-        let checker = self.checker
-        let detection = self.detection
-        try? await acceptLoop.submit {
-            checker.value.stop()
-            detection.value.stop()
-        }.get()
+        await stopHealthChecks()
+        await stopDetection()
+        await drain(timeout: timeout)
+        await stopEventLoops()
+    }
+
+    /// Closes the listening sockets (new connections are refused from here on), lets in-flight
+    /// requests finish (up to `timeout`), then closes what is left. Returns true when every
+    /// connection finished by itself. The event loops keep running (``stopEventLoops()``).
+    @discardableResult
+    public func drain(timeout: TimeAmount) async -> Bool {
+        var finished = false
         for bound in contexts.values {
             try? await bound.eventLoop.submit { bound.value.draining = true }.get()
         }
@@ -365,6 +405,7 @@ public final class Gateway: Sendable {
         do {
             try await promise.futureResult.get()
             timer.cancel()
+            finished = true
             logger.notice("drained: every connection finished")
         } catch {
             logger.warning("drain timeout reached; closing remaining connections")
@@ -387,6 +428,11 @@ public final class Gateway: Sendable {
             try? await acceptLoop.submit { bans.value.kernel = nil }.get()
             await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in kernelBans.stop { done.resume() } }
         }
+        return finished
+    }
+
+    /// Stops the event loops: the last step of a shutdown, after ``drain(timeout:)``.
+    public func stopEventLoops() async {
         if ownsGroup { try? await group.shutdownGracefully() }
     }
 

@@ -36,9 +36,26 @@ enum TLSSetup {
     }
 
     static func load(_ files: CertificateFiles) throws -> ([NIOSSLCertificateSource], NIOSSLPrivateKeySource) {
-        let chain = try NIOSSLCertificate.fromPEMFile(files.certificate).map { NIOSSLCertificateSource.certificate($0) }
-        let key = try NIOSSLPrivateKey(file: files.key, format: .pem)
-        return (chain, .privateKey(key))
+        let chain: [NIOSSLCertificateSource]
+        do {
+            chain = try NIOSSLCertificate.fromPEMFile(files.certificate).map { NIOSSLCertificateSource.certificate($0) }
+        } catch {
+            throw FileError(path: files.certificate, what: "certificate", cause: error)
+        }
+        do {
+            return (chain, .privateKey(try NIOSSLPrivateKey(file: files.key, format: .pem)))
+        } catch {
+            throw FileError(path: files.key, what: "private key", cause: error)
+        }
+    }
+
+    /// A certificate or key file that could not be read, named (a SIGHUP after a renewal gone
+    /// wrong must say which file, not only NIOSSL's error).
+    struct FileError: Error, CustomStringConvertible {
+        let path: String
+        let what: String
+        let cause: any Error
+        var description: String { "\(path): cannot load the \(what): \(cause)" }
     }
 
     /// Per-connection HTTP/2 limits: at most 100 concurrent streams, 16 KiB of headers, and NIO's

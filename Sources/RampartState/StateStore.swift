@@ -9,20 +9,30 @@ import RampartCore
 /// drops a site out of the mode an operator put it in.
 ///
 /// Writes go through one serial queue, never on an event loop. A failing database (disk full,
-/// file removed) is logged and the gateway keeps running on its in-memory state.
+/// folder read-only, file locked by another process) costs no request: the gateway keeps running
+/// on its in-memory state, the failed writes wait in ``PendingWrites`` (the latest per ban, incident
+/// or site, bounded) and are written again every `retryInterval` until the database takes them.
+/// ``health`` says how it goes, for the log, `/metrics` and the dashboard.
 public final class StateStore: Sendable {
     private let db: DatabaseQueue
     private let queue = DispatchQueue(label: "rampart.state")
     private let logger: Logger
+    /// Writes that failed, confined to `queue`.
+    private let pending: PendingWriteBox
+    private let retryInterval: Double
     /// The database file.
     public let path: String
 
-    /// Opens (or creates) the database in `folder` and brings its schema up to date.
-    public init(folder: String, logger: Logger) throws {
+    /// Opens (or creates) the database in `folder` and brings its schema up to date. A write waits
+    /// up to `busyTimeout` seconds for a lock held by another process; failed writes are tried
+    /// again every `retryInterval` seconds; at most `maxPending` distinct ones wait.
+    public init(folder: String, logger: Logger, busyTimeout: Double = 5, retryInterval: Double = 5, maxPending: Int = 10_000) throws {
         path = (folder as NSString).appendingPathComponent("state.sqlite")
         self.logger = logger
+        self.retryInterval = retryInterval
+        pending = PendingWriteBox(PendingWrites(capacity: maxPending))
         var config = Configuration()
-        config.busyMode = .timeout(5)
+        config.busyMode = .timeout(busyTimeout)
         // Client addresses and incident details are personal data: the file (and the journals
         // SQLite creates next to it, which take its mode) is readable by the gateway's user only.
         if !FileManager.default.fileExists(atPath: path) {
@@ -59,24 +69,72 @@ public final class StateStore: Sendable {
         try migrator.migrate(db)
     }
 
-    private func write(_ what: String, _ work: @escaping @Sendable (Database) throws -> Void) {
-        let db = self.db
-        let logger = self.logger
-        queue.async {
+    /// Queues a write of the row named `key` (a later write of the same key replaces a pending one).
+    private func write(_ key: String, _ work: @escaping @Sendable (Database) throws -> Void) {
+        queue.async { [self] in
+            pending.value.supersede(key)
             do {
                 try db.write(work)
+                if pending.value.failing { retryPending() }
             } catch {
-                logger.error("state database write failed; the gateway keeps its in-memory state", metadata: ["what": "\(what)", "error": "\(error)"])
+                failed(key, work, error)
             }
+            pending.publish()
         }
     }
+
+    /// On `queue`: keeps a failed write for later, says so once when the database starts failing.
+    private func failed(_ key: String, _ work: @escaping @Sendable (Database) throws -> Void, _ error: any Error) {
+        let wasFailing = pending.value.failing
+        pending.value.failed(key: key, work: work, error: "\(error)")
+        pending.publish()
+        if !wasFailing {
+            logger.error(
+                "state database not writable: the gateway keeps serving on its in-memory state and writes again every \(retryInterval == retryInterval.rounded() ? "\(Int(retryInterval))" : "\(retryInterval)") s",
+                metadata: ["path": "\(path)", "error": "\(error)"])
+            scheduleRetry()
+        }
+    }
+
+    private func scheduleRetry() {
+        queue.asyncAfter(deadline: .now() + retryInterval) { [self] in
+            guard pending.value.failing else { return }
+            retryPending()
+            if pending.value.failing { scheduleRetry() }
+        }
+    }
+
+    /// On `queue`: writes what waits, oldest first, until one fails again.
+    private func retryPending() {
+        while let waiting = pending.value.next() {
+            do {
+                try db.write(waiting.work)
+                pending.value.succeeded(waiting.key)
+            } catch {
+                pending.value.failed(key: waiting.key, work: waiting.work, error: "\(error)")
+                pending.publish()
+                return
+            }
+        }
+        pending.value.recovered()
+        pending.publish()
+        logger.notice("state database writable again: every waiting write is saved", metadata: ["path": "\(path)"])
+    }
+
+    /// How writing goes: whether the database takes writes, what waits, what was given up.
+    public var health: StoreHealth { pending.published }
 
     /// Waits until every write queued so far is done (shutdown, tests).
     public func flush() { queue.sync {} }
 
+    /// Tries the waiting writes now instead of at the next retry (tests, shutdown).
+    public func retryNow() {
+        queue.sync { [self] in if pending.value.failing { retryPending() } }
+    }
+
     /// Stores (or replaces) a ban.
     public func saveBan(_ ban: BanRecord) {
-        write("ban") { db in
+        write("ban \(ban.address)") { db in
             try db.execute(
                 sql: "INSERT OR REPLACE INTO ban (address, until, level, reason, created) VALUES (?, ?, ?, ?, ?)",
                 arguments: [ban.address, ban.until, ban.level, ban.reason, ban.created]
@@ -86,7 +144,7 @@ public final class StateStore: Sendable {
 
     /// Lifts a ban.
     public func removeBan(address: String) {
-        write("unban") { db in try db.execute(sql: "DELETE FROM ban WHERE address = ?", arguments: [address]) }
+        write("ban \(address)") { db in try db.execute(sql: "DELETE FROM ban WHERE address = ?", arguments: [address]) }
     }
 
     /// Bans still in force at `now` (Unix seconds); expired ones are deleted on the way.
@@ -103,7 +161,7 @@ public final class StateStore: Sendable {
 
     /// Stores (or replaces) the mode an operator forced `site` into, at `now` (Unix seconds).
     public func saveModeOverride(site: String, mode: SiteMode, at now: Int64) {
-        write("mode override") { db in
+        write("mode \(site)") { db in
             try db.execute(
                 sql: "INSERT OR REPLACE INTO mode_override (site, mode, set_at) VALUES (?, ?, ?)",
                 arguments: [site, mode.rawValue, now]
@@ -113,7 +171,7 @@ public final class StateStore: Sendable {
 
     /// Forgets `site`'s override (the site is automatic again).
     public func removeModeOverride(site: String) {
-        write("mode override cleared") { db in try db.execute(sql: "DELETE FROM mode_override WHERE site = ?", arguments: [site]) }
+        write("mode \(site)") { db in try db.execute(sql: "DELETE FROM mode_override WHERE site = ?", arguments: [site]) }
     }
 
     /// Every stored override, by site. Rows naming a mode this version does not know are skipped.
@@ -133,7 +191,7 @@ public final class StateStore: Sendable {
     /// made on the write queue, not the caller's thread: with its per-second series an incident
     /// can be a few hundred kilobytes, and the caller is an event loop.
     public func saveIncident(_ incident: Incident) {
-        write("incident") { db in
+        write("incident \(incident.id)") { db in
             let body = String(decoding: try JSONEncoder().encode(incident), as: UTF8.self)
             try db.execute(
                 sql: "INSERT OR REPLACE INTO incident (id, site, start, \"end\", body) VALUES (?, ?, ?, ?, ?)",
@@ -163,4 +221,4 @@ public final class StateStore: Sendable {
     }
 }
 
-extension StateStore: BanStore, IncidentStore, ModeOverrideStore {}
+extension StateStore: BanStore, IncidentStore, ModeOverrideStore, StoreHealthReporting {}

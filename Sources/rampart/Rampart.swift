@@ -8,6 +8,8 @@ import RampartAdmin
 import RampartDataPlane
 import RampartState
 import RampartDemoOrigin
+import ServiceLifecycle
+import UnixSignals
 
 #if canImport(Glibc)
 import Glibc
@@ -74,6 +76,12 @@ struct Run: AsyncParsableCommand {
     @Option(name: .long, help: "TLS private key (PEM) for the listener.")
     var tlsKey: String?
 
+    @Option(name: .long, help: "Started as root: switch to this unprivileged user once the ports are bound.")
+    var user: String?
+
+    @Flag(name: .long, help: "Binary upgrade: take the listening sockets over from the gateway running with the same --state, which then drains and exits.")
+    var takeover = false
+
     @OptionGroup var log: LogOptions
 
     func validate() throws {
@@ -120,7 +128,14 @@ struct Run: AsyncParsableCommand {
         }
         if let state { gatewayConfig.statePath = state }
         if let accessLog { gatewayConfig.accessLogPath = accessLog }
-        try await serve(gatewayConfig, source: source, logger: logger, threads: log.threads)
+        var drop: PrivilegeDrop?
+        if let user {
+            do { drop = try PrivilegeDrop(user: user) } catch {
+                printErr("\(error)")
+                throw ExitCode(2)
+            }
+        }
+        try await serve(gatewayConfig, source: source, logger: logger, threads: log.threads, user: drop, takeover: takeover)
     }
 }
 
@@ -201,12 +216,20 @@ func say(_ text: String) {
     FileHandle.standardOutput.write(Data((text + "\n").utf8))
 }
 
-/// Runs a gateway until SIGTERM/SIGINT (drain, then exit); SIGHUP reloads the config file.
-func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, threads: Int?, started: () -> Void = {}) async throws {
+/// Runs a gateway until SIGTERM/SIGINT (drain, then exit); SIGHUP reloads the config file,
+/// SIGUSR1 reopens the access log.
+///
+/// The long-running parts are services of one swift-service-lifecycle `ServiceGroup`, started
+/// together and shut down gracefully in reverse order: the admin listener first, then the signal
+/// handler, the gateway's drain (listening sockets closed, requests in flight finished within
+/// `timeouts.drain`), detection, health checks, and last the state writer (every queued ban and
+/// incident on disk). The event loops stop after the group.
+func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, threads: Int?, user: PrivilegeDrop? = nil, takeover takeoverRequested: Bool = false, started: () -> Void = {}) async throws {
     if let threads, threads < 1 || threads > 256 { throw ValidationError("--threads must be between 1 and 256") }
-    // Signals are caught from the start: a SIGTERM that arrives while listeners and the admin API
-    // come up is served (drain, exit 0) once they are up, not the default kill.
-    let signals = SignalStream([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
+    // SIGHUP and SIGUSR1 are caught from the start (their default action ends the process);
+    // SIGTERM and SIGINT belong to the service group, which is up before any socket is bound: one
+    // that arrives while listeners and the admin API come up is served (drain, exit 0).
+    let controlSignals = await UnixSignalsSequence(trapping: .sighup, .sigusr1)
     // The state folder holds bans, incidents and the generated admin token: make sure it is usable
     // before taking traffic rather than failing later.
     do {
@@ -226,6 +249,17 @@ func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, thread
         logger.critical("cannot read or create the signing key", metadata: ["path": "\(config.statePath)/signing.key", "error": "\(error)"])
         throw ExitCode(1)
     }
+    // A binary upgrade: the running gateway writes its bans and passes its listening sockets.
+    let takeover: Takeover?
+    do {
+        takeover = takeoverRequested ? try Takeover.begin(stateFolder: config.statePath, listeners: config.listeners.map(\.address)) : nil
+    } catch {
+        logger.critical("\(LifecycleError.Part.takeover.rawValue)", metadata: ["error": "\(error)"])
+        throw ExitCode(1)
+    }
+    if let takeover {
+        logger.notice("binary upgrade: listening sockets received", metadata: ["previous_pid": "\(takeover.previousPID)"])
+    }
     // Bans and incidents live in SQLite in the state folder. A database that cannot be opened is
     // no reason to leave a site unprotected: the gateway runs on without persistence, loudly.
     var store: StateStore?
@@ -239,61 +273,111 @@ func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, thread
         gateway = try Gateway(config: config, logger: logger, threads: threads ?? System.coreCount, secret: secret, store: store)
     } catch {
         logger.critical("cannot start the gateway", metadata: ["error": "\(error)"])
+        takeover?.abort("cannot start the gateway")
         throw ExitCode(1)
     }
     if !config.alertWebhooks.isEmpty {
         let sender = WebhookSender(urls: config.alertWebhooks, logger: logger)
         try await gateway.onAlert { sender.send($0) }
     }
-    let addresses: [SocketAddress]
-    do {
-        addresses = try await gateway.start()
-    } catch {
-        logger.critical("cannot start listeners", metadata: ["error": "\(error)"])
-        await gateway.shutdown(timeout: .seconds(1))
+    let admin = try makeAdmin(config, source: source, gateway: gateway, logger: logger, signingSecret: secret)
+    let startup = StartupBarrier(expecting: admin == nil ? [.listeners] : [.listeners, .admin])
+    let listeners = config.listeners
+    var beforeAdopting: (@Sendable () throws -> Void)?
+    if let takeover { beforeAdopting = { try takeover.adopting() } }
+    let gatewayService = GatewayService(gateway: gateway, drainTimeout: config.drainTimeout, logger: logger, adopting: takeover?.descriptors, beforeAdopting: beforeAdopting) { addresses in
+        for (listener, address) in zip(listeners, addresses) {
+            say("Rampart listening on \(listener.tls == nil ? "http" : "https")://\(HostPort(host: listener.address.host, port: address.port ?? listener.address.port))/")
+        }
+        if let takeover {
+            do {
+                try takeover.ready()
+            } catch {
+                logger.error("binary upgrade: the previous process did not hear that this one serves", metadata: ["error": "\(error)"])
+            }
+        }
+        startup.report(.listeners)
+    }
+    let successor = SuccessorConnection()
+    var afterPrevious: (@Sendable () async -> Void)?
+    var cancelTakeover: (@Sendable () -> Void)?
+    if let takeover {
+        cancelTakeover = { takeover.cancel() }
+        afterPrevious = {
+            await takeover.previousExited()
+            let count = await gateway.restoreStoredBans()
+            logger.notice("binary upgrade: the previous process has exited; stored bans read again", metadata: ["bans": "\(count)"])
+        }
+    }
+    let handover = HandoverService(
+        stateFolder: config.statePath, gateway: gateway, listeners: config.listeners.map(\.address), store: store, logger: logger,
+        successor: successor, after: afterPrevious, cancelAfter: cancelTakeover
+    )
+    // Started in this order; shut down in the reverse one.
+    var services: [any Service] = [
+        StateWriterService(store: store),
+        HealthCheckService(gateway: gateway),
+        ModeDetectionService(gateway: gateway),
+        gatewayService,
+        ControlSignalService(signals: controlSignals, gateway: gateway, source: source, flagsConfig: config, logger: logger),
+        handover,
+    ]
+    if let admin {
+        services.append(AdminService(server: admin.server, address: config.adminAddress, token: admin.token, logger: logger, retryFor: takeover == nil ? .zero : .seconds(30)) { _ in
+            startup.report(.admin)
+        })
+    }
+    let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+        // A service that ends or fails (a port taken at start) shuts the others down gracefully:
+        // requests in flight still get their drain.
+        services: services.map {
+            .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)
+        },
+        gracefulShutdownSignals: [.sigterm, .sigint],
+        logger: logger
+    ))
+    let failure: (any Error)? = await withTaskGroup(of: (any Error)?.self) { tasks in
+        tasks.addTask {
+            defer { startup.finish() }
+            do {
+                try await group.run()
+                return nil
+            } catch {
+                return error
+            }
+        }
+        var failure: (any Error)?
+        if await startup.wait() {
+            do {
+                try dropPrivileges(user, stateFolder: config.statePath, logger: logger)
+                started()
+            } catch {
+                failure = LifecycleError(.privileges, error)
+                await group.triggerGracefulShutdown()
+            }
+        }
+        for await result in tasks { failure = failure ?? result }
+        return failure
+    }
+    // Every ban and incident is written (the state writer stopped last): a process that took
+    // over from this one may read them now.
+    successor.close()
+    await gateway.stopEventLoops()
+    if let failure {
+        if let failure = failure as? LifecycleError {
+            var metadata: Logger.Metadata = ["error": "\(failure.underlying)"]
+            if let subject = failure.subject { metadata["subject"] = "\(subject)" }
+            logger.critical("\(failure.part.rawValue)", metadata: metadata)
+        } else {
+            logger.critical("the gateway stopped on an error", metadata: ["error": "\(failure)"])
+        }
         throw ExitCode(1)
     }
-    for (listener, address) in zip(config.listeners, addresses) {
-        say("Rampart listening on \(listener.tls == nil ? "http" : "https")://\(HostPort(host: listener.address.host, port: address.port ?? listener.address.port))/")
-    }
-    let adminTask = try await startAdmin(config, source: source, gateway: gateway, logger: logger, signingSecret: secret)
-    started()
-
-    for await signal in signals.stream {
-        if signal == SIGUSR1 {
-            gateway.reopenLogs()
-            logger.notice("access log reopened")
-            continue
-        }
-        if signal == SIGHUP {
-            do {
-                // With a config file, it is read again; without one (one-site mode) the same
-                // settings are applied again, which re-reads the certificate files (renewals).
-                let newConfig: GatewayConfig
-                if case .file(let path) = source { newConfig = try ConfigLoader.load(path: path) } else { newConfig = config }
-                try await gateway.reload(newConfig)
-            } catch let error as ConfigError {
-                logger.error("reload refused; the previous configuration stays in force", metadata: ["errors": "\(error.description)"])
-            } catch {
-                logger.error("reload refused; the previous configuration stays in force", metadata: ["error": "\(error)"])
-            }
-            continue
-        }
-        logger.notice("shutting down: draining in-flight requests", metadata: ["signal": "\(signal)"])
-        adminTask?.cancel()
-        await gateway.shutdown(timeout: config.drainTimeout)
-        store?.flush()
-        break
-    }
-    signals.cancel()
 }
 
-/// Starts the admin listener and prints the dashboard link. The link carries the token
-/// (`http://ADMIN/?token=TOKEN`) only when a person is likely the one reading it: standard output
-/// is a terminal, or the token was made on this start (nobody has it yet). Otherwise standard
-/// output is probably a log file, and the line says where the token is instead. A port that cannot
-/// be bound is logged and the gateway runs on without it: protection comes first.
-func startAdmin(_ config: GatewayConfig, source: ConfigSource, gateway: Gateway, logger: Logger, signingSecret: [UInt8]) async throws -> Task<Void, Never>? {
+/// The admin server and its token, or nil when the admin listener is turned off. A token that
+/// can be neither read nor made is an error (exit 1).
+func makeAdmin(_ config: GatewayConfig, source: ConfigSource, gateway: Gateway, logger: Logger, signingSecret: [UInt8]) throws -> (server: AdminServer, token: AdminToken)? {
     guard config.adminEnabled else { return nil }
     let token: AdminToken
     do {
@@ -310,29 +394,7 @@ func startAdmin(_ config: GatewayConfig, source: ConfigSource, gateway: Gateway,
             try await gateway.reload(newConfig)
         }
     }
-    let admin = AdminServer(gateway: gateway, token: token.value, logger: logger, reload: reload, signingSecret: signingSecret)
-    let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-    let address = config.adminAddress
-    let task = Task {
-        do {
-            try await admin.run(address: address) { continuation.yield($0) }
-        } catch is CancellationError {
-        } catch {
-            logger.error("admin listener not available; the gateway runs on without it", metadata: ["address": "\(address)", "error": "\(error)"])
-        }
-        continuation.finish()
-    }
-    for await port in ports {
-        let host = address.host == "0.0.0.0" || address.host == "::" ? "127.0.0.1" : address.host
-        let link = "http://\(HostPort(host: host, port: port))/"
-        if isatty(STDOUT_FILENO) != 0 || token.isNew {
-            say("Rampart dashboard: \(link)?token=\(AdminToken.encoded(token.value))")
-        } else {
-            say("Rampart dashboard: \(link) (sign in with the admin token from \(token.whereToFind))")
-        }
-        break
-    }
-    return task
+    return (AdminServer(gateway: gateway, token: token.value, logger: logger, reload: reload, signingSecret: signingSecret), token)
 }
 
 /// Makes a secret file found with group or other access readable by its owner only, and says so.
@@ -363,28 +425,4 @@ func signingSecret(folder: String, logger: Logger) throws -> [UInt8] {
     let bytes = SecretFile.randomBytes(32)
     try SecretFile.replace(at: path, with: bytes)
     return bytes
-}
-
-/// Delivers POSIX signals as an async stream (the default actions are turned off for them).
-final class SignalStream {
-    let stream: AsyncStream<Int32>
-    private let sources: [any DispatchSourceSignal]
-
-    init(_ signals: [Int32]) {
-        let (stream, continuation) = AsyncStream.makeStream(of: Int32.self)
-        self.stream = stream
-        var sources: [any DispatchSourceSignal] = []
-        for sig in signals {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { continuation.yield(sig) }
-            source.resume()
-            sources.append(source)
-        }
-        self.sources = sources
-    }
-
-    func cancel() {
-        for s in sources { s.cancel() }
-    }
 }
