@@ -409,6 +409,9 @@ public final class Gateway: Sendable {
             logger.notice("drained: every connection finished")
         } catch {
             logger.warning("drain timeout reached; closing remaining connections")
+            for bound in contexts.values {
+                try? await bound.eventLoop.submit { bound.value.cutting = true }.get()
+            }
         }
         for bound in contexts.values {
             try? await bound.eventLoop.submit {

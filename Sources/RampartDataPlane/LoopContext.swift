@@ -85,6 +85,9 @@ final class LoopContext {
     let rejectionLog: SampledLog
     /// True once shutdown started: responses say `Connection: close`.
     var draining = false
+    /// True once the drain's bound has passed: what is still in flight is cut, not answered (an
+    /// origin connection closed by the shutdown is not the origin's failure).
+    var cutting = false
     private var pageTemplates: [Int: ErrorPage.Template] = [:]
 
     /// The error page template for a refusal, rendered once per loop.

@@ -125,7 +125,12 @@ final class GatewayProcess: @unchecked Sendable {
     func waitForExit(timeout: Double = 20) -> Int32? {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning, Date() < deadline { usleep(20_000) }
-        return process.isRunning ? nil : process.terminationStatus
+        guard !process.isRunning else { return nil }
+        // The last words (an error message, say) may still be on their way through the pipes:
+        // wait for both to end (bounded: a child the gateway started may hold them open).
+        let drained = Date().addingTimeInterval(2)
+        while !(lines.isComplete && errors.isComplete), Date() < drained { usleep(10_000) }
+        return process.terminationStatus
     }
 
     var stderrText: String { errors.text }
@@ -199,11 +204,20 @@ final class ToolProcess: @unchecked Sendable {
 final class LineCollector: @unchecked Sendable {
     private let lock = NSLock()
     private var data = Data()
+    private var ended = false
 
+    /// A chunk read from the pipe; an empty one is the end of the stream.
     func append(_ chunk: Data) {
         lock.lock()
-        data.append(chunk)
+        if chunk.isEmpty { ended = true } else { data.append(chunk) }
         lock.unlock()
+    }
+
+    /// The writer closed the pipe and everything it wrote is here.
+    var isComplete: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return ended
     }
 
     var text: String {

@@ -272,6 +272,11 @@ extension ClientHandler {
         let pool = leg.pool
         let timedOut: Bool
         if case UpstreamError.timeout = error { timedOut = true } else { timedOut = false }
+        if loop.cutting {
+            // The shutdown closed the origin connection past the drain's bound: cut this one too.
+            closeNow()
+            return
+        }
         if responseStarted {
             // Part of the response is already with the client: all we can do is cut it short.
             endFill()
