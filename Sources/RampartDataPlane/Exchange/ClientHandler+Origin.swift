@@ -191,7 +191,7 @@ extension ClientHandler {
         case .head(let head):
             responseStarted = true
             let now = loop.eventLoop.now
-            OriginFeedbackPhase.run(request, response: head, pool: leg.pool, loop: loop, now: now)
+            OriginFeedbackPhase.run(&request, response: head, pool: leg.pool, loop: loop, now: now)
             leg.keepAlive = head.isKeepAlive
             if let upgrade = request.upgrade {
                 if head.status == .switchingProtocols {

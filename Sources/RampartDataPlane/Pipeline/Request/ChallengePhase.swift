@@ -6,8 +6,8 @@ import RampartCore
 /// attack with proof of work).
 ///
 /// Who passes without a challenge: exempt paths; holders of configured API keys (when the site
-/// says so) and allow-listed addresses; a session the origin keeps vouching for, at one person's
-/// rate; a valid clearance, at one person's rate (a clearance that keeps exceeding it is revoked on
+/// says so) and allow-listed addresses; members (a session cookie the origin issued, bound by
+/// ``SessionBinding``); a bearer token the origin keeps accepting, at one person's rate; a valid clearance, at one person's rate (a clearance that keeps exceeding it is revoked on
 /// every loop). Who is challenged: everyone else, with the cookie check, proof of work or the
 /// no-JavaScript wait as the tier says; a client that keeps coming back without the cookie it was
 /// given is struck and meets proof of work. See ``ChallengePolicy/decide``.
@@ -38,8 +38,16 @@ enum ChallengePhase {
             return .next
         }
         let mono = Int64(now.uptimeNanoseconds)
-        if let credential = request.credential, loop.knownGoodCredentials.contains(credential, now: mono) {
-            // A session the origin keeps vouching for passes, at one person's rate.
+        if request.member != nil {
+            // A session the origin issued (``SessionBinding``): already limited per session.
+            request.challengeChecked = true
+            request.cleared = true
+            return .next
+        }
+        // A bearer token the origin keeps accepting passes, at one person's rate. A session cookie
+        // passes only when bound (above): the origin answering a page with a made-up cookie says
+        // nothing about it.
+        if request.bearer, let credential = request.credential, loop.knownGoodCredentials.contains(credential, now: mono) {
             if case .limited = defence.credentialBuckets.take(credential, now: mono) {
                 defence.traffic.clearanceLimited += 1
                 if loop.strike(client, reason: .clearanceLimited) { request.keepAlive = false }
