@@ -101,7 +101,7 @@ extension ClientHandler {
             pool.release(conn, reusable: true)
             return
         }
-        state = .proxying(OriginLeg(pool: pool, connection: conn))
+        state = .proxying(OriginLeg(pool: pool, connection: conn, sentAt: loop.eventLoop.now))
         conn.requestsSent += 1
         conn.handler.delegate = self
         conn.handler.write(.head(head))
@@ -192,6 +192,8 @@ extension ClientHandler {
             responseStarted = true
             let now = loop.eventLoop.now
             OriginFeedbackPhase.run(&request, response: head, pool: leg.pool, loop: loop, now: now)
+            let code = head.status.code
+            leg.pool.originAnswered(latency: now - leg.sentAt, overloaded: code == 502 || code == 503 || code == 504, now: now)
             leg.keepAlive = head.isKeepAlive
             if let upgrade = request.upgrade {
                 if head.status == .switchingProtocols {
@@ -290,6 +292,7 @@ extension ClientHandler {
         let pool = leg.pool
         let timedOut: Bool
         if case UpstreamError.timeout = error { timedOut = true } else { timedOut = false }
+        if timedOut { pool.originAnswered(latency: loop.eventLoop.now - leg.sentAt, overloaded: true, now: loop.eventLoop.now) }
         if responseStarted {
             // Part of the response is already with the client: all we can do is cut it short.
             endFill()
