@@ -13,6 +13,8 @@ import Darwin
 final class SiteDefence {
     let name: String
     private(set) var config: ChallengeConfig
+    /// Failed logins and unknown API keys per source, subnet and fingerprint.
+    var credentialFailures: CredentialFailures
     /// Published by the detection service.
     var mode = SiteMode.normal
     var tier = ChallengeTier.cookie
@@ -43,6 +45,7 @@ final class SiteDefence {
         name = site.name
         config = site.challenge
         self.loops = loops
+        credentialFailures = CredentialFailures(config: site.credentials, loops: loops)
         let l = Double(max(1, loops))
         clearanceBuckets = TokenBucketTable(capacity: 65_536, ratePerSecond: site.challenge.clearanceRate / l, burst: max(10, site.challenge.clearanceBurst / l))
         clearanceAbuse = TokenBucketTable(capacity: 4096, ratePerSecond: 1, burst: 20)
@@ -121,6 +124,9 @@ final class SiteDefence {
 
     /// Keeps state across a reload; tables are rebuilt only when the challenge settings changed.
     func update(site: SiteConfig) -> SiteDefence {
+        if site.credentials != credentialFailures.config {
+            credentialFailures = CredentialFailures(config: site.credentials, loops: loops)
+        }
         guard site.challenge != config else { return self }
         let fresh = SiteDefence(site: site, loops: loops)
         fresh.mode = mode
@@ -128,6 +134,7 @@ final class SiteDefence {
         fresh.traffic = traffic
         fresh.revoked = revoked
         fresh.learnedCookies = learnedCookies
+        fresh.credentialFailures = credentialFailures
         return fresh
     }
 

@@ -251,3 +251,55 @@ import Testing
         #expect(refusals.contains(.rateLimited))
     }
 }
+
+/// Failed credentials as a signal, on the whole proxy path: the origin's 401s to a source's logins
+/// and unknown keys block that source on those requests; its page views, members and configured
+/// keys are unaffected.
+@Suite struct CredentialPhaseTests {
+    static let denied = "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n"
+    static let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+    @Test func aSourceWhoseLoginsAndKeysKeepFailingIsRefusedBeforeTheOriginOthersAreNot() throws {
+        let bench = try ProxyBench { c in
+            c.sites[0].cache.enabled = false
+            c.sites[0].apiKeys = ["tax-software-key-0001"]
+            c.sites[0].credentials.perSource = 3
+            c.sites[0].origins[0].adaptiveConcurrency = false
+        }
+        // A refusal before a body arrived ends the connection: each attempt on a new one, as a sprayer would.
+        func attempt(_ request: String) throws -> String {
+            let sprayer = try bench.client("203.0.113.5")
+            try bench.send(sprayer, request)
+            let conn = bench.origin.connections.count - 1
+            if try bench.origin.forwarded(conn).isEmpty == false { try bench.origin.answer(conn, Self.denied) }
+            return try bench.received(sprayer)
+        }
+        let login = "POST /login HTTP/1.1\r\nHost: example.org\r\nContent-Length: 9\r\n\r\nu=x&p=yy1"
+        let key = "GET /api/orders HTTP/1.1\r\nHost: example.org\r\nAuthorization: Bearer random-0123456789abcdef\r\n\r\n"
+        // Three failures are allowed; the fourth goes past the allowance.
+        for request in [login, key, login, key] { #expect(try attempt(request).hasPrefix("HTTP/1.1 401")) }
+        // From then on: refused here, the origin never sees it.
+        let refused = try attempt(login)
+        #expect(refused.hasPrefix("HTTP/1.1 429"), "\(refused)")
+        #expect(refused.contains("Retry-After: 600"))
+        let second = try attempt(key)
+        #expect(second.hasPrefix("HTTP/1.1 429"), "\(second)")
+        #expect(bench.loop.counters.rejections[LoopCounters.reasonIndex[.credentialsFailed]!] == 2)
+
+        // The same address reading pages, and a configured key from it, still reach the origin.
+        let sprayer = try bench.client("203.0.113.5")
+        try bench.send(sprayer, ProxyBench.get("/news"))
+        let conn = bench.origin.connections.count - 1
+        #expect(try bench.origin.forwarded(conn).hasPrefix("GET /news "))
+        try bench.origin.answer(conn, Self.ok)
+        #expect(try bench.received(sprayer).hasPrefix("HTTP/1.1 200"))
+        try bench.send(sprayer, "POST /login HTTP/1.1\r\nHost: example.org\r\nX-API-Key: tax-software-key-0001\r\nContent-Length: 0\r\n\r\n")
+        #expect(try bench.origin.forwarded(conn).hasPrefix("POST /login "))
+        try bench.origin.answer(conn, Self.ok)
+        #expect(try bench.received(sprayer).hasPrefix("HTTP/1.1 200"))
+        // Another network logs in as before.
+        let person = try bench.client("198.51.100.7")
+        try bench.send(person, login)
+        #expect(try bench.origin.forwarded(conn).hasPrefix("POST /login "))
+    }
+}

@@ -231,7 +231,7 @@ final class ConfigReader {
     static let listenerKeys = ["address", "proxy_protocol", "proxy_protocol_from", "limits", "timeouts", "tls"]
     static let listenerTLSKeys = ["cert", "key", "http2", "handshake_rate", "handshake_burst", "max_handshakes"]
     static let certKeys = ["cert", "key"]
-    static let siteKeys = ["name", "hosts", "origins", "balance", "health_check", "passive_health", "limits", "timeouts", "rate_limits", "cache", "api_keys", "session_cookies", "bearer_credentials", "detection", "challenge", "mode", "tls", "hsts", "https_redirect", "fingerprints", "request_headers", "geo_rules"]
+    static let siteKeys = ["name", "hosts", "origins", "balance", "health_check", "passive_health", "limits", "timeouts", "rate_limits", "cache", "api_keys", "session_cookies", "bearer_credentials", "detection", "challenge", "mode", "tls", "hsts", "https_redirect", "fingerprints", "request_headers", "geo_rules", "credentials"]
     static let detectionKeys = ["enabled", "min_rate", "elevated_factor", "attack_factor", "sustain", "calm_under_attack", "calm_elevated", "baseline_half_life", "cache_bust_share", "uncleared_share", "limited_share", "post_share", "escalate_after"]
     static let challengeKeys = ["enabled", "tier", "difficulty", "clearance_ttl", "clearance_rate", "clearance_burst", "wait", "wait_rate", "wait_burst", "exempt_paths", "exempt_key_holders", "suspicious_agents"]
     static let cacheKeys = ["enabled", "micro_ttl", "stale_for", "max_bytes", "max_object_bytes", "drop_query", "keep_params", "with_cookies"]
@@ -579,6 +579,7 @@ final class ConfigReader {
         var bearerCredentials = false
         var detection = DetectionConfig()
         var challenge = ChallengeConfig()
+        var credentials = CredentialGuardConfig()
         var fixedMode: SiteMode? = nil
         var siteTLS: CertificateFiles? = nil
         var hsts: String? = nil
@@ -660,6 +661,7 @@ final class ConfigReader {
                     }
                 }
             case "challenge": challenge = challengeConfig(v, p)
+            case "credentials": credentials = credentialConfig(v, p)
             case "fingerprints": fingerprints = fingerprintRules(v, p)
             case "request_headers": requestHeaders = requestHeaderPolicy(v, p)
             case "geo_rules": geoRules = self.geoRules(v, p)
@@ -700,6 +702,7 @@ final class ConfigReader {
         s.bearerCredentials = bearerCredentials
         s.detection = detection
         s.challenge = challenge
+        s.credentials = credentials
         s.fixedMode = fixedMode
         s.tls = siteTLS
         s.hsts = hsts

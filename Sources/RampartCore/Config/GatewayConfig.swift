@@ -213,6 +213,8 @@ public struct SiteConfig: Hashable, Sendable {
     public var fixedMode: SiteMode? = nil
     /// Who is challenged, with what, and what a clearance allows.
     public var challenge = ChallengeConfig()
+    /// Failed logins and unknown API keys counted against their sources (``CredentialFailures``).
+    public var credentials = CredentialGuardConfig()
     /// Clients refused or challenged by JA4 TLS fingerprint.
     public var fingerprints = FingerprintRules()
     /// Identity and routing-override request headers stripped or set before forwarding.

@@ -18,7 +18,7 @@ enum RateLimitPhase {
     static func run(_ request: inout RequestContext, loop: LoopContext, now: NIODeadline) -> PhaseResult {
         let site = request.site!
         let headers = request.head.headers
-        request.apiKey = site.config.apiKeys.isEmpty && !site.config.bearerCredentials && !site.limiter.usesAPIKeys
+        request.apiKey = site.config.apiKeys.isEmpty && !site.config.bearerCredentials && !site.limiter.usesAPIKeys && !site.config.credentials.enabled
             ? nil : PresentedAPIKey.find(in: headers, configured: site.config.apiKeys)
         let sessionCookies = site.config.sessionCookies.isEmpty ? site.defence.learnedCookies : site.config.sessionCookies
         if !sessionCookies.isEmpty {

@@ -18,6 +18,7 @@ enum OriginFeedbackPhase {
         } else {
             pool?.health.requestSucceeded()
         }
+        if request.credentialAttempt { CredentialPhase.learn(request, response: response, loop: loop, now: now) }
         guard code < 400 else { return }
         if let site = request.site, !site.config.sessionCookies.isEmpty { bindSession(&request, response: response, site: site, loop: loop) }
         let at = Int64(now.uptimeNanoseconds)
