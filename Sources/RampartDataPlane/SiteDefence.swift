@@ -29,6 +29,8 @@ final class SiteDefence {
     /// Requests without clearance per source while challenging: a source that keeps coming back
     /// without the cookie it was given keeps no cookies.
     var cookieless: TokenBucketTable
+    /// How each clearance's holder browses (assets, referrers, searches): suspects are challenged harder.
+    var behaviour = BehaviourScore(capacity: 32_768)
     /// Revoked clearances (by clearance key), until they would have expired anyway.
     var revoked: BanList
     /// Per-credential buckets: a session the origin vouches for is one person's share too, so a

@@ -303,3 +303,61 @@ import Testing
         #expect(try bench.origin.forwarded(conn).hasPrefix("POST /login "))
     }
 }
+
+/// Behaviour under attack, through the phases: a clearance whose holder browses like a
+/// cookie-keeping bot is challenged harder; one that loads the pages' assets is not.
+@Suite struct BehaviourPhaseTests {
+    static func clearance(_ bench: PhaseBench, peer: String) throws -> String {
+        let (_, result) = RefusalPolicyTests.run(bench, "/first", peer: peer)
+        let page = try #require(result.page)
+        return try #require(RefusalPolicyTests.cookie(page.headers, ChallengeRoutes.cookie))
+    }
+
+    @Test func aClearanceBrowsingLikeABotMeetsProofOfWorkWithALongerWaitOneLoadingAssetsDoesNot() throws {
+        let bench = PhaseBench { c in
+            c.sites[0].cache.enabled = false
+            c.sites[0].challenge.waitSeconds = 5
+            c.bans.enabled = false
+        }
+        bench.loop.setMode(site: "www", mode: .underAttack, tier: .cookie)
+        let bot = try Self.clearance(bench, peer: "203.0.113.5")
+        let person = try Self.clearance(bench, peer: "198.51.100.7")
+        var botResults: [PhaseResult] = []
+        for i in 0..<6 {
+            bench.eventLoop.advanceTime(by: .seconds(1))
+            botResults.append(RefusalPolicyTests.run(bench, i % 2 == 0 ? "/article/\(i)" : "/search?q=x\(i)", peer: "203.0.113.5", headers: [("Cookie", bot)]).1)
+            for asset in ["/static/site.css", "/static/app.js"] where i < 6 {
+                #expect(RefusalPolicyTests.run(bench, asset, peer: "198.51.100.7", headers: [("Cookie", person)]).1.isNext)
+            }
+            #expect(RefusalPolicyTests.run(bench, "/article/\(i)", peer: "198.51.100.7", headers: [("Cookie", person)]).1.isNext)
+        }
+        #expect(botResults.prefix(3).allSatisfy { $0.isNext })
+        let last = try #require(botResults.last?.page)
+        #expect(last.status == .forbidden && last.headers.contains { $0 == ("X-Rampart-Challenge", "pow") })
+        // Its no-JavaScript way in waits three times as long.
+        let html = try #require(RefusalPolicyTests.body(botResults.last!))
+        #expect(html.contains(#"http-equiv="refresh" content="15;url="#))
+    }
+
+    @Test func aWaitClearanceThatNeverLoadsAssetsIsRevoked() throws {
+        let bench = PhaseBench { c in
+            c.sites[0].cache.enabled = false
+            c.sites[0].challenge.waitSeconds = 0
+            c.bans.enabled = false
+        }
+        bench.loop.setMode(site: "www", mode: .underAttack, tier: .pow)
+        let (_, first) = RefusalPolicyTests.run(bench, "/article/0", peer: "203.0.113.5")
+        let html = try #require(RefusalPolicyTests.body(first))
+        let refresh = try #require(RefusalPolicyTests.between(html, #"http-equiv="refresh" content=""#, #"""#))
+        let waitURL = try #require(refresh.split(separator: "=", maxSplits: 1).last).replacingOccurrences(of: "&amp;", with: "&")
+        let redeemed = try #require(RefusalPolicyTests.run(bench, waitURL, peer: "203.0.113.5").1.page)
+        let clearance = try #require(RefusalPolicyTests.cookie(redeemed.headers, ChallengeRoutes.cookie))
+        var passed = 0
+        for i in 0..<8 where RefusalPolicyTests.run(bench, "/article/\(i)", peer: "203.0.113.5", headers: [("Cookie", clearance)]).1.isNext {
+            passed += 1
+        }
+        #expect(passed == 3)
+        // Revoked: loading an asset now does not bring it back.
+        #expect(!RefusalPolicyTests.run(bench, "/static/site.css", peer: "203.0.113.5", headers: [("Cookie", clearance)]).1.isNext)
+    }
+}
