@@ -1,5 +1,6 @@
 import Foundation
 import RampartDemoOrigin
+import RampartDrill
 import Testing
 
 /// Failed credentials through the real binary, in front of an origin that checks them: a spraying
@@ -48,6 +49,8 @@ extension IntegrationTests {
         var cookies: [String] = []
         for (name, value) in login.headers where name == "set-cookie" { cookies.append(String(value.split(separator: ";")[0])) }
         #expect(cookies.contains { $0.hasPrefix("__rampart_m=") })
+        // The drill's members log in with the same password.
+        #expect(DrillRunner.memberPassword == DemoOrigin.memberPassword)
         #expect(member.request("GET", "/account", headers: [ua, "Cookie: \(cookies.joined(separator: "; "))"])?.status == 200)
     }
 }
