@@ -5,6 +5,9 @@
 #
 #   bench/compare.sh [SCENARIO ...]          default: S1 S2 S3 S4 S5 S8 (S6 runs over TLS)
 #   WARMUP=3 ATTACK=15 COOLDOWN=3 INTENSITY=10 USERS=30 PEERS="rampart nginx haproxy" bench/compare.sh S1 S2
+#   CONCURRENCY=8 QUEUE_LIMIT=8 CHECK_CREDENTIALS=1 INTENSITY=5 bench/compare.sh S9 S11 S4 S8
+#     (a small CMS: 8 workers, a short queue answering 503 past it, logins and keys checked;
+#      members, no-JS readers, browsers and API clients are measured separately)
 set -euo pipefail
 
 SCENARIOS=("$@")
@@ -33,8 +36,11 @@ mkdir -p "$OUT" "$WORK/tmp"
 ORIGIN_PORT=19000
 PROXY_PORT=19080
 TLS_PORT=19443
-CONCURRENCY=4
-SERVICE_MS=20
+CONCURRENCY=${CONCURRENCY:-4}
+SERVICE_MS=${SERVICE_MS:-20}
+ORIGIN_FLAGS=()
+[ -n "${QUEUE_LIMIT:-}" ] && ORIGIN_FLAGS+=(--queue-limit "$QUEUE_LIMIT")
+[ -n "${CHECK_CREDENTIALS:-}" ] && ORIGIN_FLAGS+=(--check-credentials)
 CAPACITY=$((CONCURRENCY * 1000 / SERVICE_MS))
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 
@@ -50,7 +56,7 @@ install_missing nginx:nginx-light haproxy:haproxy openssl:openssl
 
 build_release
 
-start_drill_origin $ORIGIN_PORT $CONCURRENCY $SERVICE_MS
+start_drill_origin $ORIGIN_PORT $CONCURRENCY $SERVICE_MS "${ORIGIN_FLAGS[@]}"
 
 # The peers' configs with this run's ports and folder filled in.
 render() {
@@ -76,6 +82,7 @@ sites:
     origins:
       - {address: 127.0.0.1:$ORIGIN_PORT, max_connections: $((CONCURRENCY * 2))}
     api_keys: [drill-api-key-0000, drill-api-key-0001, drill-api-key-0002, drill-api-key-0003, drill-api-key-0004]
+    session_cookies: [sessionid]
 EOF
 }
 
@@ -110,6 +117,7 @@ start_haproxy() {
 }
 
 TABLE=()
+CLASSES=()
 for peer in $PEERS; do
   # A fresh proxy per scenario: each starts from calm (no mode, bans or cache left by the last one).
   for scenario in "${SCENARIOS[@]}"; do
@@ -124,7 +132,9 @@ for peer in $PEERS; do
       --scenario "$scenario" --warmup "$WARMUP" --attack "$ATTACK" --cooldown "$COOLDOWN" \
       --capacity "$CAPACITY" --intensity "$INTENSITY" --users "$USERS" --gateway-pid "$pid" --label "$peer" \
       --json "$OUT/drill-$peer-$scenario.json" --html "$OUT/drill-$peer-$scenario.html" > "$WORK/$peer.txt"
-    TABLE+=("$(grep "^| $peer |" "$WORK/$peer.txt")")
+    TABLE+=("$(grep "^| $peer |" "$WORK/$peer.txt" | head -1)")
+    # The second table: one row per legitimate class.
+    CLASSES+=("$(grep "^| $peer | $scenario | [a-z]" "$WORK/$peer.txt")")
     kill "$pid" 2>/dev/null || true
     [ "$peer" = nginx ] && { kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true; rm -f "$WORK/nginx.pid"; }
     # Rampart's own account of the run: when its sites changed mode, and why.
@@ -139,4 +149,8 @@ done
   echo "| gateway | scenario | legit ok % (warm-up) | legit ok % (attack) | API ok % (attack) | p95 ms (attack) | p99 ms (attack) | challenge pages (attack) | attack sent | reached origin | leakage after 5 s | engaged after | peak CPU % | CPU µs / attack request | peak RSS MB |"
   echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for row in "${TABLE[@]}"; do printf '%s\n' "$row"; done | sort -t'|' -k3,3 -s
+  echo
+  echo "| gateway | scenario | class | requests (attack) | ok % | ok within 1 s % | 403 |"
+  echo "|---|---|---|---:|---:|---:|---:|"
+  for row in "${CLASSES[@]}"; do printf '%s\n' "$row"; done | sort -t'|' -k3,3 -s
 } | tee "$OUT/compare.md"

@@ -96,9 +96,10 @@ build_release() {
 }
 
 # Starts the drill's counting origin on 127.0.0.1:PORT with CONCURRENCY workers of SERVICE_MS each
-# (its log: WORK/origin.log), adds it to PIDS and waits for it. start_drill_origin PORT CONCURRENCY SERVICE_MS
+# (its log: WORK/origin.log), adds it to PIDS and waits for it; further arguments go to the origin.
+# start_drill_origin PORT CONCURRENCY SERVICE_MS [ORIGIN_FLAG...]
 start_drill_origin() {
-  "$BIN/rampart-drill" origin --listen 127.0.0.1:"$1" --concurrency "$2" --service-ms "$3" > "$WORK/origin.log" 2>&1 &
+  "$BIN/rampart-drill" origin --listen 127.0.0.1:"$1" --concurrency "$2" --service-ms "$3" "${@:4}" > "$WORK/origin.log" 2>&1 &
   PIDS+=($!)
   wait_port "$1"
 }

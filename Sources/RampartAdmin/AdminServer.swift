@@ -278,6 +278,7 @@ struct SiteView: Codable, Equatable {
     var distinctSources: Int
     var queuePeak: Int
     var originLatencyMs: Double
+    var originLimit: Int
 
     init(_ s: SiteStatus) {
         site = s.site
@@ -295,6 +296,7 @@ struct SiteView: Codable, Equatable {
         distinctSources = s.distinctSources
         queuePeak = s.queuePeak
         originLatencyMs = (s.meanLatencyMillis * 10).rounded() / 10
+        originLimit = s.originLimit
     }
 
     enum CodingKeys: String, CodingKey {
@@ -305,6 +307,7 @@ struct SiteView: Codable, Equatable {
         case distinctSources = "distinct_sources"
         case queuePeak = "queue_peak"
         case originLatencyMs = "origin_latency_ms"
+        case originLimit = "origin_limit"
     }
 }
 

@@ -77,7 +77,7 @@ enum Dashboard {
           const m=card.querySelector(".mode");m.textContent=s.mode.replace("_"," ");m.className="mode "+s.mode;
           const sel=card.querySelector("select");if(document.activeElement!==sel)sel.value=s.override||"auto";
           card.querySelector(".tier").textContent=s.mode==="normal"?"":"challenge: "+s.tier;
-          card.querySelector(".nums").textContent=s.requests+" req/s · baseline "+s.baseline+" · "+s.distinct_sources+" sources · origin "+s.origin_latency_ms+" ms, queue "+s.queue_peak;
+          card.querySelector(".nums").textContent=s.requests+" req/s · baseline "+s.baseline+" · "+s.distinct_sources+" sources · origin "+s.origin_latency_ms+" ms, limit "+s.origin_limit+", queue "+s.queue_peak;
           const h=history[s.site]||(history[s.site]=[]);h.push(s);if(h.length>N)h.shift();
           draw(card.querySelector("canvas"),h);
         }

@@ -97,6 +97,7 @@ final class GatewayMetrics: Sendable {
             gauge("rampart_site_distinct_sources", "Distinct client addresses in the last second.", site, Double(s.distinctSources))
             gauge("rampart_site_origin_queue_peak", "Most requests waiting for an origin connection in the last second.", site, Double(s.queuePeak))
             gauge("rampart_site_origin_latency_seconds", "Mean origin response time in the last second.", site, s.meanLatencyMillis / 1000)
+            gauge("rampart_site_origin_concurrency_limit", "Requests the site's origins may serve at once, as learned from their answers.", site, Double(s.originLimit))
         }
         // The response-time histogram is kept as exact per-loop bucket counts; swift-prometheus has
         // no way to load counts into a histogram, so it is written here in the same text format.

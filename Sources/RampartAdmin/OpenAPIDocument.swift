@@ -47,6 +47,7 @@ enum OpenAPIDocument {
                 distinct_sources: {type: integer}
                 queue_peak: {type: integer}
                 origin_latency_ms: {type: number}
+                origin_limit: {type: integer, description: "requests the origins may serve at once, as learned (adaptive concurrency)"}
             Ban:
               type: object
               properties:

@@ -20,6 +20,8 @@ public struct SiteStatus: Sendable, Equatable {
     public var distinctSources: Int
     public var queuePeak: Int
     public var meanLatencyMillis: Double
+    /// Requests the origins may serve at once, as learned (``TrafficSecond/originLimit``).
+    public var originLimit: Int = 0
 }
 
 /// What alert webhooks are told.
@@ -374,7 +376,8 @@ final class DetectionService {
             return SiteStatus(
                 site: site.name, mode: c.mode, automaticMode: c.automatic, override: c.override, tier: c.tier, baseline: c.baseline,
                 requests: s.requests, toOrigin: s.toOrigin, cacheServed: s.cacheServed, challenged: s.challenged, cleared: s.cleared,
-                limited: s.limited, distinctSources: s.sources.estimate, queuePeak: s.queuePeak, meanLatencyMillis: s.meanLatencyMillis
+                limited: s.limited, distinctSources: s.sources.estimate, queuePeak: s.queuePeak, meanLatencyMillis: s.meanLatencyMillis,
+                originLimit: s.originLimit
             )
         }
     }

@@ -58,7 +58,11 @@ final class LoopContext {
 
     /// This second's traffic of every site, handed to the detection service.
     func takeTraffic() -> [(String, TrafficSecond)] {
-        sites.map { ($0.name, $0.defence.takeTraffic()) }
+        sites.map { site in
+            var t = site.defence.takeTraffic()
+            for pool in site.pools { t.originLimit += pool.concurrencyLimit }
+            return (site.name, t)
+        }
     }
 
     /// The detection service (or an operator) changed a site's mode or tier.
@@ -220,13 +224,14 @@ final class LoopContext {
                 if let pool = previousPools[Self.poolKey(site, origin)] {
                     pool.tls = tls
                     pool.maxConnections = share
+                    pool.configureAdaptive(origin, share: share, loops: loopCount)
                     pool.connectTimeout = site.limits.originConnectTimeout
                     pool.health.active = site.healthCheck
                     pool.health.passive = site.passive
                     kept.insert(ObjectIdentifier(pool))
                     return pool
                 }
-                return OriginPool(eventLoop: eventLoop, origin: origin, share: share, site: site, tls: tls, connector: originConnector)
+                return OriginPool(eventLoop: eventLoop, origin: origin, share: share, loops: loopCount, site: site, tls: tls, connector: originConnector)
             }
             return SiteRuntime(site: site, index: s, pools: pools, loops: loopCount, previous: previousSites[site.name])
         }

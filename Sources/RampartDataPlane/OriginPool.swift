@@ -7,6 +7,10 @@ import RampartCore
 
 /// Keep-alive connections from one event loop to one origin, with a cap, a bounded FIFO of waiting
 /// requests, and the origin's health as this loop sees it. Confined to its loop: no locks.
+///
+/// Below the connection cap, a learned concurrency limit (``AdaptiveConcurrency``, when the origin
+/// has `adaptive_concurrency`) decides how many requests are at the origin at once: past it,
+/// requests wait here, in the two-class queue, even when an idle connection is there.
 final class OriginPool {
     let eventLoop: any EventLoop
     let address: HostPort
@@ -25,6 +29,8 @@ final class OriginPool {
     private(set) var open = 0
     /// Requests using (or waiting for) a connection of this pool right now.
     private(set) var inFlight = 0
+    /// The learned limit of requests at the origin at once (nil: the connection cap only).
+    private(set) var adaptive: AdaptiveConcurrency?
     /// Requests waiting for a connection: known-good clients first (with one turn in eight kept
     /// for everyone else while both wait).
     private var queue = TwoClassQueue<Waiter>(regularShare: 8)
@@ -53,7 +59,10 @@ final class OriginPool {
         case unavailable(RejectReason)
     }
 
-    init(eventLoop: any EventLoop, origin: OriginConfig, share: Int, site: SiteConfig, tls: NIOSSLContext? = nil, connector: any OriginConnector = SocketOriginConnector()) {
+    init(
+        eventLoop: any EventLoop, origin: OriginConfig, share: Int, loops: Int = 1, site: SiteConfig, tls: NIOSSLContext? = nil,
+        connector: any OriginConnector = SocketOriginConnector()
+    ) {
         self.connector = connector
         self.tls = tls
         self.serverName = origin.tlsServerName
@@ -65,14 +74,52 @@ final class OriginPool {
         self.maxConnections = share
         self.connectTimeout = site.limits.originConnectTimeout
         self.health = OriginHealth(active: site.healthCheck, passive: site.passive)
+        configureAdaptive(origin, share: share, loops: loops)
+    }
+
+    /// Sets up (or, when the settings changed, restarts; when off, removes) the learned limit for
+    /// this loop's share of the origin.
+    func configureAdaptive(_ origin: OriginConfig, share: Int, loops: Int) {
+        guard origin.adaptiveConcurrency else {
+            adaptive = nil
+            return
+        }
+        var c = AdaptiveConcurrency.Configuration()
+        c.maximum = share
+        c.minimum = max(1, (origin.minConcurrency + loops - 1) / loops)
+        guard adaptive?.configuration != c else { return }
+        adaptive = AdaptiveConcurrency(configuration: c, now: Int64(eventLoop.now.uptimeNanoseconds))
+    }
+
+    /// Requests holding or opening a connection now (in flight, not waiting).
+    var busy: Int { inFlight - queue.count }
+
+    /// True when the learned limit lets one more request go to the origin now.
+    private var admits: Bool {
+        guard let adaptive else { return true }
+        return busy < adaptive.currentLimit
+    }
+
+    /// The learned limit now (the connection cap when not adaptive).
+    var concurrencyLimit: Int { adaptive?.currentLimit ?? maxConnections }
+
+    /// The origin answered a request sent `latency` ago; `overloaded` for 502-504 and timeouts.
+    func originAnswered(latency: TimeAmount, overloaded: Bool, now: NIODeadline) {
+        adaptive?.record(latency: latency.nanoseconds, overloaded: overloaded, now: Int64(now.uptimeNanoseconds))
+    }
+
+    private func started() {
+        adaptive?.started(inFlight: busy)
     }
 
     /// An idle pooled connection, when there is one: the common case, and it needs no callback.
     /// Like ``acquire(now:priority:recheck:_:)``, it must end in ``release(_:reusable:)``.
     func acquireIdle() -> UpstreamConnection? {
+        guard admits else { return nil }
         while let conn = idle.popLast() {
             if conn.channel.isActive {
                 inFlight += 1
+                started()
                 return conn
             }
         }
@@ -84,9 +131,10 @@ final class OriginPool {
     /// connection was handed over) or ``abandon()`` (when the callback carried an error).
     func acquire(now: NIODeadline, priority: Bool = false, recheck: Bool = false, _ callback: @escaping Callback) -> Acquisition {
         if let conn = acquireIdle() { return .ready(conn) }
-        if open < maxConnections {
+        if open < maxConnections, admits {
             open += 1
             inFlight += 1
+            started()
             connect(callback)
             return .pending
         }
@@ -117,7 +165,8 @@ final class OriginPool {
             conn.channel.close(promise: nil)
             return
         }
-        if let waiter = nextWaiter() {
+        if admits, let waiter = nextWaiter() {
+            started()
             waiter.callback(.success(conn))
             return
         }
@@ -140,8 +189,9 @@ final class OriginPool {
     private func connectionClosed(_ conn: UpstreamConnection) {
         open -= 1
         if let i = idle.firstIndex(where: { $0 === conn }) { idle.remove(at: i) }
-        if open < maxConnections, let waiter = nextWaiter() {
+        if open < maxConnections, admits, let waiter = nextWaiter() {
             open += 1
+            started()
             connect(waiter.callback)
         }
     }
@@ -215,7 +265,7 @@ final class OriginPool {
             case .failure(let error):
                 self.open -= 1
                 // The slot is free again: let one waiter try a connection of its own.
-                if self.open < self.maxConnections, let waiter = self.nextWaiter() {
+                if self.open < self.maxConnections, self.admits, let waiter = self.nextWaiter() {
                     self.open += 1
                     self.connect(waiter.callback)
                 }

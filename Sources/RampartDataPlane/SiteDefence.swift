@@ -13,6 +13,8 @@ import Darwin
 final class SiteDefence {
     let name: String
     private(set) var config: ChallengeConfig
+    /// Failed logins and unknown API keys per source, subnet and fingerprint.
+    var credentialFailures: CredentialFailures
     /// Published by the detection service.
     var mode = SiteMode.normal
     var tier = ChallengeTier.cookie
@@ -27,6 +29,8 @@ final class SiteDefence {
     /// Requests without clearance per source while challenging: a source that keeps coming back
     /// without the cookie it was given keeps no cookies.
     var cookieless: TokenBucketTable
+    /// How each clearance's holder browses (assets, referrers, searches): suspects are challenged harder.
+    var behaviour = BehaviourScore(capacity: 32_768)
     /// Revoked clearances (by clearance key), until they would have expired anyway.
     var revoked: BanList
     /// Per-credential buckets: a session the origin vouches for is one person's share too, so a
@@ -43,6 +47,7 @@ final class SiteDefence {
         name = site.name
         config = site.challenge
         self.loops = loops
+        credentialFailures = CredentialFailures(config: site.credentials, loops: loops)
         let l = Double(max(1, loops))
         clearanceBuckets = TokenBucketTable(capacity: 65_536, ratePerSecond: site.challenge.clearanceRate / l, burst: max(10, site.challenge.clearanceBurst / l))
         clearanceAbuse = TokenBucketTable(capacity: 4096, ratePerSecond: 1, burst: 20)
@@ -121,6 +126,9 @@ final class SiteDefence {
 
     /// Keeps state across a reload; tables are rebuilt only when the challenge settings changed.
     func update(site: SiteConfig) -> SiteDefence {
+        if site.credentials != credentialFailures.config {
+            credentialFailures = CredentialFailures(config: site.credentials, loops: loops)
+        }
         guard site.challenge != config else { return self }
         let fresh = SiteDefence(site: site, loops: loops)
         fresh.mode = mode
@@ -128,6 +136,7 @@ final class SiteDefence {
         fresh.traffic = traffic
         fresh.revoked = revoked
         fresh.learnedCookies = learnedCookies
+        fresh.credentialFailures = credentialFailures
         return fresh
     }
 

@@ -24,6 +24,14 @@ public final class DemoOrigin: Sendable {
         public var threads: Int = 1
         /// Blocks of forwarded client addresses counted separately (e.g. legit vs attack ranges).
         public var countedRanges: [CIDR] = []
+        /// Check credentials like a real site: `POST /login` succeeds (303 to `/account` with a
+        /// `sessionid` cookie) only with `password=` ``DemoOrigin/memberPassword`` in its body and
+        /// answers 401 otherwise; `/api/*` with a key other than the drill's (`drill-api-key-…`)
+        /// answers 401. Off: every login succeeds and every key is taken.
+        public var checkCredentials = false
+        /// Requests that may wait for a free worker; more are answered 503 at once (a small
+        /// application server's short accept queue). Nil: the line is unbounded.
+        public var queueLimit: Int? = nil
 
         /// The defaults: 64 at once, no added service time, one thread.
         public init() {}
@@ -39,6 +47,9 @@ public final class DemoOrigin: Sendable {
         public var peakConcurrent = 0
         /// Requests per counted range, by the `X-Forwarded-For` address (same order as configured).
         public var perRange: [Int] = []
+        /// Requests answered 503 because the waiting line was full (``Configuration/queueLimit``),
+        /// per counted range (same order), then those that matched none.
+        public var overflowed: [Int] = []
         /// Requests whose forwarded address matched no counted range.
         public var unmatched = 0
         /// Request heads received, counted as soon as they arrive (before the body).
@@ -62,6 +73,7 @@ public final class DemoOrigin: Sendable {
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
         var state = SharedState()
         state.stats.perRange = Array(repeating: 0, count: configuration.countedRanges.count)
+        state.stats.overflowed = Array(repeating: 0, count: configuration.countedRanges.count + 1)
         self.shared = NIOLockedValueBox(state)
         self.channel = NIOLockedValueBox(nil)
     }
@@ -121,32 +133,46 @@ public final class DemoOrigin: Sendable {
             $0.stats = Stats()
             $0.stats.inFlight = inFlight
             $0.stats.perRange = Array(repeating: 0, count: configuration.countedRanges.count)
+            $0.stats.overflowed = Array(repeating: 0, count: configuration.countedRanges.count + 1)
         }
     }
 
-    /// Records a request and runs `serve` once a capacity slot is free.
-    func admit(forwardedFor: String?, on loop: any EventLoop, serve: @escaping @Sendable () -> Void) {
+    /// The password `POST /login` accepts when credentials are checked.
+    public static let memberPassword = "correct-horse-battery"
+
+    /// Records a request and runs `serve` once a capacity slot is free; false (and nothing runs)
+    /// when the waiting line is full.
+    @discardableResult
+    func admit(forwardedFor: String?, on loop: any EventLoop, serve: @escaping @Sendable () -> Void) -> Bool {
         let ranges = configuration.countedRanges
         let client = forwardedFor.flatMap { value in
             value.split(separator: ",").last.flatMap { IPAddress($0.trimmingASCIISpaces()) }
         }
-        let runNow = shared.withLockedValue { s -> Bool in
+        let range = client.flatMap { c in ranges.firstIndex(where: { $0.contains(c) }) }
+        let runNow = shared.withLockedValue { s -> Bool? in
             s.stats.requests += 1
-            s.stats.inFlight += 1
-            if let client, let i = ranges.firstIndex(where: { $0.contains(client) }) {
-                s.stats.perRange[i] += 1
+            if let range {
+                s.stats.perRange[range] += 1
             } else {
                 s.stats.unmatched += 1
             }
             if s.serving < configuration.concurrency {
+                s.stats.inFlight += 1
                 s.serving += 1
                 s.stats.peakConcurrent = max(s.stats.peakConcurrent, s.serving)
                 return true
             }
+            if let limit = configuration.queueLimit, s.waiting.count >= limit {
+                s.stats.overflowed[range ?? ranges.count] += 1
+                return nil
+            }
+            s.stats.inFlight += 1
             s.waiting.append((loop, serve))
             return false
         }
+        guard let runNow else { return false }
         if runNow { serve() }
+        return true
     }
 
     /// Counts a request head as it arrives.
@@ -169,6 +195,7 @@ public final class DemoOrigin: Sendable {
     }
 
     var serviceTime: TimeAmount { configuration.serviceTime }
+    var checkCredentials: Bool { configuration.checkCredentials }
 }
 
 /// Serves one connection of the demo origin.
@@ -179,6 +206,8 @@ final class OriginHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let origin: DemoOrigin
     private var head: HTTPRequestHead?
     private var bodyBytes = 0
+    /// The body's first bytes (a login form), kept only when credentials are checked.
+    private var bodyPrefix: [UInt8] = []
 
     init(origin: DemoOrigin) { self.origin = origin }
 
@@ -187,9 +216,11 @@ final class OriginHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .head(let h):
             head = h
             bodyBytes = 0
+            bodyPrefix.removeAll(keepingCapacity: true)
             origin.headArrived()
         case .body(let b):
             bodyBytes += b.readableBytes
+            if origin.checkCredentials, bodyPrefix.count < 512 { bodyPrefix += b.readableBytesView.prefix(512 - bodyPrefix.count) }
         case .end:
             guard let head else { return }
             self.head = nil
@@ -208,11 +239,12 @@ final class OriginHandler: ChannelInboundHandler, RemovableChannelHandler {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let delay = origin.serviceTime
         let origin = self.origin
-        origin.admit(forwardedFor: head.headers.first(name: "x-forwarded-for"), on: context.eventLoop) {
+        let body = String(decoding: bodyPrefix, as: UTF8.self)
+        let admitted = origin.admit(forwardedFor: head.headers.first(name: "x-forwarded-for"), on: context.eventLoop) {
             let loop = loopBound.eventLoop
             let work = {
                 let (handler, context) = loopBound.value
-                handler.serve(head, bodyBytes: bodyBytes, path: path, context: context)
+                handler.serve(head, bodyBytes: bodyBytes, body: body, path: path, context: context)
                 origin.finished()
             }
             if delay > .zero {
@@ -221,11 +253,34 @@ final class OriginHandler: ChannelInboundHandler, RemovableChannelHandler {
                 loop.execute { work() }
             }
         }
+        if !admitted {
+            // The line is full: a small application server refuses at once.
+            respond(context: context, head: head, status: .serviceUnavailable, type: "text/plain", body: "overloaded\n", extraHeaders: [("Retry-After", "1")])
+        }
     }
 
-    private func serve(_ head: HTTPRequestHead, bodyBytes: Int, path: String, context: ChannelHandlerContext) {
+    /// The answer of a site that checks credentials, for the routes that need them; nil for others.
+    static func credentialAnswer(_ head: HTTPRequestHead, body: String, path: String) -> (status: HTTPResponseStatus, body: String, headers: [(String, String)])? {
+        if head.method == .POST, path == "/login" {
+            guard body.contains("password=\(DemoOrigin.memberPassword)") else { return (.unauthorized, #"{"login":"failed"}"#, []) }
+            let session = String(UInt64.random(in: 1...UInt64.max), radix: 16)
+            return (.seeOther, #"{"login":"ok"}"#, [("Location", "/account"), ("Set-Cookie", "sessionid=\(session); Path=/; HttpOnly")])
+        }
+        if path.hasPrefix("/api/") {
+            var key = head.headers.first(name: "x-api-key")
+            if key == nil, let auth = head.headers.first(name: "authorization"), auth.lowercased().hasPrefix("bearer ") { key = String(auth.dropFirst(7)) }
+            if let key, !key.hasPrefix("drill-api-key-") { return (.unauthorized, #"{"error":"unknown key"}"#, []) }
+        }
+        return nil
+    }
+
+    private func serve(_ head: HTTPRequestHead, bodyBytes: Int, body: String, path: String, context: ChannelHandlerContext) {
         guard context.channel.isActive else { return }
         let query = Self.query(head.uri)
+        if origin.checkCredentials, let answer = Self.credentialAnswer(head, body: body, path: path) {
+            respond(context: context, head: head, status: answer.status, type: "application/json", body: answer.body, extraHeaders: answer.headers)
+            return
+        }
         switch (head.method, path) {
         case (.GET, "/"), (.HEAD, "/"):
             respond(context: context, head: head, status: .ok, type: "text/html; charset=utf-8", body: Self.homePage, cache: "public, max-age=1")

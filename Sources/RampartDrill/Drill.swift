@@ -53,7 +53,7 @@ public struct DrillError: Error, CustomStringConvertible, Sendable {
 
 /// The attack scenarios of the product brief.
 public enum ScenarioKind: String, CaseIterable, Sendable, Codable {
-    case s1 = "S1", s2 = "S2", s3 = "S3", s4 = "S4", s5 = "S5", s6 = "S6", s7 = "S7", s8 = "S8", s12 = "S12"
+    case s1 = "S1", s2 = "S2", s3 = "S3", s4 = "S4", s5 = "S5", s6 = "S6", s7 = "S7", s8 = "S8", s9 = "S9", s11 = "S11", s12 = "S12"
 
     /// One line on what the scenario does.
     public var summary: String {
@@ -66,6 +66,8 @@ public enum ScenarioKind: String, CaseIterable, Sendable, Codable {
         case .s6: return "HTTP/2 rapid reset, CONTINUATION and PING/SETTINGS floods over TLS"
         case .s7: return "S1+S2+S3 at once, then the flood shifts to another path"
         case .s8: return "legitimate surge (10x users), no attack"
+        case .s9: return "2,000 bots that keep cookies and follow redirects (no JavaScript), each at about a person's rate, on the home page, long-tail pages and searches"
+        case .s11: return "credential spraying: 1,500 sources sending random API keys and random logins"
         case .s12: return "volumetric keep-alive flood: 3,000 sources, one connection each, cache-busting GETs back to back below per-source limits"
         }
     }
@@ -100,6 +102,9 @@ public struct DrillPlan: Sendable {
     public var legitUsers = 30
     /// Simulated API clients, each with its own key (`drill-api-key-NNNN`), two calls a second.
     public var apiClients = 5
+    /// Simulated members: each logs in (`POST /login` with ``DrillRunner/memberPassword``), then
+    /// reads account pages with their assets about once a second, keeping the origin's session.
+    public var members = 5
     /// Hard cap on requests the drill sends in total.
     public var maxRequests = 2_000_000
     /// Per-request timeout.
@@ -166,6 +171,20 @@ public struct DrillReport: Sendable, Codable {
         public var challengesSeen = 0
     }
 
+    /// One class of legitimate users over the attack window.
+    public struct ClassFigures: Sendable, Codable {
+        /// `browsers` (JavaScript), `no-js readers`, `members`, `api clients`.
+        public var name: String
+        public var requests = 0
+        public var succeeded = 0
+        /// Succeeded within 1 s of the first request (challenges included).
+        public var within1s = 0
+        /// Final answers with status 403 (a refusal, not a challenge that was answered).
+        public var forbidden = 0
+        public var successPercent: Double = 100
+        public var within1sPercent: Double = 100
+    }
+
     public var scenario: String
     public var summary: String
     public var target: String
@@ -175,6 +194,8 @@ public struct DrillReport: Sendable, Codable {
     public var cooldown: Phase
     public var attackSent = 0
     public var attackReachedOrigin = 0
+    /// Legitimate classes measured separately over the attack window.
+    public var classes: [ClassFigures] = []
     /// Attack requests that reached the origin after the first 5 s of the attack, as a share of those sent then.
     public var leakageAfter5sPercent: Double = 0
     /// Seconds from attack start until the attack share reaching the origin first fell below 10%; nil if never.
@@ -199,6 +220,8 @@ final class Recorder: Sendable {
         var apiOK = [0, 0, 0]
         var challenges = [0, 0, 0]
         var sent = 0
+        /// Per legit class (``LegitClass``): requests, ok, ok within 1 s, 403s, over the attack window.
+        var classes = [[Int]](repeating: [0, 0, 0, 0], count: LegitClass.allCases.count)
     }
 
     private let state: NIOLockedValueBox<State>
@@ -230,6 +253,19 @@ final class Recorder: Sendable {
             guard s.sent < plan.maxRequests else { return false }
             s.sent += 1
             return true
+        }
+    }
+
+    /// One request of a legit class, counted when it began in the attack window.
+    func classRequest(_ c: LegitClass, status: Int, seconds: Double, at t: Double) {
+        guard Self.phaseIndex(t, plan) == 1 else { return }
+        state.withLockedValue { s in
+            s.classes[c.rawValue][0] += 1
+            if status == 200 {
+                s.classes[c.rawValue][1] += 1
+                if seconds <= 1 { s.classes[c.rawValue][2] += 1 }
+            }
+            if status == 403 { s.classes[c.rawValue][3] += 1 }
         }
     }
 
@@ -339,6 +375,32 @@ final class Recorder: Sendable {
             r.gatewayCPUMicrosPerAttackRequest = attackCPUPercentSeconds * 10_000 / Double(sentInAttack)
         }
         r.timeline = s.seconds
+        r.classes = LegitClass.allCases.map { c in
+            let v = s.classes[c.rawValue]
+            var f = DrillReport.ClassFigures(name: c.name)
+            f.requests = v[0]
+            f.succeeded = v[1]
+            f.within1s = v[2]
+            f.forbidden = v[3]
+            f.successPercent = v[0] == 0 ? 100 : 100 * Double(v[1]) / Double(v[0])
+            f.within1sPercent = v[0] == 0 ? 100 : 100 * Double(v[2]) / Double(v[0])
+            return f
+        }
         return r
+    }
+}
+
+/// The classes of legitimate users the drill measures separately (the worst is the score).
+public enum LegitClass: Int, CaseIterable, Sendable {
+    case browser, noScript, member, api
+
+    /// The name in reports.
+    public var name: String {
+        switch self {
+        case .browser: return "browsers"
+        case .noScript: return "no-js readers"
+        case .member: return "members"
+        case .api: return "api clients"
+        }
     }
 }

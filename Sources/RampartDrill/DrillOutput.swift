@@ -16,6 +16,18 @@ public enum DrillOutput {
         return lines.joined(separator: "\n")
     }
 
+    /// One row per legitimate class and report, over the attack window.
+    public static func classTable(_ reports: [DrillReport], label: String? = nil) -> String {
+        var lines = ["| \(label == nil ? "" : "gateway | ")scenario | class | requests | ok % | ok within 1 s % | 403 |"]
+        lines.append("|\(label == nil ? "" : "---|")---|---|---:|---:|---:|---:|")
+        for r in reports {
+            for c in r.classes {
+                lines.append("| \(label.map { "\($0) | " } ?? "")\(r.scenario) | \(c.name) | \(c.requests) | \(f(c.successPercent)) | \(f(c.within1sPercent)) | \(c.forbidden) |")
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
     /// The reports as pretty JSON.
     public static func json(_ reports: [DrillReport]) -> String {
         let encoder = JSONEncoder()

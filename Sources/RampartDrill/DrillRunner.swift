@@ -42,6 +42,9 @@ public final class DrillRunner: Sendable {
             for i in 0..<plan.apiClients {
                 tasks.addTask { await self.apiClient(i, recorder: recorder) }
             }
+            for i in 0..<plan.members {
+                tasks.addTask { await self.member(i, recorder: recorder) }
+            }
             for attacker in attackers() {
                 tasks.addTask { await attacker(recorder) }
             }
@@ -68,6 +71,7 @@ public final class DrillRunner: Sendable {
             // the meta refresh without it), then two assets.
             var redirects = 0
             var challenges = 0
+            var status = 0
             while true {
                 guard recorder.reserve() else { return }
                 let r = await request(&connection, source: source, method: .GET, path: path, cookies: &cookies, extra: [])
@@ -85,6 +89,7 @@ public final class DrillRunner: Sendable {
                     continue
                 }
                 ok = r.status == 200
+                status = r.status
                 break
             }
             if ok {
@@ -101,13 +106,17 @@ public final class DrillRunner: Sendable {
                             target = location
                             continue
                         }
-                        if r.status != 200 { ok = false }
+                        if r.status != 200, ok {
+                            ok = false
+                            status = r.status
+                        }
                         break
                     }
                 }
             }
             let seconds = Double((NIODeadline.now() - began).nanoseconds) / 1e9
             recorder.pageView(ok: ok, seconds: seconds, at: t)
+            recorder.classRequest(Self.isNoScriptUser(index) ? .noScript : .browser, status: status, seconds: seconds, at: t)
             await sleep(until: t + 1.0 + Double.random(in: -0.1...0.1), recorder: recorder)
         }
         connection?.close()
@@ -155,7 +164,49 @@ public final class DrillRunner: Sendable {
                 extra: [("Authorization", "Bearer \(Self.apiKey(index))"), ("Accept", "application/json")]
             )
             recorder.api(ok: r.status == 200, at: t)
+            recorder.classRequest(.api, status: r.status, seconds: recorder.elapsed - t, at: t)
             await sleep(until: t + 0.5, recorder: recorder)
+        }
+        connection?.close()
+    }
+
+    /// The password simulated members log in with (the drill's origin accepts it when it checks
+    /// credentials: `rampart-drill origin --check-credentials`).
+    public static let memberPassword = "correct-horse-battery"
+
+    /// A logged-in member: logs in once (again when the session is lost), then reads account pages
+    /// and their assets about once a second, with the origin's session cookie and whatever else
+    /// the gateway sets. Members come from the second-to-last /24 of the legit range.
+    private func member(_ index: Int, recorder: Recorder) async {
+        let source = IPAddress(v4: DrillSafety.legitRange.network.v4Value! &+ UInt32(254 * 256 + index + 1))
+        var connection: DrillConnection?
+        var cookies: [String: String] = [:]
+        await sleep(until: Double.random(in: 0..<1), recorder: recorder)
+        var page = 0
+        while recorder.elapsed < plan.total {
+            let t = recorder.elapsed
+            if cookies["sessionid"] == nil {
+                guard recorder.reserve() else { return }
+                let r = await request(
+                    &connection, source: source, method: .POST, path: "/login", cookies: &cookies,
+                    extra: [("Content-Type", "application/x-www-form-urlencoded")], body: "user=member\(index)&password=\(Self.memberPassword)"
+                )
+                recorder.classRequest(.member, status: r.status == 303 || r.status == 302 ? 200 : r.status, seconds: recorder.elapsed - t, at: t)
+                if cookies["sessionid"] == nil { await sleep(until: t + 1, recorder: recorder) }
+                continue
+            }
+            page += 1
+            var status = 200
+            for path in ["/account/orders?page=\(page % 50)", "/static/site.css", "/static/app.js"] {
+                guard recorder.reserve() else { return }
+                let r = await request(&connection, source: source, method: .GET, path: path, cookies: &cookies, extra: [])
+                if r.status != 200 {
+                    status = r.status
+                    break
+                }
+            }
+            recorder.classRequest(.member, status: status, seconds: recorder.elapsed - t, at: t)
+            await sleep(until: t + 1.0 + Double.random(in: -0.1...0.1), recorder: recorder)
         }
         connection?.close()
     }
@@ -218,6 +269,10 @@ public final class DrillRunner: Sendable {
             return http2Floods(rate: rate, start: start, end: end)
         case .s8:
             return []
+        case .s9:
+            return cookieBots(sources: 2000, rate: rate, start: start, end: end)
+        case .s11:
+            return spray(sources: 1500, rate: rate, start: start, end: end)
         case .s12:
             return keepAliveFlood(sources: 3000, rate: rate, start: start, end: end)
         }
@@ -244,6 +299,79 @@ public final class DrillRunner: Sendable {
                     if r.status == 0 { await self.pause(0.05) }
                 }
                 conn?.close()
+            }
+        }
+    }
+
+    /// Bots that keep cookies and follow redirects, without JavaScript or meta refresh: every
+    /// source at `rate / sources` requests a second (a person's pace), on the home page, long-tail
+    /// articles and random searches, over one keep-alive connection with its cookie jar.
+    private func cookieBots(sources: Int, rate: Double, start: Double, end: Double) -> [Attacker] {
+        let interval = Double(sources) / max(rate, 1)
+        return (0..<sources).map { s in
+            { recorder in
+                await self.sleep(until: start + interval * Double(s) / Double(sources), recorder: recorder)
+                let source = self.attackSource(300_000 + s)
+                var conn: DrillConnection?
+                var jar: [String: String] = [:]
+                var next = recorder.elapsed
+                while recorder.elapsed < end, recorder.reserve() {
+                    let t = recorder.elapsed
+                    var path: String
+                    switch Int.random(in: 0..<3) {
+                    case 0: path = "/"
+                    case 1: path = "/article/\(Int.random(in: 0..<100_000))"
+                    default: path = "/search?q=\(UInt32.random(in: 0...UInt32.max))"
+                    }
+                    var r = await self.attackRequest(&conn, source: source, method: .GET, path: path, jar: &jar, keepCookies: true)
+                    var hops = 0
+                    while hops < 3, let location = r.redirectPath, recorder.reserve() {
+                        hops += 1
+                        path = location
+                        r = await self.attackRequest(&conn, source: source, method: .GET, path: path, jar: &jar, keepCookies: true)
+                    }
+                    recorder.attack(status: r.status, at: t)
+                    next += interval
+                    if next > recorder.elapsed { await self.sleep(until: next, recorder: recorder) } else { next = recorder.elapsed }
+                    if r.status == 0 { await self.pause(0.05) }
+                }
+                conn?.close()
+            }
+        }
+    }
+
+    /// Credential spraying: every source, at `rate / sources` requests a second, alternates a
+    /// login with a random user name and password and an API call with a random bearer key,
+    /// each on a new connection.
+    private func spray(sources: Int, rate: Double, start: Double, end: Double) -> [Attacker] {
+        let interval = Double(sources) / max(rate, 1)
+        return (0..<sources).map { s in
+            { recorder in
+                await self.sleep(until: start + interval * Double(s) / Double(sources), recorder: recorder)
+                let source = self.attackSource(400_000 + s)
+                var next = recorder.elapsed
+                var n = s
+                while recorder.elapsed < end, recorder.reserve() {
+                    let t = recorder.elapsed
+                    var conn: DrillConnection?
+                    var jar: [String: String] = [:]
+                    n += 1
+                    let r: DrillResponse
+                    if n % 2 == 0 {
+                        r = await self.attackRequest(
+                            &conn, source: source, method: .POST, path: "/login", jar: &jar,
+                            body: "user=u\(UInt32.random(in: 0...UInt32.max))&password=p\(UInt32.random(in: 0...UInt32.max))", close: true
+                        )
+                    } else {
+                        r = await self.attackRequest(
+                            &conn, source: source, method: .GET, path: "/api/orders", jar: &jar, close: true,
+                            extra: [("Authorization", "Bearer sprayed-\(UInt64.random(in: 0...UInt64.max))")]
+                        )
+                    }
+                    recorder.attack(status: r.status, at: t)
+                    next += interval
+                    if next > recorder.elapsed { await self.sleep(until: next, recorder: recorder) } else { next = recorder.elapsed }
+                }
             }
         }
     }
@@ -372,16 +500,24 @@ public final class DrillRunner: Sendable {
         path: String,
         jar: inout [String: String],
         body: String? = nil,
-        close: Bool = false
+        close: Bool = false,
+        extra: [(String, String)] = [],
+        keepCookies: Bool = false
     ) async -> DrillResponse {
         if connection == nil || !(connection!.isActive) {
             connection = try? await DrillConnection.connect(group: group, source: source, target: plan.target(for: source), timeout: .seconds(2), tls: tls)
         }
         guard let conn = connection else { return DrillResponse(status: 0, headers: [:], bodyBytes: 0, smallBody: "", seconds: 0) }
         var headers = HTTPHeaders([("Host", plan.host), ("User-Agent", "Mozilla/5.0 (flood)")])
+        if keepCookies, !jar.isEmpty { headers.add(name: "Cookie", value: jar.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: "; ")) }
+        for (k, v) in extra { headers.add(name: k, value: v) }
         if close { headers.add(name: "Connection", value: "close") }
         if method == .POST { headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded") }
         let r = await conn.send(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers), body: body, timeout: plan.requestTimeout)
+        for value in r.headers["set-cookie"] where keepCookies {
+            let pair = value.split(separator: ";")[0].split(separator: "=", maxSplits: 1)
+            if pair.count == 2 { jar[String(pair[0]).trimmingCharacters(in: .whitespaces)] = String(pair[1]) }
+        }
         if r.status == 0 || close || r.headers.first(name: "connection")?.lowercased() == "close" {
             conn.close()
             connection = nil

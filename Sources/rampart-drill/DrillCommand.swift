@@ -27,7 +27,7 @@ struct RunScenario: AsyncParsableCommand {
     @Option(name: .long, help: "Origin address for its counters (loopback only); start it with 'rampart-drill origin'.")
     var origin: String
 
-    @Option(name: .long, parsing: .upToNextOption, help: "Scenarios: S1 S2 S3 S4 S5 S6 S7 S8 (default: S1 S2 S3 S4 S5 S8; S6 needs --tls).")
+    @Option(name: .long, parsing: .upToNextOption, help: "Scenarios: S1 S2 S3 S4 S5 S6 S7 S8 S9 S11 S12 (default: S1 S2 S3 S4 S5 S8; S6 needs --tls).")
     var scenario: [String] = ["S1", "S2", "S3", "S4", "S5", "S8"]
 
     @Option(name: .long, help: "Warm-up seconds (legit only).") var warmup: Double = 5
@@ -37,6 +37,7 @@ struct RunScenario: AsyncParsableCommand {
     @Option(name: .long, help: "Attack rate as a multiple of the origin capacity.") var intensity: Double = 10
     @Option(name: .long, help: "Simulated browser users.") var users: Int = 30
     @Option(name: .long, help: "Simulated API clients (keys drill-api-key-0000, -0001, ...).") var apiClients: Int = 5
+    @Option(name: .long, help: "Simulated logged-in members (they log in with the drill's member password).") var members: Int = 5
     @Option(name: .long, help: "Gateway process id, to sample its CPU and memory.") var gatewayPid: Int32?
     @Option(name: .long, help: "Label for the report (e.g. rampart, nginx).") var label: String?
     @Option(name: .long, help: "Write the reports as JSON here.") var json: String?
@@ -76,6 +77,7 @@ struct RunScenario: AsyncParsableCommand {
             plan.intensity = intensity
             plan.legitUsers = users
             plan.apiClients = apiClients
+            plan.members = max(0, members)
             plan.gatewayPID = gatewayPid
             plan.maxRequests = maxRequests
             plan.tls = tls
@@ -85,6 +87,8 @@ struct RunScenario: AsyncParsableCommand {
             FileHandle.standardError.write(Data((DrillOutput.table([report], label: label).split(separator: "\n").last! + "\n").utf8))
         }
         print(DrillOutput.table(reports, label: label))
+        print("")
+        print(DrillOutput.classTable(reports, label: label))
         if let json { try DrillOutput.json(reports).write(toFile: json, atomically: true, encoding: .utf8) }
         if let html {
             try DrillOutput.html(reports, title: "Rampart drill: \(label ?? target)").write(toFile: html, atomically: true, encoding: .utf8)
@@ -100,6 +104,8 @@ struct Origin: AsyncParsableCommand {
     @Option(name: .long, help: "Listen address (loopback only).") var listen: String = "127.0.0.1:9000"
     @Option(name: .long, help: "Requests served at once.") var concurrency: Int = 4
     @Option(name: .long, help: "Service time per request, milliseconds.") var serviceMs: Int = 20
+    @Option(name: .long, help: "Requests that may wait for a free worker; more get 503 at once (default: unbounded).") var queueLimit: Int?
+    @Flag(name: .long, help: "Check credentials: wrong logins and unknown API keys answer 401.") var checkCredentials = false
 
     func run() async throws {
         let address: SocketAddress
@@ -113,6 +119,8 @@ struct Origin: AsyncParsableCommand {
         config.concurrency = concurrency
         config.serviceTime = .milliseconds(Int64(serviceMs))
         config.countedRanges = [DrillSafety.legitRange, DrillSafety.attackRange]
+        config.queueLimit = queueLimit.map { max(0, $0) }
+        config.checkCredentials = checkCredentials
         let origin = DemoOrigin(configuration: config)
         let port = try await origin.start(host: address.ipAddress ?? "127.0.0.1", port: address.port ?? 9000)
         print("rampart-drill origin on 127.0.0.1:\(port): \(concurrency) at once, \(serviceMs) ms each (capacity \(concurrency * 1000 / max(1, serviceMs)) requests/s)")

@@ -131,19 +131,20 @@ extension IntegrationTests {
         let originPort = try await origin.start()
         defer { Task { await origin.stop() } }
         let gw = try GatewayProcess(
-            yaml: Self.yaml(origin: originPort, site: "    challenge: { clearance_rate: 1/s, clearance_burst: 10 }")
-                .replacingOccurrences(of: "sites:", with: "known_good: { successes: 2, min_age: 0s }\nsites:"),
+            yaml: Self.yaml(origin: originPort, site: "    challenge: { clearance_rate: 1/s, clearance_burst: 10 }\n    session_cookies: [sessionid]"),
             extraArguments: ["--threads", "1"]
         )
         defer { gw.stop() }
         let port = try gw.waitUntilListening()[0]
         let (admin, token) = try gw.adminLink()
         let ua = "User-Agent: Mozilla/5.0 Firefox/140.0"
-        // Log in (the origin sets `sessionid`; no config names it) and use the session a little.
+        // Log in: the origin sets `sessionid`, the gateway binds it with its companion cookie.
         let home = try RawClient(port: port, source: "127.0.0.50")
         let login = try #require(home.request("POST", "/login", headers: [ua], body: "u=a&p=b"))
-        let session = try #require(login.headers.first { $0.0 == "set-cookie" }.map { String($0.1.split(separator: ";")[0]) })
-        #expect(session.hasPrefix("sessionid="))
+        let cookies = login.headers.filter { $0.0 == "set-cookie" }.map { String($0.1.split(separator: ";")[0]) }
+        #expect(cookies.contains { $0.hasPrefix("sessionid=") })
+        #expect(cookies.contains { $0.hasPrefix("__rampart_m=") })
+        let session = cookies.joined(separator: "; ")
         for _ in 0..<2 { #expect(home.request("GET", "/account", headers: [ua, "Cookie: \(session)"])?.status == 200) }
 
         let auth = ["Authorization: Bearer \(token)", "Content-Type: application/json"]
@@ -152,6 +153,9 @@ extension IntegrationTests {
         let away = try RawClient(port: port, source: "127.0.8.50")
         #expect(eventually { away.request("GET", "/news", headers: [ua])?.status == 302 })
         #expect(away.request("GET", "/news", headers: [ua, "Cookie: \(session)"])?.status == 200)
+        // The cookie's name with a made-up value, or the session without its companion: a challenge.
+        #expect(away.request("GET", "/news", headers: [ua, "Cookie: sessionid=made-up"])?.status == 302)
+        #expect(away.request("GET", "/news", headers: [ua, "Cookie: \(cookies.first { $0.hasPrefix("sessionid=") }!)"])?.status == 302)
         // But a flood carried on that one session is cut to one person's share.
         var statuses: [Int] = []
         for _ in 0..<30 { statuses.append(away.request("GET", "/news", headers: [ua, "Cookie: \(session)"])?.status ?? 0) }

@@ -141,16 +141,18 @@ public enum ChallengeRoutes {
         return String(c)
     }
 
-    /// Removes the gateway's own cookie from `Cookie` headers before a request goes on: the origin
-    /// has no use for it, and a request that carries no other cookie stays cacheable.
+    /// Removes the gateway's own cookies (the clearance and the session companion,
+    /// ``SessionBinding``) from `Cookie` headers before a request goes on: the origin has no use
+    /// for them, and a request that carries no other cookie stays cacheable.
     public static func stripClearanceCookie(_ headers: inout HTTPHeaders) {
         let values = headers["cookie"]
-        guard values.contains(where: { $0.contains(cookie + "=") }) else { return }
+        guard values.contains(where: { $0.contains(cookie) }) else { return }
         headers.remove(name: "cookie")
         for value in values {
             let kept = value.split(separator: ";").filter { part in
                 let p = part.drop(while: { $0 == " " })
-                return !(p.hasPrefix(cookie) && p.dropFirst(cookie.count).first == "=")
+                let name = p.firstIndex(of: "=").map { p[..<$0] } ?? p
+                return name != cookie && name != SessionBinding.cookie
             }
             if !kept.isEmpty { headers.add(name: "Cookie", value: kept.map { $0.drop(while: { $0 == " " }) }.joined(separator: "; ")) }
         }

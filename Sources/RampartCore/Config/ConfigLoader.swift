@@ -231,12 +231,12 @@ final class ConfigReader {
     static let listenerKeys = ["address", "proxy_protocol", "proxy_protocol_from", "limits", "timeouts", "tls"]
     static let listenerTLSKeys = ["cert", "key", "http2", "handshake_rate", "handshake_burst", "max_handshakes"]
     static let certKeys = ["cert", "key"]
-    static let siteKeys = ["name", "hosts", "origins", "balance", "health_check", "passive_health", "limits", "timeouts", "rate_limits", "cache", "api_keys", "session_cookies", "bearer_credentials", "detection", "challenge", "mode", "tls", "hsts", "https_redirect", "fingerprints", "request_headers", "geo_rules"]
+    static let siteKeys = ["name", "hosts", "origins", "balance", "health_check", "passive_health", "limits", "timeouts", "rate_limits", "cache", "api_keys", "session_cookies", "bearer_credentials", "detection", "challenge", "mode", "tls", "hsts", "https_redirect", "fingerprints", "request_headers", "geo_rules", "credentials"]
     static let detectionKeys = ["enabled", "min_rate", "elevated_factor", "attack_factor", "sustain", "calm_under_attack", "calm_elevated", "baseline_half_life", "cache_bust_share", "uncleared_share", "limited_share", "post_share", "escalate_after"]
     static let challengeKeys = ["enabled", "tier", "difficulty", "clearance_ttl", "clearance_rate", "clearance_burst", "wait", "wait_rate", "wait_burst", "exempt_paths", "exempt_key_holders", "suspicious_agents"]
     static let cacheKeys = ["enabled", "micro_ttl", "stale_for", "max_bytes", "max_object_bytes", "drop_query", "keep_params", "with_cookies"]
     static let rateLimitKeys = ["name", "key", "rate", "burst", "methods", "path", "action", "shadow", "subnet_v4", "subnet_v6", "table_size"]
-    static let originKeys = ["address", "max_connections", "tls"]
+    static let originKeys = ["address", "max_connections", "tls", "adaptive_concurrency", "min_concurrency"]
     static let originTLSKeys = ["ca", "server_name", "verify"]
     static let fingerprintKeys = ["deny", "challenge"]
     static let requestHeaderKeys = ["strip", "pass", "x_real_ip", "forwarded"]
@@ -579,6 +579,7 @@ final class ConfigReader {
         var bearerCredentials = false
         var detection = DetectionConfig()
         var challenge = ChallengeConfig()
+        var credentials = CredentialGuardConfig()
         var fixedMode: SiteMode? = nil
         var siteTLS: CertificateFiles? = nil
         var hsts: String? = nil
@@ -660,6 +661,7 @@ final class ConfigReader {
                     }
                 }
             case "challenge": challenge = challengeConfig(v, p)
+            case "credentials": credentials = credentialConfig(v, p)
             case "fingerprints": fingerprints = fingerprintRules(v, p)
             case "request_headers": requestHeaders = requestHeaderPolicy(v, p)
             case "geo_rules": geoRules = self.geoRules(v, p)
@@ -700,6 +702,7 @@ final class ConfigReader {
         s.bearerCredentials = bearerCredentials
         s.detection = detection
         s.challenge = challenge
+        s.credentials = credentials
         s.fixedMode = fixedMode
         s.tls = siteTLS
         s.hsts = hsts
@@ -882,9 +885,13 @@ final class ConfigReader {
         var address: HostPort? = nil
         var maxConnections = 128
         var tls: OriginTLS? = nil
+        var adaptive = true
+        var minConcurrency: Int? = nil
         for (k, v) in f {
             switch k {
             case "tls": tls = originTLS(v, "\(path).tls")
+            case "adaptive_concurrency": adaptive = bool(v, "\(path).adaptive_concurrency") ?? adaptive
+            case "min_concurrency": minConcurrency = int(v, "\(path).min_concurrency", min: 1, max: 100_000)
             case "address":
                 address = hostPort(v, "\(path).address")
                 if address?.port == 0 { report(v, "\(path).address", "an origin needs a port other than 0") }
@@ -893,10 +900,15 @@ final class ConfigReader {
             }
         }
         if f.first(where: { $0.0 == "address" }) == nil { report(node, "\(path).address", "an origin needs an address") }
+        if let minConcurrency, minConcurrency > maxConnections, let v = f.first(where: { $0.0 == "min_concurrency" })?.1 {
+            report(v, "\(path).min_concurrency", "min_concurrency (\(minConcurrency)) is above max_connections (\(maxConnections))")
+        }
         guard let address else { return nil }
         var o = OriginConfig(address: address)
         o.maxConnections = maxConnections
         o.tls = tls
+        o.adaptiveConcurrency = adaptive
+        o.minConcurrency = min(minConcurrency ?? min(2, maxConnections), maxConnections)
         return o
     }
 

@@ -143,6 +143,12 @@ public struct OriginConfig: Hashable, Sendable {
     public var maxConnections: Int = 128
     /// TLS to the origin (nil: plain HTTP).
     public var tls: OriginTLS? = nil
+    /// Learn how many requests the origin serves at once from its response times and 503s
+    /// (``AdaptiveConcurrency``), up to `maxConnections`: the excess waits in the gateway's
+    /// priority queue instead of the origin's.
+    public var adaptiveConcurrency = true
+    /// The learned limit never goes below this many requests at once.
+    public var minConcurrency = 2
 
     /// An origin at `address` with the default connection cap.
     public init(address: HostPort) { self.address = address }
@@ -207,6 +213,8 @@ public struct SiteConfig: Hashable, Sendable {
     public var fixedMode: SiteMode? = nil
     /// Who is challenged, with what, and what a clearance allows.
     public var challenge = ChallengeConfig()
+    /// Failed logins and unknown API keys counted against their sources (``CredentialFailures``).
+    public var credentials = CredentialGuardConfig()
     /// Clients refused or challenged by JA4 TLS fingerprint.
     public var fingerprints = FingerprintRules()
     /// Identity and routing-override request headers stripped or set before forwarding.

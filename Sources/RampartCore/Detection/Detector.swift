@@ -94,6 +94,9 @@ public struct TrafficSecond: Sendable {
     public var shed = 0
     /// Most requests waiting for an origin connection at once.
     public var queuePeak = 0
+    /// Requests the site's origins may serve at once, as the gateway has learned it (the sum of
+    /// every loop's ``AdaptiveConcurrency`` limit, or connection cap), at the end of the second.
+    public var originLimit = 0
     /// Sum and count of origin response times (head received), in microseconds.
     public var latencySumMicros = 0
     public var latencyCount = 0
@@ -131,6 +134,7 @@ public struct TrafficSecond: Sendable {
         originErrors += o.originErrors
         shed += o.shed
         queuePeak = max(queuePeak, o.queuePeak)
+        originLimit += o.originLimit
         latencySumMicros += o.latencySumMicros
         latencyCount += o.latencyCount
         sources.merge(o.sources)

@@ -38,6 +38,8 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
     case challengeRequired = "challenge_required"
     case challengeFailed = "challenge_failed"
     case clearanceLimited = "clearance_limited"
+    /// Too many failed logins or unknown API keys from this source, subnet or TLS fingerprint.
+    case credentialsFailed = "failed_credentials"
     // HTTP/2.
     case http2Flood = "http2_flood"
     case tlsHandshakeLimited = "tls_handshake_limited"
@@ -65,7 +67,7 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
         case .uriTooLong: return .uriTooLong
         case .bodyTooLarge: return .payloadTooLarge
         case .methodNotAllowed: return .methodNotAllowed
-        case .rateLimited, .challengeRequired, .clearanceLimited: return .tooManyRequests
+        case .rateLimited, .challengeRequired, .clearanceLimited, .credentialsFailed: return .tooManyRequests
         case .challengeFailed, .fingerprintDenied, .geoDenied: return .forbidden
         case .expectationFailed: return .expectationFailed
         case .unknownHost: return .misdirectedRequest
@@ -83,7 +85,7 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
     public var closesConnection: Bool {
         switch self {
         case .unknownHost, .originUnavailable, .originTimeout, .originQueueFull, .originError, .methodNotAllowed,
-            .uriTooLong, .rateLimited, .challengeRequired, .challengeFailed, .clearanceLimited, .fingerprintDenied, .geoDenied:
+            .uriTooLong, .rateLimited, .challengeRequired, .challengeFailed, .clearanceLimited, .credentialsFailed, .fingerprintDenied, .geoDenied:
             return false
         default:
             return true
@@ -107,6 +109,7 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
         case .challengeRequired: return "The site is under heavy load. Please open the page in your browser first, then try again."
         case .challengeFailed: return "The browser check failed or expired. Please reload the page."
         case .clearanceLimited: return "Too many requests from this browser. Please wait a moment and try again."
+        case .credentialsFailed: return "Too many failed sign-ins from your network. Please wait a few minutes and try again."
         case .geoDenied: return "This site does not accept requests from your network."
         default: return "The request could not be understood."
         }

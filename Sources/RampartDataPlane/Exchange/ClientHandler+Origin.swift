@@ -100,7 +100,7 @@ extension ClientHandler {
             pool.release(conn, reusable: true)
             return
         }
-        var kept = state.startProxying(OriginLeg(pool: pool, connection: conn))
+        var kept = state.startProxying(OriginLeg(pool: pool, connection: conn, sentAt: loop.eventLoop.now))
         conn.requestsSent += 1
         conn.handler.delegate = self
         conn.handler.write(.head(head))
@@ -173,7 +173,9 @@ extension ClientHandler {
         case .head(let head):
             responseStarted = true
             let now = loop.eventLoop.now
-            OriginFeedbackPhase.run(request, response: head, pool: leg.pool, loop: loop, now: now)
+            OriginFeedbackPhase.run(&request, response: head, pool: leg.pool, loop: loop, now: now)
+            let code = head.status.code
+            leg.pool.originAnswered(latency: now - leg.sentAt, overloaded: code == 502 || code == 503 || code == 504, now: now)
             leg.keepAlive = head.isKeepAlive
             if let upgrade = request.upgrade {
                 if head.status == .switchingProtocols {
@@ -277,6 +279,7 @@ extension ClientHandler {
             closeNow()
             return
         }
+        if timedOut { pool.originAnswered(latency: loop.eventLoop.now - leg.sentAt, overloaded: true, now: loop.eventLoop.now) }
         if responseStarted {
             // Part of the response is already with the client: all we can do is cut it short.
             endFill()

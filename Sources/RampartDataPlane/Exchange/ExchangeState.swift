@@ -187,6 +187,8 @@ enum ExchangeState {
 struct OriginLeg {
     let pool: OriginPool
     let connection: UpstreamConnection
+    /// When the request went to the origin (its response time feeds the pool's learned limit).
+    let sentAt: NIODeadline
     /// The origin's response allows another request on this connection.
     var keepAlive = true
     /// The origin answered the upgrade with 101; the tunnel starts at the end of that response.

@@ -59,6 +59,16 @@ struct RequestContext {
     /// Identity for rate limits and queues: a presented API key, a session credential's key.
     var apiKey: PresentedAPIKey?
     var credential: IPAddress?
+    /// The credential is a bearer token (not a session cookie).
+    var bearer = false
+    /// A member: a session cookie the origin issued, bound by the gateway's companion cookie
+    /// (``SessionBinding``). Limited per session, never challenged, first in queues.
+    var member: SessionBinding.Member?
+    /// The companion cookie's `Set-Cookie` for this response (a login, a refresh or a logout).
+    var sessionCompanion: String?
+    /// A login or a request with an unknown API key: the origin's answer says whether the
+    /// credentials were good (``CredentialPhase``).
+    var credentialAttempt = false
     /// Challenge: the request went through the stage (a mode change while it waits need not
     /// decide it again), showed a valid clearance (goes first in queues), and the `Set-Cookie`
     /// (a clearance handed out) its response carries.

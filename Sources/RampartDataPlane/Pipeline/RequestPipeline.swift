@@ -10,10 +10,11 @@ import RampartCore
 /// 5. ``HTTPSRedirectPhase``
 /// 6. ``AccessRulesPhase``: counted for detection; rules by fingerprint, country and network
 /// 7. ``RateLimitPhase``: API key and session identity, rate limits
-/// 8. ``ChallengeRoutesPhase``: the gateway's answer routes
-/// 9. ``ChallengePhase``: when the mode asks for it
-/// 10. ``ForwardHeadPhase``: the request the origin will see
-/// 11. ``CacheLookupPhase``: fresh, stale or coalesced answers
+/// 8. ``CredentialPhase``: sources whose logins or API keys keep failing
+/// 9. ``ChallengeRoutesPhase``: the gateway's answer routes
+/// 10. ``ChallengePhase``: when the mode asks for it
+/// 11. ``ForwardHeadPhase``: the request the origin will see
+/// 12. ``CacheLookupPhase``: fresh, stale or coalesced answers
 ///
 /// then the origin queue and the upstream (``OriginQueuePhase``, the connection's handler), and
 /// the response phases (``OriginFeedbackPhase``, ``CacheFill``, ``ResponseHeadersPhase``).
@@ -30,6 +31,7 @@ enum RequestPipeline {
         if case .next = result { result = HTTPSRedirectPhase.run(&request, loop: loop) }
         if case .next = result { result = AccessRulesPhase.run(&request, loop: loop, now: now) }
         if case .next = result { result = RateLimitPhase.run(&request, loop: loop, now: now) }
+        if case .next = result { result = CredentialPhase.run(&request, loop: loop, now: now) }
         if case .next = result { result = ChallengeRoutesPhase.run(&request, loop: loop, now: now) }
         if case .next = result { result = ChallengePhase.run(&request, loop: loop, now: now) }
         if case .next = result { result = ForwardHeadPhase.run(&request, loop: loop) }

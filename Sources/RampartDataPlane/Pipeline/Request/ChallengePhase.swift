@@ -6,8 +6,8 @@ import RampartCore
 /// attack with proof of work).
 ///
 /// Who passes without a challenge: exempt paths; holders of configured API keys (when the site
-/// says so) and allow-listed addresses; a session the origin keeps vouching for, at one person's
-/// rate; a valid clearance, at one person's rate (a clearance that keeps exceeding it is revoked on
+/// says so) and allow-listed addresses; members (a session cookie the origin issued, bound by
+/// ``SessionBinding``); a bearer token the origin keeps accepting, at one person's rate; a valid clearance, at one person's rate (a clearance that keeps exceeding it is revoked on
 /// every loop). Who is challenged: everyone else, with the cookie check, proof of work or the
 /// no-JavaScript wait as the tier says; a client that keeps coming back without the cookie it was
 /// given is struck and meets proof of work. See ``ChallengePolicy/decide``.
@@ -38,8 +38,16 @@ enum ChallengePhase {
             return .next
         }
         let mono = Int64(now.uptimeNanoseconds)
-        if let credential = request.credential, loop.knownGoodCredentials.contains(credential, now: mono) {
-            // A session the origin keeps vouching for passes, at one person's rate.
+        if request.member != nil {
+            // A session the origin issued (``SessionBinding``): already limited per session.
+            request.challengeChecked = true
+            request.cleared = true
+            return .next
+        }
+        // A bearer token the origin keeps accepting passes, at one person's rate. A session cookie
+        // passes only when bound (above): the origin answering a page with a made-up cookie says
+        // nothing about it.
+        if request.bearer, let credential = request.credential, loop.knownGoodCredentials.contains(credential, now: mono) {
             if case .limited = defence.credentialBuckets.take(credential, now: mono) {
                 defence.traffic.clearanceLimited += 1
                 if loop.strike(client, reason: .clearanceLimited) { request.keepAlive = false }
@@ -67,6 +75,25 @@ enum ChallengePhase {
             }
         }
         let method: HTTPMethodName = request.head.method == .GET || request.head.method == .HEAD ? .get : .other
+        // Behaviour, not only rate: under attack a clearance whose holder never loads the pages'
+        // sub-resources nor follows the site's links (``BehaviourScore``) is challenged harder.
+        var suspect = false
+        if let key = clearanceKey, method == .get {
+            let query = target.firstIndex(of: "?").map { target[target.index(after: $0)...] }
+            let kind = RequestKind.classify(path: path, query: query, referer: headers.first(name: "referer"), host: request.accepted.host)
+            let score = defence.behaviour.observe(key, kind: kind, now: mono)
+            if defence.mode == .underAttack, !forced, score < BehaviourScore.suspectBelow {
+                suspect = true
+                loop.rejectionLog.log(reason: .challengeRequired, client: client, detail: "behaviour score \(score): challenged harder")
+                if let held = level, held > .cookie {
+                    // A proof of work or a wait does not buy a clearance to browse like a bot.
+                    _ = defence.revoked.ban(key, now: mono)
+                    loop.revokeEverywhere?(site.config.name, key)
+                }
+                level = nil
+                clearanceKey = nil
+            }
+        }
         var noCookies = false
         if level == nil {
             defence.traffic.uncleared += 1
@@ -79,7 +106,7 @@ enum ChallengePhase {
         let secure = request.connection.scheme == "https"
         let ttl = site.config.challenge.clearanceTTL.nanoseconds / 1_000_000_000
         switch ChallengePolicy.decide(
-            mode: forced ? .underAttack : defence.mode, tier: forced ? .pow : defence.tier, method: method, exemptRoute: false, exempt: false,
+            mode: forced || suspect ? .underAttack : defence.mode, tier: forced || suspect ? .pow : defence.tier, method: method, exemptRoute: false, exempt: false,
             clearance: level, suspicious: suspicious
         ) {
         case .pass:
@@ -128,7 +155,9 @@ enum ChallengePhase {
             guard method == .get, accept == nil || accept!.contains("text/html") || accept!.contains("*/*") else {
                 return .respond(.refusal(.challengeRequired, retryAfter: 5))
             }
-            return .respond(proofOfWorkPage(request, language: language, loop: loop, unix: unix))
+            // A suspect without JavaScript still gets in, after a longer wait.
+            let wait = min(60, site.config.challenge.waitSeconds * (suspect ? 3 : 1))
+            return .respond(proofOfWorkPage(request, language: language, loop: loop, unix: unix, waitSeconds: wait))
         }
     }
 
@@ -141,14 +170,16 @@ enum ChallengePhase {
 
     /// The proof-of-work page, with a signed challenge and a no-JavaScript wait ticket bound to the
     /// client's subnet.
-    private static func proofOfWorkPage(_ request: RequestContext, language: ChallengePage.Language, loop: LoopContext, unix: Int64) -> LocalAnswer {
+    private static func proofOfWorkPage(
+        _ request: RequestContext, language: ChallengePage.Language, loop: LoopContext, unix: Int64, waitSeconds: Int
+    ) -> LocalAnswer {
         let site = request.routed
         let returnTo = request.accepted.target
         let subnet = SubnetBinding.tag(request.client)
         let challenge = Stamp(kind: .pow, issued: unix, parameter: UInt8(site.config.challenge.difficulty), subnet: subnet).encode(keys: &loop.keys)
-        let ticket = Stamp(kind: .wait, issued: unix, parameter: UInt8(site.config.challenge.waitSeconds), subnet: subnet).encode(keys: &loop.keys)
+        let ticket = Stamp(kind: .wait, issued: unix, parameter: UInt8(waitSeconds), subnet: subnet).encode(keys: &loop.keys)
         let waitURL = "\(ChallengeRoutes.wait)?r=\(PercentCoding.encode(returnTo))&t=\(ticket)"
-        let page = loop.proofOfWorkTemplate(language: language, difficulty: site.config.challenge.difficulty, waitSeconds: site.config.challenge.waitSeconds)
+        let page = loop.proofOfWorkTemplate(language: language, difficulty: site.config.challenge.difficulty, waitSeconds: waitSeconds)
             .render(challenge: challenge, returnTo: returnTo, waitURL: waitURL, requestID: request.id)
         return .page(status: .forbidden, body: page, headers: [("X-Rampart-Challenge", "pow")], decision: "challenged")
     }

@@ -4,7 +4,10 @@ import RampartCore
 /// Rate limits, per address, subnet, API key or fingerprint as the site's rules say. It also
 /// establishes the identity queues and challenges use: the API key presented (looked up only on
 /// sites that use keys) and the session credential (cookies named in the config, else those the
-/// origin was seen to set; bearer tokens when enabled).
+/// origin was seen to set; bearer tokens when enabled), and whether the request is a member's: a
+/// session cookie the origin issued, bound by the gateway's companion (``SessionBinding``). A
+/// member is limited per session at one person's rate (`challenge.clearance_rate`) instead of by
+/// the site's rules: someone else's flood from the same address or subnet never refuses it.
 ///
 /// A limited source loses its known-good standing and takes a strike toward a ban; the answer
 /// follows the rule's action: 429, a closed connection, or a 429 held back (tarpit).
@@ -15,11 +18,28 @@ enum RateLimitPhase {
     static func run(_ request: inout RequestContext, loop: LoopContext, now: NIODeadline) -> PhaseResult {
         let site = request.site!
         let headers = request.head.headers
-        request.apiKey = site.config.apiKeys.isEmpty && !site.config.bearerCredentials && !site.limiter.usesAPIKeys
+        request.apiKey = site.config.apiKeys.isEmpty && !site.config.bearerCredentials && !site.limiter.usesAPIKeys && !site.config.credentials.enabled
             ? nil : PresentedAPIKey.find(in: headers, configured: site.config.apiKeys)
         let sessionCookies = site.config.sessionCookies.isEmpty ? site.defence.learnedCookies : site.config.sessionCookies
-        request.credential = (sessionCookies.isEmpty && !site.config.bearerCredentials) ? nil
-            : CredentialKey.find(in: headers, cookies: sessionCookies, bearer: site.config.bearerCredentials, apiKey: request.apiKey)
+        if !sessionCookies.isEmpty {
+            request.credential = CredentialKey.find(in: headers, cookies: sessionCookies, bearer: false, apiKey: nil)
+        }
+        if request.credential == nil, site.config.bearerCredentials {
+            request.credential = CredentialKey.find(in: headers, cookies: [], bearer: true, apiKey: request.apiKey)
+            request.bearer = request.credential != nil
+        }
+        if request.credential != nil, !site.config.sessionCookies.isEmpty, !request.bearer {
+            if let member = SessionBinding.member(in: headers["cookie"], names: site.config.sessionCookies, keys: &loop.keys, now: unixNow()) {
+                // A member is one person wherever they connect from: limited per session, at one
+                // person's rate, never by the address or subnet others share (and may flood from).
+                request.member = member
+                if case .limited(let retry) = site.defence.credentialBuckets.take(request.credential!, now: Int64(now.uptimeNanoseconds)) {
+                    site.defence.traffic.clearanceLimited += 1
+                    return .respond(.refusal(.clearanceLimited, retryAfter: retry, detail: "member session over one person's rate"))
+                }
+                return .next
+            }
+        }
         let verdict = site.limiter.check(
             client: request.client, method: request.head.method, target: request.accepted.target, apiKey: request.apiKey,
             fingerprint: request.connection.fingerprint, now: Int64(now.uptimeNanoseconds)

@@ -6,7 +6,7 @@ import RampartCore
 /// of the origin's connection gone (``ForwardingHeaders/prepareResponse(_:)``); a body of unknown
 /// length to an HTTP/1.0 client ends with the connection; `Connection: close` when this is the
 /// connection's last answer (or the gateway is draining), `keep-alive` for HTTP/1.0 otherwise;
-/// the clearance handed out with this request; HSTS on HTTPS when the site sets it.
+/// the clearance handed out with this request and the session companion (``SessionBinding``); HSTS on HTTPS when the site sets it.
 ///
 /// In two steps, with the cache fill between them: what is true of the response for anyone
 /// (``prepare(_:response:)``, stored in the cache), then what belongs to this client only
@@ -28,6 +28,7 @@ enum ResponseHeadersPhase {
     static func finish(_ request: inout RequestContext, response: inout HTTPResponseHead, loop: LoopContext) {
         connectionHeader(&request, headers: &response.headers, loop: loop)
         if let setCookie = request.setCookie { response.headers.add(name: "Set-Cookie", value: setCookie) }
+        if let companion = request.sessionCompanion { response.headers.add(name: "Set-Cookie", value: companion) }
         if request.connection.scheme == "https", let hsts = request.site?.config.hsts {
             response.headers.replaceOrAdd(name: "Strict-Transport-Security", value: hsts)
         }
