@@ -249,6 +249,7 @@ final class ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstre
             serveFromCache(entry, stale: stale, now: now)
         case .close(let reason, let detail):
             loop.reject(reason, client: request.client, detail: detail)
+            if reason.blamesClient { request.site?.defence.recordRefused(request.client) }
             closeNow()
         case .hold(.tarpit(let delay, let rule, let retryAfter)):
             state = .held

@@ -366,6 +366,8 @@ final class DetectionService {
         incident.topFingerprints = t.topFingerprints.top(10).map { TopEntry(key: $0.key, count: $0.count) }
         incident.topCountries = t.topCountries.isEmpty ? nil : t.topCountries.top(10).map { TopEntry(key: $0.key, count: $0.count) }
         incident.topNetworks = t.topNetworks.isEmpty ? nil : t.topNetworks.top(10).map { TopEntry(key: $0.key, count: $0.count) }
+        incident.topRefusedSources = t.refusedSources.top(10).map { TopEntry(key: $0.key.description, count: $0.count) }
+        incident.topRefusedSubnets = t.refusedSubnets.top(10).map { TopEntry(key: $0.key.defaultSubnetDescription, count: $0.count) }
     }
 
     /// Every site's current status.

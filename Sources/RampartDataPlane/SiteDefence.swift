@@ -80,6 +80,12 @@ final class SiteDefence {
         }
     }
 
+    /// Counts a request of `client` the defence refused (for the incident's indicators).
+    func recordRefused(_ client: IPAddress) {
+        traffic.refusedSources.add(client)
+        traffic.refusedSubnets.add(client.defaultSubnet)
+    }
+
     /// Counts where a routed request came from (country and network), in the same one-in-eight
     /// sample as paths and agents. Only with geolocation configured.
     func recordPlace(country: String?, asn: UInt32?) {

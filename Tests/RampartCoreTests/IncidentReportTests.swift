@@ -147,6 +147,26 @@ private func json(_ text: String) throws -> [String: Any] {
         #expect(throws: ReportError.self) { try IncidentReport.render(damaged, stage: .final, format: .stix, options: ReportOptions(), now: now) }
     }
 
+    /// A busy office of legitimate users can be among the heaviest of all traffic; reports name
+    /// only the sources the defence refused, in every format.
+    @Test func indicatorsNameOnlyRefusedSourcesNotTheBusiestOnes() throws {
+        var i = sampleIncident()
+        i.topSources.insert(TopEntry(key: "192.0.2.40", count: 3000), at: 1)
+        i.topSubnets.insert(TopEntry(key: "192.0.2.0/24", count: 3000), at: 1)
+        i.topRefusedSources = [TopEntry(key: "198.51.100.7", count: 3900), TopEntry(key: "203.0.113.50", count: 650)]
+        i.topRefusedSubnets = [TopEntry(key: "198.51.100.0/24", count: 3900), TopEntry(key: "203.0.113.0/24", count: 15)]
+        let report = try IncidentReport.build(i, stage: .final, options: ReportOptions(), now: now)
+        #expect(report.indicators?.sources.map(\.key) == ["198.51.100.7", "203.0.113.50"])
+        #expect(report.indicators?.subnets.map(\.key) == ["198.51.100.0/24"])
+        #expect(report.indicators?.sourcesNotListed == 1)
+        for format in ReportFormat.allCases {
+            let text = try IncidentReport.render(i, stage: .final, format: format, options: ReportOptions(), now: now)
+            #expect(!text.contains("192.0.2."), "\(format) names the busy legitimate office")
+        }
+        // Incidents stored before refused sources were kept still name their heaviest ones.
+        #expect(try IncidentReport.build(sampleIncident(), stage: .final, options: ReportOptions(), now: now).indicators?.sources.first?.key == "198.51.100.7")
+    }
+
     @Test func stixBundleHasTheShapeOfSTIX21() throws {
         let i = sampleIncident()
         let text = try IncidentReport.render(i, stage: .notification, format: .stix, options: ReportOptions(config: ReportConfig(organisation: "Tax office")), now: now)

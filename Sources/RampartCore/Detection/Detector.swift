@@ -115,6 +115,11 @@ public struct TrafficSecond: Sendable {
     /// geolocation is configured).
     public var topCountries = SpaceSaving<String>(capacity: 16)
     public var topNetworks = SpaceSaving<String>(capacity: 16)
+    /// Heaviest client addresses and subnets among the requests the defence refused (rate limits,
+    /// bans, failed checks, rules): the attack's sources, which incident reports name, as opposed
+    /// to the heaviest of all traffic, which may be a busy office of legitimate users.
+    public var refusedSources = SpaceSaving<IPAddress>(capacity: 32)
+    public var refusedSubnets = SpaceSaving<IPAddress>(capacity: 32)
 
     /// An empty second.
     public init() {}
@@ -146,6 +151,8 @@ public struct TrafficSecond: Sendable {
         topFingerprints.merge(o.topFingerprints)
         topCountries.merge(o.topCountries)
         topNetworks.merge(o.topNetworks)
+        refusedSources.merge(o.refusedSources)
+        refusedSubnets.merge(o.refusedSubnets)
     }
 
     /// Mean origin response time in milliseconds (0 with no samples).

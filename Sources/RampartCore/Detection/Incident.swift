@@ -38,6 +38,10 @@ public struct Incident: Sendable, Equatable, Codable {
     /// (nil otherwise, and in incidents recorded before).
     public var topCountries: [TopEntry]?
     public var topNetworks: [TopEntry]?
+    /// Heaviest sources and subnets among the requests the defence refused (nil in incidents
+    /// recorded before these were kept): what reports name as the attack's sources.
+    public var topRefusedSources: [TopEntry]?
+    public var topRefusedSubnets: [TopEntry]?
     /// Mode changes with their reasons, in order.
     public var timeline: [String]
 

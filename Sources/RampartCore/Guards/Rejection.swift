@@ -92,6 +92,19 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
         }
     }
 
+    /// True when the defence refused the client for what it did (limits, bans, failed checks,
+    /// rules, malformed or slow requests), not because the origin or the gateway could not serve:
+    /// such refusals name the client as an attack source in incident reports.
+    public var blamesClient: Bool {
+        switch self {
+        case .unknownHost, .originUnavailable, .originTimeout, .originQueueFull, .originError, .maxConnections, .bodyTooLarge,
+            .uriTooLong, .headerTooLarge, .methodNotAllowed, .expectationFailed:
+            return false
+        default:
+            return true
+        }
+    }
+
     /// One sentence for the error page.
     public var explanation: String {
         switch self {

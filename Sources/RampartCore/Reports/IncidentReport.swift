@@ -193,11 +193,14 @@ extension IncidentReport {
             impactBeyondWebService: .blank("impact beyond the web service (other systems, users, dependent services)")
         )
         let threshold = heavyThreshold(incident, duration: duration)
-        let sources = incident.topSources.filter { $0.count >= threshold }
-        let subnets = incident.topSubnets.filter { $0.count >= threshold }
+        // The sources the defence refused (older incidents kept only the heaviest of all traffic).
+        let allSources = incident.topRefusedSources ?? incident.topSources
+        let allSubnets = incident.topRefusedSubnets ?? incident.topSubnets
+        let sources = allSources.filter { $0.count >= threshold }
+        let subnets = allSubnets.filter { $0.count >= threshold }
         report.indicators = ReportIndicators(
             sourceDisclosure: options.config.sources, heavySourceThreshold: threshold,
-            sourcesNotListed: incident.topSources.count - sources.count + incident.topSubnets.count - subnets.count,
+            sourcesNotListed: allSources.count - sources.count + allSubnets.count - subnets.count,
             sources: namer.entries(sources), subnets: namer.entries(subnets),
             fingerprints: incident.topFingerprints ?? [], userAgents: incident.topAgents, paths: incident.topPaths,
             topCountries: countries ?? incident.topCountries, topNetworks: networks ?? incident.topNetworks

@@ -83,7 +83,7 @@ package enum ReportHTML {
         }
 
         if let ind = r.indicators {
-            h += "<h2>Indicators of compromise</h2>\n<p>Sources shown as: <b>\(escape(ind.sourceDisclosure.rawValue))</b> (config key <code>reports.sources</code>). Only the attack's heaviest sources are kept; legitimate users' addresses are never recorded. Paths, agents and fingerprints are sampled (one request in eight), so their counts are estimates. Sources and subnets are listed only with at least \(ind.heavySourceThreshold) requests over the incident (\(ind.sourcesNotListed) left out).</p>\n"
+            h += "<h2>Indicators of compromise</h2>\n<p>Sources shown as: <b>\(escape(ind.sourceDisclosure.rawValue))</b> (config key <code>reports.sources</code>). Sources and subnets are the heaviest among the requests the defence refused, never the busiest of all traffic. Paths, agents and fingerprints are sampled (one request in eight), so their counts are estimates. Sources and subnets are listed only with at least \(ind.heavySourceThreshold) requests over the incident (\(ind.sourcesNotListed) left out).</p>\n"
             h += "<div class=\"grid\">"
             h += top("Top sources", ind.sources) + top("Top subnets", ind.subnets) + top("JA4 fingerprints", ind.fingerprints)
             h += top("User agents", ind.userAgents) + top("Paths", ind.paths)

@@ -91,6 +91,7 @@ extension ClientHandler {
             break
         }
         loop.reject(reason, client: request.client, detail: detail)
+        if reason.blamesClient { site?.defence.recordRefused(request.client) }
         switch reason {
         case .originQueueFull: site?.defence.traffic.shed += 1
         case .originUnavailable, .originTimeout, .originError: site?.defence.traffic.originErrors += 1
