@@ -264,7 +264,7 @@ enum OpenAPIDocument {
             get:
               summary: One frame of what /api/stream sends.
               responses:
-                '200': {description: Sites, top lists, ban count and recent incidents}
+                '200': {description: 'Sites, top lists, ban count, recent incidents, and state: the state database''s write health (writable, failedWrites, pendingWrites, droppedWrites, lastError)'}
                 '401': {description: No or wrong token}
           /api/stream:
             get:
