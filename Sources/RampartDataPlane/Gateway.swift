@@ -42,7 +42,7 @@ public final class Gateway: Sendable {
     }
     private let accessLogSink: AccessLogSink?
     /// Bans pushed into nftables (`bans.kernel: nftables`); nil when off or nftables is missing.
-    private let kernelBans: KernelBanSink?
+    let kernelBans: KernelBanSink?
     /// The geolocation databases, shared by every loop's ``GeoFilter``.
     private let geo: NIOLockedValueBox<GeoResolver?>
 
@@ -398,6 +398,7 @@ public final class Gateway: Sendable {
         for bound in contexts.values {
             try? await bound.eventLoop.submit { bound.value.draining = true }.get()
         }
+        await pauseAccepting()
         let promise = acceptLoop.makePromise(of: Void.self)
         let helpers = quiesce.withLockedValue { $0 }
         let drained = helpers.map { helper -> EventLoopFuture<Void> in
