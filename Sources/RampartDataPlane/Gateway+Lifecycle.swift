@@ -43,9 +43,12 @@ extension Gateway {
     /// channels close; the sockets stay open in the process they were handed to) and its
     /// connections are told to finish. ``drain(timeout:)`` later waits for them.
     public func stopAccepting() async {
+        // The new process loaded the kernel ban table for itself: it must outlive this one.
+        kernelBans?.keepTableOnExit()
         for bound in contexts.values {
             try? await bound.eventLoop.submit { bound.value.draining = true }.get()
         }
+        await pauseAccepting()
         let helpers = quiesce.withLockedValue { $0 }
         let channels = state.withLockedValue { $0.channels }
         for helper in helpers { helper.initiateShutdown(promise: nil) }
@@ -66,5 +69,25 @@ extension Gateway {
             try? await bound.eventLoop.submit { bound.value.draining = false }.get()
         }
         try await bind(adopting: descriptors)
+    }
+
+    /// Stops taking connections off the listening sockets without closing them, and waits until
+    /// every connection already taken has been set up on its event loop. NIO closes a connection
+    /// whose set-up finishes after its listening channel closed; one that had already sent its
+    /// request would be reset. Connections arriving meanwhile wait in the accept queue (for the
+    /// process the sockets were handed to, or until the listener closes).
+    func pauseAccepting() async {
+        let channels = state.withLockedValue { $0.channels }
+        for channel in channels {
+            try? await channel.setOption(ChannelOptions.autoRead, value: false).get()
+        }
+        // A set-up runs on the connection's loop, then hops back to the accept loop: twice a task
+        // through every loop and back lets each one queued before them finish.
+        let acceptLoop = self.acceptLoop
+        for _ in 0..<2 {
+            for bound in contexts.values {
+                try? await bound.eventLoop.submit {}.hop(to: acceptLoop).get()
+            }
+        }
     }
 }

@@ -33,11 +33,16 @@ public final class Gateway: Sendable {
     let detection: NIOLoopBound<DetectionService>
     /// The state database (nil: none); reports read older incidents' full records from it.
     private let store: (any GatewayStore)?
-    /// How the state store's writes go (disk full, read-only, locked); nil without a store.
-    public var storeHealth: StoreHealth? { (store as? any StoreHealthReporting)?.health }
+    /// How the state store's writes go (disk full, read-only, locked). A gateway started without
+    /// a store (its database could not be opened) reports it as not writable; nil for a store that
+    /// cannot tell.
+    public var storeHealth: StoreHealth? {
+        guard let store else { return StoreHealth(writable: false, lastError: "the state database could not be opened at start") }
+        return (store as? any StoreHealthReporting)?.health
+    }
     private let accessLogSink: AccessLogSink?
     /// Bans pushed into nftables (`bans.kernel: nftables`); nil when off or nftables is missing.
-    private let kernelBans: KernelBanSink?
+    let kernelBans: KernelBanSink?
     /// The geolocation databases, shared by every loop's ``GeoFilter``.
     private let geo: NIOLockedValueBox<GeoResolver?>
 
@@ -393,6 +398,7 @@ public final class Gateway: Sendable {
         for bound in contexts.values {
             try? await bound.eventLoop.submit { bound.value.draining = true }.get()
         }
+        await pauseAccepting()
         let promise = acceptLoop.makePromise(of: Void.self)
         let helpers = quiesce.withLockedValue { $0 }
         let drained = helpers.map { helper -> EventLoopFuture<Void> in

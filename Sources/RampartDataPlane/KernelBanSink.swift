@@ -45,6 +45,9 @@ final class KernelBanSink: @unchecked Sendable {
     private var queue: [KernelBanOp] = []
     private var setUp: (ports: [Int], bans: [NftablesDocument.Element], done: @Sendable (String?) -> Void)?
     private var stopping = false
+    /// Set when another process took the listening sockets over (binary upgrade): the table is
+    /// its now, and `on_exit: flush` must not delete it under it.
+    private let tableHandedOver = ManagedAtomic<Bool>(false)
     private var stopped: (@Sendable () -> Void)?
     private var runner: (any NftablesRunner)?
     private let isActive = ManagedAtomic(false)
@@ -107,6 +110,9 @@ final class KernelBanSink: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Leaves the table in place at exit whatever `on_exit` says (a new process serves on).
+    func keepTableOnExit() { tableHandedOver.store(true, ordering: .relaxed) }
+
     /// The counters.
     var stats: KernelBanStats {
         KernelBanStats(
@@ -167,7 +173,7 @@ final class KernelBanSink: @unchecked Sendable {
     }
 
     private func finish() {
-        if let runner, isActive.load(ordering: .relaxed), config.onExit == .flush {
+        if let runner, isActive.load(ordering: .relaxed), config.onExit == .flush, !tableHandedOver.load(ordering: .relaxed) {
             if let error = runner.run(NftablesDocument.deleteTable(config)) {
                 logger.error("cannot delete the nftables table", metadata: ["table": "inet \(config.table)", "error": "\(error)"])
             } else {

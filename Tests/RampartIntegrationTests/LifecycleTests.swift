@@ -72,7 +72,9 @@ extension IntegrationTests {
         let took = Date().timeIntervalSince(signalled)
         #expect(took >= 0.9 && took < 3, "exit took \(took) s after SIGTERM with timeouts.drain 1s")
         #expect(gw.stderrText.contains("drain timeout reached"), "\(gw.stderrText)")
-        #expect(stuck.readResponse() == nil, "a request cut by the drain bound got an answer")
+        // Cut: no answer, or the gateway's own 502 as the origin connection closes; never the page.
+        let cut = stuck.readResponse()
+        #expect(cut == nil || cut?.status == 502, "a request cut by the drain bound got \(cut.map { "\($0.status)" } ?? "")")
     }
 }
 }

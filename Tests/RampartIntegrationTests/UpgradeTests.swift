@@ -49,7 +49,8 @@ extension IntegrationTests {
                         if let reply, reply.status == 200 {
                             locked { ok += 1 }
                         } else {
-                            record(failure: reply.map { "status \($0.status)" } ?? "no answer on a new connection")
+                            let why = reply.map { "status \($0.status)" } ?? "no answer on a new connection (errno \(errno), \(keepAlive ? "kept-alive thread" : "fresh thread"), \(Date().timeIntervalSince1970))"
+                            record(failure: why)
                             client = nil
                             continue
                         }
@@ -130,7 +131,7 @@ extension IntegrationTests {
         usleep(1_000_000)
         load.stop()
 
-        #expect(load.failedCount == 0, "failed requests: \(load.failures)")
+        #expect(load.failedCount == 0, "failed requests: \(load.failures)\nold:\n\(old.stderrText.split(separator: "\n").filter { !$0.contains("duplicate") }.suffix(30).joined(separator: "\n"))\nnew:\n\(new.stderrText)")
         #expect(load.ok > okBefore + 100, "too little load went through the upgrade: \(load.ok)")
         print("upgrade under load: \(load.ok) requests answered 200, \(load.failedCount) failed, \(load.retried) resent after a kept-alive connection closed")
         #expect(new.process.isRunning)
