@@ -50,8 +50,9 @@ extension IntegrationTests {
         }
         #expect(gw.waitForExit(timeout: 10) == 0)
         let took = Date().timeIntervalSince(signalled)
-        // The slow requests had about 1.2 s left: the process ends soon after them, well inside the 5 s bound.
-        #expect(took < 4, "exit took \(took) s after SIGTERM")
+        // The slow requests had about 1.2 s left: the process ends after them and inside the 5 s
+        // bound (the drain finished by itself, below), however busy the machine is.
+        #expect(took < 5, "exit took \(took) s after SIGTERM")
         #expect(gw.stderrText.contains("drained: every connection finished"), "\(gw.stderrText)")
     }
 

@@ -14,7 +14,13 @@ import Glibc
 enum Binary {
     static var rampart: String { path("rampart") }
 
+    /// The package's executable `name`: next to the test bundle (the build being tested), or in
+    /// `RAMPART_BINARY_DIR` when set (e.g. `.build/release`, to measure the release build with
+    /// the debug tests: `bench/soak.sh`).
     static func path(_ name: String) -> String {
+        if let dir = ProcessInfo.processInfo.environment["RAMPART_BINARY_DIR"], !dir.isEmpty {
+            return URL(fileURLWithPath: dir).appendingPathComponent(name).path
+        }
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
         // Inside an .xctest bundle on some platforms the binary sits deeper.
