@@ -24,5 +24,12 @@ CSV="$OUT/soak-$ADDRESSES.csv"
 cd "$ROOT"
 vars=(RAMPART_SOAK_ADDRESSES="$ADDRESSES" RAMPART_SOAK_SAMPLE_SECONDS="$SAMPLE" RAMPART_SOAK_CSV="$CSV")
 [ "$SECONDS_TOTAL" != 0 ] && vars+=(RAMPART_SOAK_SECONDS="$SECONDS_TOTAL")
-env "${vars[@]}" swift test -c "$CONFIGURATION" --filter MemorySoakTests
+# The gateway under test is the CONFIGURATION build of `rampart`; the test (the client side) runs
+# from the debug test bundle (RAMPART_BINARY_DIR points it at the other build's binaries).
+swift build --build-tests >/dev/null
+if [ "$CONFIGURATION" != debug ]; then
+  swift build -c "$CONFIGURATION" --product rampart >/dev/null
+  vars+=(RAMPART_BINARY_DIR="$ROOT/.build/$CONFIGURATION")
+fi
+env "${vars[@]}" swift test --skip-build --filter MemorySoakTests
 echo "curve: $CSV"
