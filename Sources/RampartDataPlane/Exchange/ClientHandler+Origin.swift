@@ -74,7 +74,8 @@ extension ClientHandler {
                 return
             case PoolError.recheck:
                 // The site started challenging while this request waited: decide it as a new one would be.
-                let verdict = ChallengePhase.decide(&request, loop: loop, forced: false, now: now)
+                var verdict = request.credentialAttempt ? CredentialPhase.decide(&request, loop: loop, now: now) : .next
+                if case .next = verdict { verdict = ChallengePhase.decide(&request, loop: loop, forced: false, now: now) }
                 if case .next = verdict {
                     acquire(from: pool, now: now)
                 } else if let context {
