@@ -38,7 +38,10 @@ extension ClientHandler {
             return
         }
         let generation = requestsOnConnection
-        let result = pool.acquire(now: now, priority: OriginQueuePhase.priority(request, loop: loop, now: now), recheck: OriginQueuePhase.recheck(request)) {
+        let result = pool.acquire(
+            now: now, priority: OriginQueuePhase.priority(request, loop: loop, now: now), first: OriginQueuePhase.first(request, loop: loop),
+            recheck: OriginQueuePhase.recheck(request)
+        ) {
             [self] result in
             self.connectionArrived(result, pool: pool, generation: generation)
         }
