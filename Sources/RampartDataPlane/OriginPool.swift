@@ -34,6 +34,10 @@ final class OriginPool {
     /// Requests waiting for a connection: known-good clients first (with one turn in eight kept
     /// for everyone else while both wait).
     private var queue = TwoClassQueue<Waiter>(regularShare: 8)
+    /// Requests of people the site knows by name (members, configured API keys, allow-listed
+    /// addresses): served before both classes above. A clearance is one person's too, but a
+    /// botnet that keeps cookies holds thousands of them; a member session or a key it does not.
+    private var first = CircularBuffer<Waiter>()
     /// Most requests that may wait for a connection on this loop.
     static let maxWaiters = 1024
     /// Longest a request waits for a connection.
@@ -92,7 +96,7 @@ final class OriginPool {
     }
 
     /// Requests holding or opening a connection now (in flight, not waiting).
-    var busy: Int { inFlight - queue.count }
+    var busy: Int { inFlight - queued }
 
     /// True when the learned limit lets one more request go to the origin now.
     private var admits: Bool {
@@ -129,7 +133,7 @@ final class OriginPool {
     /// A connection for one request: an idle pooled one, a new one, or a place in the queue.
     /// Every acquisition other than `.unavailable` must end in ``release(_:reusable:)`` (when a
     /// connection was handed over) or ``abandon()`` (when the callback carried an error).
-    func acquire(now: NIODeadline, priority: Bool = false, recheck: Bool = false, _ callback: @escaping Callback) -> Acquisition {
+    func acquire(now: NIODeadline, priority: Bool = false, first vip: Bool = false, recheck: Bool = false, _ callback: @escaping Callback) -> Acquisition {
         if let conn = acquireIdle() { return .ready(conn) }
         if open < maxConnections, admits {
             open += 1
@@ -138,12 +142,17 @@ final class OriginPool {
             connect(callback)
             return .pending
         }
-        if queue.count >= Self.maxWaiters {
-            // Full: a known-good client takes the place of the newest unknown one, which is shed.
-            guard priority, let shed = queue.regular.popLast() else { return .unavailable(.originQueueFull) }
+        if queued >= Self.maxWaiters {
+            // Full: a known-good client takes the place of the newest unknown one, which is shed;
+            // a member or key holder that of the newest unknown or, failing that, cleared one.
+            guard priority || vip, let shed = queue.regular.popLast() ?? (vip ? queue.priority.popLast() : nil) else {
+                return .unavailable(.originQueueFull)
+            }
             shed.callback(.failure(PoolError.shed))  // its request calls abandon()
         }
-        if priority {
+        if vip {
+            first.append(Waiter(enqueued: now, callback: callback))
+        } else if priority {
             queue.priority.append(Waiter(enqueued: now, callback: callback))
         } else {
             queue.regular.append(Waiter(enqueued: now, callback: callback, recheck: recheck))
@@ -198,7 +207,7 @@ final class OriginPool {
 
     /// The next waiting request: known-good clients first, without starving the rest.
     private func nextWaiter() -> Waiter? {
-        queue.popNext()
+        first.popFirst() ?? queue.popNext()
     }
 
     /// The site started challenging: requests that queued before, unchecked, go back to their
@@ -216,7 +225,7 @@ final class OriginPool {
     }
 
     /// Requests waiting now.
-    var queued: Int { queue.count }
+    var queued: Int { queue.count + first.count }
 
     /// Closes idle connections (config reload removed the origin, or shutdown).
     func closeIdle() {
@@ -228,12 +237,16 @@ final class OriginPool {
     private var expiryScheduled = false
 
     private func scheduleWaiterExpiry() {
-        let oldest = [queue.priority.first?.enqueued, queue.regular.first?.enqueued].compactMap { $0 }.min()
+        let oldest = [first.first?.enqueued, queue.priority.first?.enqueued, queue.regular.first?.enqueued].compactMap { $0 }.min()
         guard !expiryScheduled, let oldest else { return }
         expiryScheduled = true
         eventLoop.assumeIsolated().scheduleTask(deadline: oldest + Self.maxWait) {
             self.expiryScheduled = false
             let now = self.eventLoop.now
+            while let w = self.first.first, now - w.enqueued >= Self.maxWait {
+                self.first.removeFirst()
+                w.callback(.failure(PoolError.queueTimeout))
+            }
             while let w = self.queue.priority.first, now - w.enqueued >= Self.maxWait {
                 self.queue.priority.removeFirst()
                 w.callback(.failure(PoolError.queueTimeout))

@@ -176,9 +176,10 @@ public final class DrillRunner: Sendable {
 
     /// A logged-in member: logs in once (again when the session is lost), then reads account pages
     /// and their assets about once a second, with the origin's session cookie and whatever else
-    /// the gateway sets. Members come from the second-to-last /24 of the legit range.
+    /// the gateway sets. Members come from /24s of their own (from the 128th of the legit range
+    /// on), as people at home do.
     private func member(_ index: Int, recorder: Recorder) async {
-        let source = IPAddress(v4: DrillSafety.legitRange.network.v4Value! &+ UInt32(254 * 256 + index + 1))
+        let source = IPAddress(v4: DrillSafety.legitRange.network.v4Value! &+ UInt32((128 + index % 120) * 256 + index / 120 + 1))
         var connection: DrillConnection?
         var cookies: [String: String] = [:]
         await sleep(until: Double.random(in: 0..<1), recorder: recorder)

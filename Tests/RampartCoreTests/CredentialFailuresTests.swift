@@ -128,4 +128,25 @@ import Testing
             #expect(text.contains("sites[0].credentials.failure_status[0]"), "\(text)")
         }
     }
+
+    @Test func aSecondOfMostlyRefusedCredentialsIsAnAttackSignal() {
+        var c = DetectionConfig()
+        c.minRate = 20
+        var mode = ModeController(config: c)
+        var spray = TrafficSecond()
+        spray.requests = 400
+        spray.queuePeak = 5
+        spray.credentialAttempts = 300
+        spray.credentialFailures = 290
+        var changes: [ModeChange] = []
+        for t in 0..<3 { if let change = mode.observe(spray, at: Int64(t)) { changes.append(change) } }
+        #expect(mode.mode == .underAttack)
+        #expect(changes.last?.reason.contains("290 of 300 logins and API keys refused") == true)
+        // The same load with logins that succeed is a surge, not an attack.
+        var surge = spray
+        surge.credentialFailures = 10
+        var calm = ModeController(config: c)
+        for t in 0..<3 { _ = calm.observe(surge, at: Int64(t)) }
+        #expect(calm.mode != .underAttack)
+    }
 }

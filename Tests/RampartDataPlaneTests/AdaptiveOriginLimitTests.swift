@@ -78,3 +78,39 @@ import Testing
         #expect(bench.loop.sites[0].pools[0].concurrencyLimit == 6)
     }
 }
+
+/// The three places in the origin queue: people known by name, then cleared and known-good
+/// clients, then everyone else.
+@Suite struct OriginQueueOrderTests {
+    @Test func membersAndKeyHoldersGoBeforeClearedAndKnownGoodClientsWhoGoBeforeStrangers() throws {
+        let bench = try ProxyBench { config in
+            config.sites[0].cache.enabled = false
+            config.sites[0].apiKeys = ["tax-software-key-0001"]
+            config.sites[0].origins[0].maxConnections = 1
+            config.sites[0].origins[0].adaptiveConcurrency = false
+            config.knownGood.successes = 1
+            config.knownGood.minimumAge = .zero
+        }
+        let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        let regular = try bench.client("198.51.100.1")
+        try bench.send(regular, ProxyBench.get("/earn"))
+        _ = try bench.origin.forwarded()
+        bench.eventLoop.advanceTime(by: .seconds(1))
+        try bench.origin.answer(0, ok)
+        _ = try bench.received(regular)
+        let busy = try bench.client("198.51.100.2")
+        try bench.send(busy, ProxyBench.get("/busy"))
+        _ = try bench.origin.forwarded()
+        try bench.send(try bench.client("203.0.113.9"), ProxyBench.get("/stranger"))
+        try bench.send(regular, ProxyBench.get("/known-good"))
+        try bench.send(try bench.client("203.0.113.10"), "GET /key HTTP/1.1\r\nHost: example.org\r\nX-API-Key: tax-software-key-0001\r\n\r\n")
+        #expect(bench.loop.sites[0].pools[0].queued == 3)
+        var order: [String] = []
+        for _ in 0..<3 {
+            try bench.origin.answer(0, ok)
+            let forwarded = try bench.origin.forwarded()
+            order.append(String(forwarded.split(separator: " ")[1]))
+        }
+        #expect(order == ["/key", "/known-good", "/stranger"])
+    }
+}

@@ -142,10 +142,11 @@ import Testing
             #expect(result.isNext)
             #expect(OriginQueuePhase.priority(r, loop: bench.loop, now: bench.now))
         }
-        // An unknown key earns nothing: a challenge for a page, 429 for a form post.
+        // An unknown key earns nothing: under attack, from a source the origin has not vouched
+        // for, it is refused (429) before the origin checks it.
         let unknown = ("Authorization", "Bearer random-key-0123456789abcdef")
-        #expect(Self.run(bench, "/reports", peer: "203.0.113.20", headers: [unknown]).1.page?.status == .forbidden)
-        #expect(Self.run(bench, .POST, "/reports/file", peer: "203.0.113.21", headers: [unknown]).1.refusal == .challengeRequired)
+        #expect(Self.run(bench, "/reports", peer: "203.0.113.20", headers: [unknown]).1.refusal == .credentialsFailed)
+        #expect(Self.run(bench, .POST, "/reports/file", peer: "203.0.113.21", headers: [unknown]).1.refusal == .credentialsFailed)
     }
 
     @Test func allowListedMonitoringIsNeverChallengedAndGoesFirstButKeepsItsRateLimit() {
@@ -243,7 +244,8 @@ import Testing
 
         Self.underAttack(bench)
         #expect(Self.run(bench, "/", peer: "203.0.113.32").1.page?.status == .forbidden)
-        #expect(Self.run(bench, .POST, "/login", peer: "203.0.113.33").1.refusal == .challengeRequired)
+        #expect(Self.run(bench, .POST, "/comment", peer: "203.0.113.33").1.refusal == .challengeRequired)
+        #expect(Self.run(bench, .POST, "/login", peer: "203.0.114.33").1.refusal == .credentialsFailed)
         #expect(!OriginQueuePhase.priority(browser, loop: bench.loop, now: bench.now))
         // Over its address's limit: 429.
         var refusals: [RejectReason?] = []
@@ -359,5 +361,27 @@ import Testing
         #expect(passed == 3)
         // Revoked: loading an asset now does not bring it back.
         #expect(!RefusalPolicyTests.run(bench, "/static/site.css", peer: "203.0.113.5", headers: [("Cookie", clearance)]).1.isNext)
+    }
+}
+
+/// Credential spraying from many fresh addresses: under attack, logins without a clearance and
+/// unknown keys from sources the origin has not vouched for are refused before any of them failed.
+@Suite struct SprayUnderAttackTests {
+    @Test func underAttackUnknownKeysAndLoginsFromStrangersAreRefusedKnownOnesPass() {
+        let bench = RefusalPolicyTests.bench()
+        bench.loop.setMode(site: "www", mode: .underAttack, tier: .cookie)
+        let unknown = ("Authorization", "Bearer sprayed-0123456789abcdef")
+        #expect(RefusalPolicyTests.run(bench, "/api/orders", peer: "203.0.113.40", headers: [unknown]).1.refusal == .credentialsFailed)
+        // The gateway's cookie does not excuse an unknown key (API software holds none).
+        #expect(RefusalPolicyTests.run(bench, "/api/orders", peer: "203.0.113.41", headers: [unknown, ("Cookie", "__rampart=x")]).1.refusal == .credentialsFailed)
+        #expect(RefusalPolicyTests.run(bench, .POST, "/login", peer: "203.0.113.42").1.refusal == .credentialsFailed)
+        // A configured key, a monitoring address, a member: on as before.
+        #expect(RefusalPolicyTests.run(bench, "/api/orders", peer: "203.0.113.43", headers: [("Authorization", "Bearer \(RefusalPolicyTests.key)")]).1.isNext)
+        #expect(RefusalPolicyTests.run(bench, "/api/orders", peer: "192.0.2.9", headers: [unknown]).1.isNext)
+        let token = SessionBinding.sign(name: "sid", value: "abc", keys: &bench.loop.keys, now: unixNow())
+        #expect(RefusalPolicyTests.run(bench, .POST, "/login", peer: "203.0.113.44", headers: [("Cookie", "sid=abc; \(SessionBinding.cookie)=\(token)")]).1.isNext)
+        // Not under attack, a stranger's first attempt goes to the origin (it has not failed yet).
+        bench.loop.setMode(site: "www", mode: .elevated, tier: .cookie)
+        #expect(RefusalPolicyTests.run(bench, "/api/orders", peer: "203.0.113.45", headers: [unknown]).1.isNext)
     }
 }

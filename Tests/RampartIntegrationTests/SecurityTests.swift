@@ -101,8 +101,10 @@ extension IntegrationTests {
         func status(_ path: String, _ headers: [String] = [], source: String) throws -> Int {
             try RawClient(port: port, source: source).request("GET", path, headers: [Self.ua] + headers)?.status ?? 0
         }
-        #expect(try status("/echo", ["Authorization: Bearer 6b1f0c1e9a7d"], source: "127.0.4.1") == 302)
-        #expect(try status("/echo", ["X-API-Key: random-key-424242"], source: "127.0.4.2") == 302)
+        // Under attack an unknown key from a source the origin has not vouched for is refused
+        // outright (429 failed_credentials): it does not skip anything.
+        #expect(try status("/echo", ["Authorization: Bearer 6b1f0c1e9a7d"], source: "127.0.4.1") == 429)
+        #expect(try status("/echo", ["X-API-Key: random-key-424242"], source: "127.0.4.2") == 429)
         #expect(try status("/echo", ["X-API-Key: tax-software-key-0001"], source: "127.0.4.3") == 200)
         #expect(try status("/healthz", source: "127.0.4.4") == 200)
         #expect(try status("/health/live", source: "127.0.4.5") != 302)

@@ -59,6 +59,9 @@ public struct DetectionConfig: Hashable, Sendable {
     /// Share of requests with a method other than GET/HEAD that marks a flood of form posts
     /// (login, search): everyday traffic is mostly page views.
     public var postShare: Double = 0.6
+    /// Share of logins and unknown-key requests the origin refused that marks credential
+    /// spraying (with at least 20 such answers in the second).
+    public var failedCredentialShare: Double = 0.5
     /// Seconds in under attack after which cleared clients that still flood raise the tier to pow.
     public var escalateAfter = 5
 
@@ -84,6 +87,10 @@ public struct TrafficSecond: Sendable {
     public var limited = 0
     /// Requests with a method other than GET and HEAD.
     public var nonGet = 0
+    /// Logins and requests with unknown API keys that went to the origin, and those it refused
+    /// (wrong credentials, ``CredentialFailures``).
+    public var credentialAttempts = 0
+    public var credentialFailures = 0
     /// Requests refused because their clearance was over its own rate limit.
     public var clearanceLimited = 0
     /// Distinct targets among requests let through on a clearance.
@@ -134,6 +141,8 @@ public struct TrafficSecond: Sendable {
         uncleared += o.uncleared
         limited += o.limited
         nonGet += o.nonGet
+        credentialAttempts += o.credentialAttempts
+        credentialFailures += o.credentialFailures
         clearanceLimited += o.clearanceLimited
         clearedTargets.merge(o.clearedTargets)
         originErrors += o.originErrors
@@ -236,6 +245,7 @@ public struct ModeController: Sendable {
         let cacheBusting = s.requests >= 20 && distinctTargets >= config.cacheBustShare * rate
         let heavySources = s.requests >= 20 && Double(s.limited) >= config.limitedShare * rate
         let formFlood = s.requests >= 20 && Double(s.nonGet) >= config.postShare * rate
+        let spraying = s.credentialFailures >= 20 && Double(s.credentialFailures) >= config.failedCredentialShare * Double(s.credentialAttempts)
         let challengeable = s.uncleared + s.cleared
         // Cookies are handed out from elevated on; only then does "came back without one" mean something.
         let keepsNoCookies = automatic >= .elevated && Int64.saturatingDifference(now, since) >= Int64(config.sustain) && challengeable >= 20
@@ -247,6 +257,7 @@ public struct ModeController: Sendable {
         if cacheBusting { signals.append("\(Int(distinctTargets)) distinct URLs") }
         if heavySources { signals.append("\(s.limited) requests over rate limits") }
         if formFlood { signals.append("\(s.nonGet) of \(s.requests) requests are form posts") }
+        if spraying { signals.append("\(s.credentialFailures) of \(s.credentialAttempts) logins and API keys refused by the origin") }
         if keepsNoCookies { signals.append("\(s.uncleared) of \(challengeable) requests without the clearance cookie") }
         let attack = attackLoad && !signals.isEmpty
 

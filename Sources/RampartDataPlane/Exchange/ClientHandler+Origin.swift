@@ -38,7 +38,10 @@ extension ClientHandler {
             return
         }
         let generation = requestsOnConnection
-        let result = pool.acquire(now: now, priority: OriginQueuePhase.priority(request, loop: loop, now: now), recheck: OriginQueuePhase.recheck(request)) {
+        let result = pool.acquire(
+            now: now, priority: OriginQueuePhase.priority(request, loop: loop, now: now), first: OriginQueuePhase.first(request, loop: loop),
+            recheck: OriginQueuePhase.recheck(request)
+        ) {
             [self] result in
             self.connectionArrived(result, pool: pool, generation: generation)
         }
@@ -73,7 +76,8 @@ extension ClientHandler {
                 return
             case PoolError.recheck:
                 // The site started challenging while this request waited: decide it as a new one would be.
-                let verdict = ChallengePhase.decide(&request, loop: loop, forced: false, now: now)
+                var verdict = request.credentialAttempt ? CredentialPhase.decide(&request, loop: loop, now: now) : .next
+                if case .next = verdict { verdict = ChallengePhase.decide(&request, loop: loop, forced: false, now: now) }
                 if case .next = verdict {
                     acquire(from: pool, now: now)
                 } else if let context {

@@ -7,8 +7,9 @@ import RampartCore
 ///
 /// Who passes without a challenge: exempt paths; holders of configured API keys (when the site
 /// says so) and allow-listed addresses; members (a session cookie the origin issued, bound by
-/// ``SessionBinding``); a bearer token the origin keeps accepting, at one person's rate; a valid clearance, at one person's rate (a clearance that keeps exceeding it is revoked on
-/// every loop). Who is challenged: everyone else, with the cookie check, proof of work or the
+/// ``SessionBinding``); a bearer token the origin keeps accepting, at one person's rate; a valid
+/// clearance, at one person's rate (a clearance that keeps exceeding it is revoked on every loop),
+/// unless under attack its holder browses like a bot (``BehaviourScore``). Who is challenged: everyone else, with the cookie check, proof of work or the
 /// no-JavaScript wait as the tier says; a client that keeps coming back without the cookie it was
 /// given is struck and meets proof of work. See ``ChallengePolicy/decide``.
 enum ChallengePhase {

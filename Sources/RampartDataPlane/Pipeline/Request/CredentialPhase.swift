@@ -27,12 +27,30 @@ enum CredentialPhase {
             return .next
         }
         request.credentialAttempt = true
-        guard site.defence.credentialFailures.isBlocked(client: request.client, fingerprint: request.connection.fingerprint, now: Int64(now.uptimeNanoseconds)) else {
+        return decide(&request, loop: loop, now: now)
+    }
+
+    /// Refuses a marked request from a blocked source, or (while the site is under attack) from a
+    /// source the origin has not vouched for and without a clearance: a spray from thousands of
+    /// fresh addresses is stopped before each address has failed on its own. Also run for a
+    /// marked request that waited in an origin queue while its site started challenging.
+    static func decide(_ request: inout RequestContext, loop: LoopContext, now: NIODeadline) -> PhaseResult {
+        let site = request.site!
+        let config = site.config.credentials
+        let unknownKey = request.apiKey != nil
+        let blocked = site.defence.credentialFailures.isBlocked(client: request.client, fingerprint: request.connection.fingerprint, now: Int64(now.uptimeNanoseconds))
+        // A login from a browser that passed a challenge goes on (the challenge stage checks the
+        // clearance); API software holds none, so an unknown key from a stranger is refused.
+        let stranger = site.defence.mode == .underAttack && !loop.hasPriority(request.client, now: now)
+            && (unknownKey || ChallengeRoutes.cookie(ChallengeRoutes.cookie, in: request.head.headers["cookie"]) == nil)
+        guard blocked || stranger else {
+            site.defence.traffic.credentialAttempts += 1
             return .next
         }
         site.defence.traffic.limited += 1
         if loop.strike(request.client, reason: .credentialsFailed) { request.keepAlive = false }
         let retry = Int(config.blockFor.nanoseconds / 1_000_000_000)
+        if !blocked { return .respond(.refusal(.credentialsFailed, retryAfter: 30, detail: "under attack: \(unknownKey ? "unknown API key" : "login") from an unknown source")) }
         return .respond(.refusal(.credentialsFailed, retryAfter: max(1, min(retry, 3600)), detail: unknownKey ? "unknown API key" : "login"))
     }
 
@@ -43,6 +61,7 @@ enum CredentialPhase {
         let code = Int(response.status.code)
         let location = (300..<400).contains(code) ? response.headers.first(name: "location") : nil
         guard CredentialFailures.isFailure(status: code, location: location, config: config) else { return }
+        site.defence.traffic.credentialFailures += 1
         if let scope = site.defence.credentialFailures.failed(client: request.client, fingerprint: request.connection.fingerprint, now: Int64(now.uptimeNanoseconds)) {
             loop.rejectionLog.log(reason: .credentialsFailed, client: request.client, detail: "failed credentials: \(scope.rawValue) blocked")
         }

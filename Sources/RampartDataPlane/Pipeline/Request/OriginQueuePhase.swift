@@ -1,11 +1,21 @@
 import NIOCore
 import RampartCore
 
-/// The origin queue: who goes first when the origin is saturated, and whether a waiting request
-/// is decided again if its site starts challenging meanwhile. First: clients that showed a valid
-/// clearance, members (``SessionBinding``), holders of configured API keys, allow-listed and known-good addresses (the origin
-/// answered them well), and sessions the origin keeps vouching for.
+/// The origin queue: who goes first when the origin is saturated (or its learned limit is reached),
+/// and whether a waiting request is decided again if its site starts challenging meanwhile. First
+/// of all: people the site knows by name (members, holders of configured API keys, allow-listed
+/// addresses). Then: clients that showed a valid clearance, known-good addresses (the origin
+/// answered them well) and bearer tokens the origin keeps accepting. Then everyone else.
 enum OriginQueuePhase {
+    /// True for people the site knows by name, served before everyone else: members, holders of
+    /// configured API keys, allow-listed addresses. A botnet that keeps cookies holds thousands of
+    /// clearances; it holds no member session, no key and no allow-listed address.
+    static func first(_ request: RequestContext, loop: LoopContext) -> Bool {
+        if request.member != nil || request.apiKey?.configured == true { return true }
+        let allow = loop.config.source.knownGood.allow
+        return !allow.isEmpty && allow.contains(request.client)
+    }
+
     static func priority(_ request: RequestContext, loop: LoopContext, now: NIODeadline) -> Bool {
         request.cleared || request.member != nil || request.apiKey?.configured == true || loop.hasPriority(request.client, now: now)
             || request.credential.map { loop.knownGoodCredentials.contains($0, now: Int64(now.uptimeNanoseconds)) } == true
