@@ -28,6 +28,9 @@ public struct AlertEvent: Sendable, Codable, Equatable {
         case modeChanged = "mode_changed"
         case incidentOpened = "incident_opened"
         case incidentClosed = "incident_closed"
+        /// The fleet's database became unreachable (`site` holds the node's name) / reachable again.
+        case fleetDegraded = "fleet_degraded"
+        case fleetRestored = "fleet_restored"
     }
 
     public var kind: Kind
@@ -46,6 +49,10 @@ public struct AlertEvent: Sendable, Codable, Equatable {
             return "Rampart: site \(site) is now \(to.replacingOccurrences(of: "_", with: " ")) (was \(from.replacingOccurrences(of: "_", with: " ")))\(manual ? ", set by an operator" : ""): \(reason)"
         case .incidentOpened:
             return "Rampart: incident #\(incident?.id ?? 0) opened on \(site): \(reason)"
+        case .fleetDegraded:
+            return "Rampart: node \(site) lost the fleet database; it serves on its last shared state and queues its decisions: \(reason)"
+        case .fleetRestored:
+            return "Rampart: node \(site) is back in the fleet"
         case .incidentClosed:
             let i = incident
             let length = i.map { ($0.end ?? $0.start) - $0.start } ?? 0

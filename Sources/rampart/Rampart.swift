@@ -8,6 +8,7 @@ import RampartAdmin
 import RampartDataPlane
 import RampartState
 import RampartDemoOrigin
+import RampartFleet
 
 #if canImport(Glibc)
 import Glibc
@@ -20,7 +21,7 @@ struct Rampart: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rampart",
         abstract: "An HTTP edge gateway that keeps websites up during application-layer DDoS attacks.",
-        subcommands: [Run.self, Check.self, Demo.self, Top.self, Ban.self, Mode.self, Incidents.self, Report.self, ReplayCommand.self, Keys.self, Geo.self]
+        subcommands: [Run.self, Check.self, Demo.self, Top.self, Ban.self, Mode.self, Incidents.self, Report.self, ReplayCommand.self, Keys.self, Geo.self, Fleet.self]
     )
 }
 
@@ -74,6 +75,9 @@ struct Run: AsyncParsableCommand {
     @Option(name: .long, help: "TLS private key (PEM) for the listener.")
     var tlsKey: String?
 
+    @Option(name: .long, help: "Join a fleet sharing this PostgreSQL database: postgres://USER@HOST:PORT/DB[?sslmode=…&node=NAME] (password: RAMPART_FLEET_PASSWORD).")
+    var fleet: String?
+
     @OptionGroup var log: LogOptions
 
     func validate() throws {
@@ -120,6 +124,12 @@ struct Run: AsyncParsableCommand {
         }
         if let state { gatewayConfig.statePath = state }
         if let accessLog { gatewayConfig.accessLogPath = accessLog }
+        if let fleet {
+            switch FleetConfig.fromFlag(fleet) {
+            case .success(let f): gatewayConfig.fleet = f
+            case .failure(let e): throw ValidationError("--fleet: \(e.message)")
+            }
+        }
         try await serve(gatewayConfig, source: source, logger: logger, threads: log.threads)
     }
 }
@@ -256,7 +266,16 @@ func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, thread
     for (listener, address) in zip(config.listeners, addresses) {
         say("Rampart listening on \(listener.tls == nil ? "http" : "https")://\(HostPort(host: listener.address.host, port: address.port ?? listener.address.port))/")
     }
-    let adminTask = try await startAdmin(config, source: source, gateway: gateway, logger: logger, signingSecret: secret)
+    let fleetNode: FleetNode?
+    do {
+        fleetNode = try makeFleetNode(config, gateway: gateway, addresses: addresses, logger: logger)
+    } catch {
+        logger.critical("cannot start the fleet node", metadata: ["error": "\(error)"])
+        await gateway.shutdown(timeout: .seconds(1))
+        throw ExitCode(1)
+    }
+    let adminTask = try await startAdmin(config, source: source, gateway: gateway, logger: logger, signingSecret: secret, fleet: fleetNode.map(fleetStatusJSON))
+    let fleetTask = startFleet(fleetNode)
     started()
 
     for await signal in signals.stream {
@@ -281,6 +300,7 @@ func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, thread
         }
         logger.notice("shutting down: draining in-flight requests", metadata: ["signal": "\(signal)"])
         adminTask?.cancel()
+        fleetTask?.cancel()
         await gateway.shutdown(timeout: config.drainTimeout)
         store?.flush()
         break
@@ -293,7 +313,7 @@ func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, thread
 /// is a terminal, or the token was made on this start (nobody has it yet). Otherwise standard
 /// output is probably a log file, and the line says where the token is instead. A port that cannot
 /// be bound is logged and the gateway runs on without it: protection comes first.
-func startAdmin(_ config: GatewayConfig, source: ConfigSource, gateway: Gateway, logger: Logger, signingSecret: [UInt8]) async throws -> Task<Void, Never>? {
+func startAdmin(_ config: GatewayConfig, source: ConfigSource, gateway: Gateway, logger: Logger, signingSecret: [UInt8], fleet: (@Sendable () -> [UInt8])? = nil) async throws -> Task<Void, Never>? {
     guard config.adminEnabled else { return nil }
     let token: AdminToken
     do {
@@ -310,7 +330,7 @@ func startAdmin(_ config: GatewayConfig, source: ConfigSource, gateway: Gateway,
             try await gateway.reload(newConfig)
         }
     }
-    let admin = AdminServer(gateway: gateway, token: token.value, logger: logger, reload: reload, signingSecret: signingSecret)
+    let admin = AdminServer(gateway: gateway, token: token.value, logger: logger, reload: reload, signingSecret: signingSecret, fleet: fleet)
     let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
     let address = config.adminAddress
     let task = Task {

@@ -1,0 +1,72 @@
+import NIOCore
+import RampartCore
+
+/// The fleet's way in and out of the gateway's ban list (docs/fleet.md). Both directions go
+/// through the accept loop that owns the list, as local bans do; nothing here is on a request's
+/// path, and nothing on a request's path waits for the fleet.
+extension Gateway {
+    /// Calls `handler` on the accept loop for every ban and unban decided on this node
+    /// (automatic or by an operator); not for those applied with ``applyShared(_:)``.
+    public func onBanDecision(_ handler: @escaping @Sendable (BanDecision) -> Void) async throws {
+        let bans = self.bans
+        try await bans.eventLoop.submit { bans.value.onDecision = handler }.get()
+    }
+
+    /// Applies decisions made elsewhere in the fleet, in order: a ban extends this node's ban of
+    /// the address when it ends later (the longest expiry wins), an unban lifts it. Returns how
+    /// many changed the list.
+    @discardableResult
+    public func applyShared(_ decisions: [BanDecision]) async throws -> Int {
+        guard !decisions.isEmpty else { return 0 }
+        let bans = self.bans
+        return try await bans.eventLoop.submit {
+            decisions.reduce(0) { $0 + (bans.value.applyShared($1) ? 1 : 0) }
+        }.get()
+    }
+}
+
+extension BanRegistry {
+    /// Applies one decision from the fleet; true when the list changed. Not reported back through
+    /// ``onDecision`` (it came from the fleet).
+    func applyShared(_ decision: BanDecision) -> Bool {
+        switch decision {
+        case .ban(let address, let unixUntil, let reason, let by):
+            guard let ip = IPAddress(address) else { return false }
+            let now = Int64(loopNow)
+            let remaining = Int64.saturatingProduct(Int64.saturatingDifference(unixUntil, unixNow()), 1_000_000_000)
+            guard remaining > 0 else { return false }
+            let until = Int64.saturatingSum(now, remaining)
+            if let held = list.entry(ip), held.until >= until { return false }
+            let wasBanned = list.isBanned(ip, now: now)
+            list.restore(ip, until: until, level: list.entry(ip)?.level ?? 0, now: now)
+            let text = by == "automatic" || by == "operator" ? reason : "\(reason) (from \(by))"
+            noteShared(ip, reason: text, until: unixUntil, level: list.entry(ip)?.level ?? 0)
+            kernel?.offer(.add(ip, seconds: Int(remaining / 1_000_000_000)))
+            if !wasBanned { loop.logger.notice("source banned by the fleet", metadata: ["client": "\(ip)", "by": "\(by)", "reason": "\(reason)"]) }
+            return true
+        case .unban(let address, let by):
+            guard let ip = IPAddress(address) else { return false }
+            let was = isBanned(ip)
+            list.unban(ip)
+            forgetShared(ip)
+            if was {
+                kernel?.offer(.remove(ip))
+                loop.logger.notice("ban lifted by the fleet", metadata: ["client": "\(ip)", "by": "\(by)"])
+            }
+            return was
+        }
+    }
+
+    private var loopNow: UInt64 { loop.eventLoop.now.uptimeNanoseconds }
+}
+
+extension AlertEvent {
+    /// The alert sent when node `node` loses (`connected` false, with `reason`) or regains the
+    /// fleet's database.
+    public static func fleet(connected: Bool, node: String, reason: String) -> AlertEvent {
+        AlertEvent(
+            kind: connected ? .fleetRestored : .fleetDegraded, site: node, from: connected ? "degraded" : "connected",
+            to: connected ? "connected" : "degraded", tier: "", reason: reason, manual: false, incident: nil
+        )
+    }
+}

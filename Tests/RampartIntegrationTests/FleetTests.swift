@@ -1,0 +1,226 @@
+import Foundation
+import RampartDemoOrigin
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Three `rampart` processes on loopback sharing one throwaway PostgreSQL cluster (docs/fleet.md).
+extension IntegrationTests {
+@Suite(.serialized, .enabled(if: PostgresCluster.shouldRun, "PostgreSQL is not installed (CI sets RAMPART_REQUIRE_POSTGRES=1)"))
+struct FleetTests {
+    static let token = "fleet-test-admin-token-0123456789"
+
+    /// One node: its process, folder (kept across restarts), listener and admin ports.
+    final class Node {
+        let name: String
+        let folder: URL
+        var process: GatewayProcess
+        var port: Int
+        var admin: Int
+
+        init(name: String, cluster: PostgresCluster, originPort: Int, folder: URL) throws {
+            self.name = name
+            self.folder = folder
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            let config = folder.appendingPathComponent("rampart.yaml")
+            // Node b and c join through `fleet:` in the config; node a through --fleet in one-site mode.
+            try """
+                listeners:
+                  - address: 127.0.0.1:0
+                admin: { token: \(FleetTests.token) }
+                fleet:
+                  host: 127.0.0.1
+                  port: \(cluster.port)
+                  database: postgres
+                  user: rampart
+                  tls: disable
+                  node: \(name)
+                sites:
+                  - name: default
+                    hosts: ["*"]
+                    origins: [127.0.0.1:\(originPort)]
+                    health_check: { enabled: false }
+                    detection: { enabled: false }
+                    challenge: { enabled: false }
+                """.write(to: config, atomically: true, encoding: .utf8)
+            (process, port, admin) = try Self.launch(name: name, folder: folder, cluster: cluster, originPort: originPort)
+        }
+
+        static func launch(name: String, folder: URL, cluster: PostgresCluster, originPort: Int) throws -> (GatewayProcess, Int, Int) {
+            let state = folder.appendingPathComponent("state").path
+            let arguments: [String]
+            if name == "a" {
+                arguments = ["run", "--listen", "127.0.0.1:0", "--origin", "127.0.0.1:\(originPort)", "--fleet", cluster.url(node: name)]
+            } else {
+                arguments = ["run", "--config", folder.appendingPathComponent("rampart.yaml").path]
+            }
+            let gw = try GatewayProcess(arguments: arguments + ["--state", state, "--admin", "127.0.0.1:0", "--threads", "2"])
+            let port = try gw.waitUntilListening()[0]
+            let admin = try gw.adminPort()
+            return (gw, port, admin)
+        }
+
+        /// The admin token: a's was generated in its state folder (one-site mode).
+        var token: String {
+            name == "a" ? ((try? String(contentsOf: folder.appendingPathComponent("state/admin.token"), encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines) : FleetTests.token
+        }
+
+        func restart(cluster: PostgresCluster, originPort: Int) throws {
+            process.signal(SIGTERM)
+            _ = process.waitForExit()
+            (process, port, admin) = try Self.launch(name: name, folder: folder, cluster: cluster, originPort: originPort)
+        }
+
+        func call(_ method: String, _ path: String, body: String = "") throws -> HTTPReply? {
+            try RawClient(port: admin).request(method, path, headers: ["Authorization: Bearer \(token)", "Content-Type: application/json"], body: body)
+        }
+
+        /// `GET /api/fleet`.
+        func fleet() throws -> [String: Any] {
+            guard let reply = try call("GET", "/api/fleet"), reply.status == 200 else { return [:] }
+            return (try? JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any]) ?? [:]
+        }
+
+        var connected: Bool { ((try? fleet())?["connected"] as? Bool) == true }
+
+        /// True when a new connection from `source` is refused (closed before any answer).
+        func refuses(_ source: String) -> Bool {
+            guard let client = try? RawClient(port: port, source: source) else { return false }
+            client.setTimeout(2)
+            return client.request("GET", "/", headers: ["User-Agent: fleet-test"]) == nil
+        }
+
+        /// True when a request from `source` gets the origin's page.
+        func serves(_ source: String) -> Bool {
+            guard let client = try? RawClient(port: port, source: source) else { return false }
+            client.setTimeout(5)
+            return client.request("GET", "/", headers: ["User-Agent: fleet-test"])?.status == 200
+        }
+
+        func metric(_ name: String) -> Double? {
+            guard let reply = try? call("GET", "/metrics") else { return nil }
+            let text = String(decoding: reply.body, as: UTF8.self)
+            return text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
+        }
+
+        func stop() { process.stop() }
+    }
+
+    /// Starts the cluster, an origin and nodes a, b, c at once (so they migrate the schema at once).
+    static func fleet(_ cluster: PostgresCluster, originPort: Int, root: URL) throws -> [Node] {
+        let names = ["a", "b", "c"]
+        var nodes: [Node] = []
+        for name in names {
+            nodes.append(try Node(name: name, cluster: cluster, originPort: originPort, folder: root.appendingPathComponent(name)))
+        }
+        let joined = eventually(timeout: 20) { nodes.allSatisfy(\.connected) }
+        if !joined {
+            throw TestFailure("nodes did not join: \(nodes.map { "\($0.name): \((try? $0.fleet()) ?? [:]) \($0.process.stderrText)" })\n\(cluster.log)")
+        }
+        return nodes
+    }
+
+    @Test func aBanOnOneNodeIsEnforcedOnTheOthersWithinOneSecondAndARestartedNodeCatchesUp() async throws {
+        let cluster = try PostgresCluster()
+        defer { cluster.stop(immediate: true) }
+        let origin = DemoOrigin()
+        let originPort = try await origin.start()
+        defer { Task { await origin.stop() } }
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-fleet-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let nodes = try Self.fleet(cluster, originPort: originPort, root: root)
+        defer { nodes.forEach { $0.stop() } }
+        let (a, b, c) = (nodes[0], nodes[1], nodes[2])
+
+        // Three nodes that started at once migrated the schema once.
+        #expect(try cluster.sql("SELECT string_agg(version::text, ',') FROM rampart_schema") == "1")
+        let source = "127.0.0.77"
+        #expect(b.serves(source) && c.serves(source))
+
+        // A ban through a's admin API refuses the source on b and c within a second.
+        let started = Date()
+        #expect(try a.call("POST", "/api/bans", body: #"{"address":"\#(source)","ttl":600,"reason":"fleet test"}"#)?.status == 201)
+        let enforced = eventually(timeout: 5) { b.refuses(source) && c.refuses(source) }
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(enforced)
+        #expect(elapsed < 1.0, "the ban took \(elapsed) s to reach b and c")
+        #expect(a.refuses(source))
+        // b lists it with its reason and where it came from.
+        let list = String(decoding: try #require(try b.call("GET", "/api/bans?filter=\(source)")).body, as: UTF8.self)
+        #expect(list.contains("fleet test"))
+
+        // An unban on b lifts it everywhere (a tombstone, not a missing row).
+        #expect(try b.call("DELETE", "/api/bans/\(source)")?.status == 204)
+        #expect(eventually(timeout: 3) { a.serves(source) && c.serves(source) })
+        #expect(try cluster.sql("SELECT lifted FROM rampart_bans WHERE address = '\(source)'") == "t")
+
+        // c stops; a bans another source; c restarts and catches up (full read at start).
+        c.process.signal(SIGTERM)
+        #expect(c.process.waitForExit() == 0)
+        let later = "127.0.0.78"
+        #expect(try a.call("POST", "/api/bans", body: #"{"address":"\#(later)","ttl":600,"reason":"while c was away"}"#)?.status == 201)
+        #expect(eventually(timeout: 3) { b.refuses(later) })
+        try c.restart(cluster: cluster, originPort: originPort)
+        #expect(eventually(timeout: 10) { c.connected && c.refuses(later) })
+        #expect(c.serves(source))
+
+        // Every node shows the others with a heartbeat; `rampart fleet status` prints them.
+        let seen = eventually(timeout: 5) { [a, b].allSatisfy { (((try? $0.fleet())?["nodes"] as? [[String: Any]])?.count ?? 0) == 3 } }
+        #expect(seen)
+        let (status, output) = try runProgram(["fleet", "status", "--admin", "127.0.0.1:\(b.admin)", "--token", b.token], executable: Binary.rampart)
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("connected") && output.contains("\na ") && output.contains("\nc "), "\(output)")
+    }
+
+    @Test func theDatabaseGoingAwayFailsNoRequestAndTheOutboxIsReplayedWhenItReturns() async throws {
+        let cluster = try PostgresCluster()
+        defer { cluster.stop(immediate: true) }
+        let origin = DemoOrigin()
+        let originPort = try await origin.start()
+        defer { Task { await origin.stop() } }
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-fleet-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let nodes = try Self.fleet(cluster, originPort: originPort, root: root)
+        defer { nodes.forEach { $0.stop() } }
+        let (a, b, c) = (nodes[0], nodes[1], nodes[2])
+        #expect(a.metric("rampart_fleet_connected") == 1)
+
+        // Legitimate traffic to every node while the database is stopped immediately.
+        var failed = 0
+        var sent = 0
+        func traffic(_ rounds: Int) {
+            for _ in 0..<rounds {
+                for node in nodes {
+                    sent += 1
+                    if !node.serves("127.0.0.20") { failed += 1 }
+                }
+            }
+        }
+        traffic(5)
+        cluster.stop(immediate: true)
+        traffic(10)
+        #expect(eventually(timeout: 10) { !a.connected && !b.connected })
+        #expect(a.metric("rampart_fleet_connected") == 0)
+        traffic(5)
+
+        // A ban on a while the database is down holds on a and waits in its outbox.
+        let source = "127.0.0.88"
+        #expect(try a.call("POST", "/api/bans", body: #"{"address":"\#(source)","ttl":600,"reason":"while down"}"#)?.status == 201)
+        #expect(a.refuses(source))
+        #expect(eventually(timeout: 5) { ((try? a.fleet())?["outbox"] as? Int) == 1 })
+        #expect(a.metric("rampart_fleet_outbox_size") == 1)
+        #expect(b.serves(source))
+        traffic(5)
+
+        // The database returns: every node reconnects, a replays its outbox, b and c converge.
+        try cluster.start()
+        #expect(eventually(timeout: 15) { nodes.allSatisfy(\.connected) })
+        #expect(eventually(timeout: 5) { b.refuses(source) && c.refuses(source) })
+        #expect(((try? a.fleet())?["outbox"] as? Int) == 0)
+        traffic(5)
+        #expect(failed == 0, "\(failed) of \(sent) legitimate requests failed")
+    }
+}
+}
