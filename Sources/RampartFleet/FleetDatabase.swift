@@ -118,6 +118,17 @@ struct FleetDatabase {
         return out
     }
 
+    /// The merged state of one address (a ban, a tombstone as an unban), nil when none is kept.
+    func ban(of address: String) async throws -> BanDecision? {
+        let rows = try await connection.query("""
+            SELECT ends_at, reason, actor, lifted FROM rampart_bans WHERE address = \(address)
+            """, logger: logger)
+        for try await (until, reason, actor, lifted) in rows.decode((Int64, String, String, Bool).self) {
+            return lifted ? .unban(address: address, by: actor) : .ban(address: address, until: until, reason: reason, by: actor)
+        }
+        return nil
+    }
+
     /// Records this node's heartbeat.
     func heartbeat(node: String, address: String, started: Int64, now: Int64, lastEvent: Int64, outbox: Int, requestsPerSecond: Double) async throws {
         try await connection.query("""

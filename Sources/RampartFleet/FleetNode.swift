@@ -350,6 +350,12 @@ public final class FleetNode: Sendable {
             guard let last = entries.last else { break }
             for entry in entries {
                 try await db.publish(entry.decision, node: config.node, decided: entry.decided)
+                // This node then takes the merged state of the address, as every other node has it:
+                // the fleet's state may have won over the decision (a later unban, a longer ban),
+                // and a full read since the decision may have put back what it undid.
+                if let merged = try await db.ban(of: entry.decision.address) {
+                    try await gateway.applyShared([merged])
+                }
             }
             try outbox.remove(upTo: last.id)
             let count = try outbox.count()

@@ -211,7 +211,16 @@ struct FleetTests {
         #expect(a.refuses(source))
         #expect(eventually(timeout: 5) { ((try? a.fleet())?["outbox"] as? Int) == 1 })
         #expect(a.metric("rampart_fleet_outbox_size") == 1)
+        #expect(a.metric("rampart_fleet_sync_lag_seconds").map { $0 >= 1 } == true)
         #expect(b.serves(source))
+        // Another ban on a, then (a second later, so decided later) an unban of it on b, both
+        // queued: whichever outbox reaches the database first, the unban wins everywhere.
+        let lifted = "127.0.0.89"
+        #expect(try a.call("POST", "/api/bans", body: #"{"address":"\#(lifted)","ttl":600,"reason":"lifted later"}"#)?.status == 201)
+        #expect(a.refuses(lifted))
+        usleep(1_100_000)
+        _ = try b.call("DELETE", "/api/bans/\(lifted)")
+        #expect(eventually(timeout: 5) { ((try? b.fleet())?["outbox"] as? Int) == 1 })
         traffic(5)
 
         // The database returns: every node reconnects, a replays its outbox, b and c converge.
@@ -219,6 +228,8 @@ struct FleetTests {
         #expect(eventually(timeout: 15) { nodes.allSatisfy(\.connected) })
         #expect(eventually(timeout: 5) { b.refuses(source) && c.refuses(source) })
         #expect(((try? a.fleet())?["outbox"] as? Int) == 0)
+        #expect(eventually(timeout: 5) { a.serves(lifted) && b.serves(lifted) && c.serves(lifted) })
+        #expect(try cluster.sql("SELECT lifted FROM rampart_bans WHERE address = '\(lifted)'") == "t")
         traffic(5)
         #expect(failed == 0, "\(failed) of \(sent) legitimate requests failed")
     }
