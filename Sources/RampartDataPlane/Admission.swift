@@ -36,7 +36,7 @@ final class BanRegistry {
     var kernel: KernelBanSink?
     /// Told of every ban and unban decided here (not of those applied from the fleet), on the
     /// accept loop: the fleet shares them.
-    var onDecision: ((BanDecision) -> Void)?
+    var onDecision: ((SharedDecision) -> Void)?
 
     init(policy: BanPolicy, loop: LoopContext, store: (any BanStore)?) {
         self.list = BanList(policy: policy)

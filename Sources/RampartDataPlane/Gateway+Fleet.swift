@@ -7,20 +7,41 @@ import RampartCore
 extension Gateway {
     /// Calls `handler` on the accept loop for every ban and unban decided on this node
     /// (automatic or by an operator); not for those applied with ``applyShared(_:)``.
-    public func onBanDecision(_ handler: @escaping @Sendable (BanDecision) -> Void) async throws {
+    public func onBanDecision(_ handler: @escaping @Sendable (SharedDecision) -> Void) async throws {
         let bans = self.bans
         try await bans.eventLoop.submit { bans.value.onDecision = handler }.get()
     }
 
+    /// Calls `handler` on the accept loop for every mode an operator sets on this node (through
+    /// the admin API, the dashboard or `rampart mode`); not for those applied with ``applyShared(_:)``.
+    public func onModeDecision(_ handler: @escaping @Sendable (SharedDecision) -> Void) async throws {
+        let detection = self.detection
+        try await detection.eventLoop.submit {
+            detection.value.onOperatorMode = { site, mode in handler(.mode(site: site, mode: mode?.rawValue ?? "auto", by: "operator")) }
+        }.get()
+    }
+
     /// Applies decisions made elsewhere in the fleet, in order: a ban extends this node's ban of
-    /// the address when it ends later (the longest expiry wins), an unban lifts it. Returns how
-    /// many changed the list.
+    /// the address when it ends later (the longest expiry wins), an unban lifts it, an operator's
+    /// mode is forced here too (`auto` returns the site to automatic mode). Returns how many
+    /// changed something.
     @discardableResult
-    public func applyShared(_ decisions: [BanDecision]) async throws -> Int {
+    public func applyShared(_ decisions: [SharedDecision]) async throws -> Int {
         guard !decisions.isEmpty else { return 0 }
         let bans = self.bans
+        let detection = self.detection
         return try await bans.eventLoop.submit {
-            decisions.reduce(0) { $0 + (bans.value.applyShared($1) ? 1 : 0) }
+            decisions.reduce(0) { count, decision in
+                if case .mode(let site, let text, let by) = decision {
+                    let mode = SiteMode(rawValue: text)
+                    guard mode != nil || text == "auto" else { return count }
+                    guard let current = detection.value.status().first(where: { $0.site == site }), current.override != mode else { return count }
+                    let applied = detection.value.setOverride(site: site, mode: mode)
+                    if applied { bans.value.loop.logger.notice("mode set by the fleet", metadata: ["site": "\(site)", "mode": "\(text)", "by": "\(by)"]) }
+                    return count + (applied ? 1 : 0)
+                }
+                return count + (bans.value.applyShared(decision) ? 1 : 0)
+            }
         }.get()
     }
 }
@@ -28,7 +49,7 @@ extension Gateway {
 extension BanRegistry {
     /// Applies one decision from the fleet; true when the list changed. Not reported back through
     /// ``onDecision`` (it came from the fleet).
-    func applyShared(_ decision: BanDecision) -> Bool {
+    func applyShared(_ decision: SharedDecision) -> Bool {
         switch decision {
         case .ban(let address, let unixUntil, let reason, let by):
             guard let ip = IPAddress(address) else { return false }
@@ -44,6 +65,8 @@ extension BanRegistry {
             kernel?.offer(.add(ip, seconds: Int(remaining / 1_000_000_000)))
             if !wasBanned { loop.logger.notice("source banned by the fleet", metadata: ["client": "\(ip)", "by": "\(by)", "reason": "\(reason)"]) }
             return true
+        case .mode:
+            return false
         case .unban(let address, let by):
             guard let ip = IPAddress(address) else { return false }
             let was = isBanned(ip)

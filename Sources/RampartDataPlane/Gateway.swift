@@ -24,7 +24,7 @@ public final class Gateway: Sendable {
     private let state: NIOLockedValueBox<ControlState>
     private let checker: NIOLoopBound<HealthChecker>
     let bans: NIOLoopBound<BanRegistry>
-    private let detection: NIOLoopBound<DetectionService>
+    let detection: NIOLoopBound<DetectionService>
     /// The state database (nil: none); reports read older incidents' full records from it.
     private let store: (any GatewayStore)?
     private let accessLogSink: AccessLogSink?
@@ -428,7 +428,11 @@ public final class Gateway: Sendable {
     /// Forces `site` into `mode` until cleared with nil. False when there is no such site.
     public func setMode(site: String, mode: SiteMode?) async throws -> Bool {
         let detection = self.detection
-        return try await acceptLoop.submit { detection.value.setOverride(site: site, mode: mode) }.get()
+        return try await acceptLoop.submit {
+            let set = detection.value.setOverride(site: site, mode: mode)
+            if set { detection.value.onOperatorMode?(site, mode) }
+            return set
+        }.get()
     }
 
     /// The last second's top sources, subnets, paths and agents per site.

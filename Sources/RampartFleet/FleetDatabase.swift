@@ -7,7 +7,7 @@ struct FleetEvent: Sendable, Equatable {
     var id: Int64
     /// The node that published it.
     var node: String
-    var decision: BanDecision
+    var decision: SharedDecision
 }
 
 /// A node as it last reported itself (`rampart_nodes`).
@@ -39,7 +39,7 @@ struct FleetDatabase {
     /// id, or nil when the merged state made it a no-op: a ban no longer than the one in force, a
     /// ban decided before a later unban, an unban decided before a later ban.
     @discardableResult
-    func publish(_ decision: BanDecision, node: String, decided: Int64) async throws -> Int64? {
+    func publish(_ decision: SharedDecision, node: String, decided: Int64) async throws -> Int64? {
         let rows: PostgresRowSequence
         switch decision {
         case .ban(let address, let until, let reason, let by):
@@ -76,6 +76,21 @@ struct FleetDatabase {
                 )
                 SELECT id, pg_notify('rampart_events', id::text) FROM e
                 """, logger: logger)
+        case .mode(let site, let mode, let by):
+            rows = try await connection.query("""
+                WITH m AS (
+                    INSERT INTO rampart_modes AS cur (site, mode, actor, node, decided)
+                    VALUES (\(site), \(mode), \(by), \(node), \(decided))
+                    ON CONFLICT (site) DO UPDATE SET mode = EXCLUDED.mode, actor = EXCLUDED.actor,
+                        node = EXCLUDED.node, decided = EXCLUDED.decided
+                    WHERE cur.decided <= EXCLUDED.decided
+                    RETURNING site
+                ), e AS (
+                    INSERT INTO rampart_events (node, kind, subject, reason, actor)
+                    SELECT \(node), 'mode', site, \(mode), \(by) FROM m RETURNING id
+                )
+                SELECT id, pg_notify('rampart_events', id::text) FROM e
+                """, logger: logger)
         }
         for try await (id, _) in rows.decode((Int64, String).self) { return id }
         return nil
@@ -92,6 +107,7 @@ struct FleetDatabase {
             switch kind {
             case "ban": out.append(FleetEvent(id: id, node: node, decision: .ban(address: subject, until: until, reason: reason, by: actor)))
             case "unban": out.append(FleetEvent(id: id, node: node, decision: .unban(address: subject, by: actor)))
+            case "mode": out.append(FleetEvent(id: id, node: node, decision: .mode(site: subject, mode: reason, by: actor)))
             default: continue  // a kind from a newer node: skipped, not fatal
             }
         }
@@ -107,19 +123,39 @@ struct FleetDatabase {
     }
 
     /// The merged ban state still in force at `now` (Unix seconds), tombstones as unbans.
-    func bans(now: Int64) async throws -> [BanDecision] {
+    func bans(now: Int64) async throws -> [SharedDecision] {
         let rows = try await connection.query("""
             SELECT address, ends_at, reason, actor, lifted FROM rampart_bans WHERE ends_at > \(now)
             """, logger: logger)
-        var out: [BanDecision] = []
+        var out: [SharedDecision] = []
         for try await (address, until, reason, actor, lifted) in rows.decode((String, Int64, String, String, Bool).self) {
             out.append(lifted ? .unban(address: address, by: actor) : .ban(address: address, until: until, reason: reason, by: actor))
         }
         return out
     }
 
+    /// Every site's last operator mode.
+    func modes() async throws -> [SharedDecision] {
+        let rows = try await connection.query("SELECT site, mode, actor FROM rampart_modes", logger: logger)
+        var out: [SharedDecision] = []
+        for try await (site, mode, actor) in rows.decode((String, String, String).self) {
+            out.append(.mode(site: site, mode: mode, by: actor))
+        }
+        return out
+    }
+
+    /// The merged state of what `decision` is about, nil when none is kept.
+    func merged(of decision: SharedDecision) async throws -> SharedDecision? {
+        guard decision.isBan else {
+            let rows = try await connection.query("SELECT mode, actor FROM rampart_modes WHERE site = \(decision.subject)", logger: logger)
+            for try await (mode, actor) in rows.decode((String, String).self) { return .mode(site: decision.subject, mode: mode, by: actor) }
+            return nil
+        }
+        return try await ban(of: decision.subject)
+    }
+
     /// The merged state of one address (a ban, a tombstone as an unban), nil when none is kept.
-    func ban(of address: String) async throws -> BanDecision? {
+    func ban(of address: String) async throws -> SharedDecision? {
         let rows = try await connection.query("""
             SELECT ends_at, reason, actor, lifted FROM rampart_bans WHERE address = \(address)
             """, logger: logger)

@@ -51,8 +51,8 @@ public final class FleetNode: Sendable {
     private let address: String
     private let started: Int64
     private let state: NIOLockedValueBox<Shared>
-    private let intake: AsyncStream<(BanDecision, Int64)>
-    private let intakeSink: AsyncStream<(BanDecision, Int64)>.Continuation
+    private let intake: AsyncStream<(SharedDecision, Int64)>
+    private let intakeSink: AsyncStream<(SharedDecision, Int64)>.Continuation
     /// Told when the fleet becomes unreachable (false) and reachable again (true), after the
     /// first connection.
     private let onConnectivity: @Sendable (Bool) -> Void
@@ -85,7 +85,7 @@ public final class FleetNode: Sendable {
             node: config.node, database: config.description, connected: false, syncLagSeconds: 0, outbox: waiting,
             outboxDropped: 0, lastEvent: 0, nodes: [], lastError: nil
         )))
-        (intake, intakeSink) = AsyncStream.makeStream(of: (BanDecision, Int64).self, bufferingPolicy: .bufferingOldest(max(16, config.outboxCapacity)))
+        (intake, intakeSink) = AsyncStream.makeStream(of: (SharedDecision, Int64).self, bufferingPolicy: .bufferingOldest(max(16, config.outboxCapacity)))
     }
 
     /// The node's standing now.
@@ -97,8 +97,9 @@ public final class FleetNode: Sendable {
         let sink = intakeSink
         do {
             try await gateway.onBanDecision { decision in sink.yield((decision, Int64(Date().timeIntervalSince1970))) }
+            try await gateway.onModeDecision { decision in sink.yield((decision, Int64(Date().timeIntervalSince1970))) }
         } catch {
-            logger.error("cannot follow the gateway's bans; this node's bans stay local", metadata: ["error": "\(error)"])
+            logger.error("cannot follow the gateway's bans and modes; this node's decisions stay local", metadata: ["error": "\(error)"])
         }
         publishGauges()
         await withTaskGroup(of: Void.self) { group in
@@ -315,7 +316,7 @@ public final class FleetNode: Sendable {
     private func resynchronise(_ db: FleetDatabase) async throws {
         let newest = try await db.newestEvent()
         let bans = try await db.bans(now: Int64(Date().timeIntervalSince1970))
-        let changed = try await gateway.applyShared(bans)
+        let changed = try await gateway.applyShared(bans + db.modes())
         state.withLockedValue {
             $0.cursor.reset(to: newest)
             $0.status.lastEvent = newest
@@ -353,7 +354,7 @@ public final class FleetNode: Sendable {
                 // This node then takes the merged state of the address, as every other node has it:
                 // the fleet's state may have won over the decision (a later unban, a longer ban),
                 // and a full read since the decision may have put back what it undid.
-                if let merged = try await db.ban(of: entry.decision.address) {
+                if let merged = try await db.merged(of: entry.decision) {
                     try await gateway.applyShared([merged])
                 }
             }

@@ -14,7 +14,7 @@ final class FleetOutbox: Sendable {
     /// A decision waiting to be shared: its row id, what, and when it was made (Unix seconds).
     struct Entry: Sendable, Equatable {
         var id: Int64
-        var decision: BanDecision
+        var decision: SharedDecision
         var decided: Int64
     }
 
@@ -45,7 +45,7 @@ final class FleetOutbox: Sendable {
     /// Queues `decision` made at `decided`; returns how many old entries were dropped to stay
     /// within the capacity.
     @discardableResult
-    func append(_ decision: BanDecision, decided: Int64) throws -> Int {
+    func append(_ decision: SharedDecision, decided: Int64) throws -> Int {
         let json = String(decoding: try JSONEncoder().encode(decision), as: UTF8.self)
         let capacity = Int64(self.capacity)
         return try db.write { db in
@@ -64,7 +64,7 @@ final class FleetOutbox: Sendable {
         for row in rows {
             let id: Int64 = row["id"]
             let text: String = row["decision"]
-            guard let decision = try? JSONDecoder().decode(BanDecision.self, from: Data(text.utf8)) else {
+            guard let decision = try? JSONDecoder().decode(SharedDecision.self, from: Data(text.utf8)) else {
                 try db.write { db in try db.execute(sql: "DELETE FROM outbox WHERE id = ?", arguments: [id]) }
                 continue
             }

@@ -54,6 +54,18 @@ enum FleetSchema {
             )
             """,
         ]),
+        (2, [
+            // Operators' modes per site, the last decision winning (`auto`: back to automatic).
+            """
+            CREATE TABLE rampart_modes (
+                site TEXT PRIMARY KEY,
+                mode TEXT NOT NULL,
+                actor TEXT NOT NULL,
+                node TEXT NOT NULL,
+                decided BIGINT NOT NULL
+            )
+            """,
+        ]),
     ]
 
     /// The newest version this build knows.

@@ -36,6 +36,6 @@ import Testing
         }
         #expect(try outbox.count() == 10)
         #expect(dropped == 15)
-        #expect(try outbox.oldest(1).first?.decision.address == "192.0.2.15")
+        #expect(try outbox.oldest(1).first?.decision.subject == "192.0.2.15")
     }
 }

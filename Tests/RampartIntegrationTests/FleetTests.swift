@@ -83,6 +83,14 @@ struct FleetTests {
             return (try? JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any]) ?? [:]
         }
 
+        /// The default site's operator override ("" when automatic).
+        var override: String {
+            guard let reply = try? call("GET", "/api/sites"), reply.status == 200,
+                let sites = try? JSONSerialization.jsonObject(with: Data(reply.body)) as? [[String: Any]],
+                let site = sites.first(where: { $0["site"] as? String == "default" }) else { return "?" }
+            return site["override"] as? String ?? ""
+        }
+
         var connected: Bool { ((try? fleet())?["connected"] as? Bool) == true }
 
         /// True when a new connection from `source` is refused (closed before any answer).
@@ -135,7 +143,7 @@ struct FleetTests {
         let (a, b, c) = (nodes[0], nodes[1], nodes[2])
 
         // Three nodes that started at once migrated the schema once.
-        #expect(try cluster.sql("SELECT string_agg(version::text, ',') FROM rampart_schema") == "1")
+        #expect(try cluster.sql("SELECT string_agg(version::text, ',' ORDER BY version) FROM rampart_schema") == "1,2")
         let source = "127.0.0.77"
         #expect(b.serves(source) && c.serves(source))
 
@@ -155,6 +163,17 @@ struct FleetTests {
         #expect(try b.call("DELETE", "/api/bans/\(source)")?.status == 204)
         #expect(eventually(timeout: 3) { a.serves(source) && c.serves(source) })
         #expect(try cluster.sql("SELECT lifted FROM rampart_bans WHERE address = '\(source)'") == "t")
+
+        // An operator's mode set on b holds on a and c within a second; `rampart mode … auto` on c
+        // returns every node to automatic mode.
+        let modeSet = Date()
+        #expect(try b.call("PUT", "/api/sites/default/mode", body: #"{"mode":"under_attack"}"#)?.status == 200)
+        #expect(eventually(timeout: 5) { a.override == "under_attack" && c.override == "under_attack" })
+        let modeElapsed = Date().timeIntervalSince(modeSet)
+        #expect(modeElapsed < 1.0, "the mode took \(modeElapsed) s to reach a and c")
+        let (modeStatus, modeOutput) = try runProgram(["mode", "default", "auto", "--admin", "127.0.0.1:\(c.admin)", "--token", c.token], executable: Binary.rampart)
+        #expect(modeStatus == 0, "\(modeOutput)")
+        #expect(eventually(timeout: 3) { a.override == "" && b.override == "" && c.override == "" })
 
         // c stops; a bans another source; c restarts and catches up (full read at start).
         c.process.signal(SIGTERM)
