@@ -170,7 +170,7 @@ public final class FleetNode: Sendable {
         while !Task.isCancelled {
             attempt += 1
             do {
-                let configuration = try connectionConfiguration()
+                let configuration = try Self.connectionConfiguration(config)
                 let connection = try await PostgresConnection.connect(configuration: configuration, id: attempt, logger: quiet)
                 backoff = 0.25
                 do {
@@ -376,7 +376,8 @@ public final class FleetNode: Sendable {
 
     // MARK: - Connection settings
 
-    private func connectionConfiguration() throws -> PostgresConnection.Configuration {
+    /// How to reach the database of `config` (the password read now, from where the config says).
+    static func connectionConfiguration(_ config: FleetConfig) throws -> PostgresConnection.Configuration {
         let password: String?
         do {
             password = try config.resolvePassword(environment: ProcessInfo.processInfo.environment)

@@ -66,6 +66,18 @@ enum FleetSchema {
             )
             """,
         ]),
+        (3, [
+            // The clearance signing key every node uses (FleetSigningKey); `changed` is when the
+            // key file it came from last changed, so a rotated key replaces an older one.
+            """
+            CREATE TABLE rampart_keys (
+                id INT PRIMARY KEY,
+                secret BYTEA NOT NULL,
+                node TEXT NOT NULL,
+                changed BIGINT NOT NULL
+            )
+            """,
+        ]),
     ]
 
     /// The newest version this build knows.

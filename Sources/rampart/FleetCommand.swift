@@ -22,6 +22,26 @@ func makeFleetNode(_ config: GatewayConfig, gateway: Gateway, addresses: [Socket
     return node
 }
 
+/// The signing key a fleet node uses: the fleet's (kept in the state folder too, for starts without
+/// the database), or its own when the database cannot be reached (see ``FleetSigningKey``). A key
+/// `madeNow` (first start) never replaces the fleet's; one rotated since the fleet's was stored does.
+func fleetSigningSecret(_ fleet: FleetConfig, local: [UInt8], madeNow: Bool, folder: String, logger: Logger) async -> [UInt8] {
+    let path = (folder as NSString).appendingPathComponent(signingKeyFileName)
+    let modified = ((try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date).map { Int64($0.timeIntervalSince1970) } ?? 0
+    let changed = madeNow ? 0 : modified
+    guard let shared = await FleetSigningKey.agree(config: fleet, local: local, localChanged: changed, logger: logger), shared != local else { return local }
+    guard shared.count >= 16 else { return local }
+    do {
+        try SecretFile.replace(at: path, with: shared)
+        // The file now holds the fleet's key: dated like it, so it does not count as a rotation.
+        try? FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSince1970: 0)], ofItemAtPath: path)
+    } catch {
+        logger.warning("cannot keep the fleet's signing key in the state folder; it is used until the next start", metadata: ["path": "\(path)", "error": "\(error)"])
+    }
+    logger.notice("clearance signing key taken from the fleet", metadata: ["node": "\(fleet.node)"])
+    return shared
+}
+
 /// Runs `node` until the returned task is cancelled.
 func startFleet(_ node: FleetNode?) -> Task<Void, Never>? {
     guard let node else { return nil }

@@ -229,13 +229,15 @@ func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, thread
         logger.critical("state folder is not usable", metadata: ["path": "\(config.statePath)", "error": "\(error)"])
         throw ExitCode(1)
     }
-    let secret: [UInt8]
+    var secret: [UInt8]
+    let keyExisted = FileManager.default.fileExists(atPath: (config.statePath as NSString).appendingPathComponent(signingKeyFileName))
     do {
         secret = try signingSecret(folder: config.statePath, logger: logger)
     } catch {
         logger.critical("cannot read or create the signing key", metadata: ["path": "\(config.statePath)/signing.key", "error": "\(error)"])
         throw ExitCode(1)
     }
+    if let fleet = config.fleet { secret = await fleetSigningSecret(fleet, local: secret, madeNow: !keyExisted, folder: config.statePath, logger: logger) }
     // Bans and incidents live in SQLite in the state folder. A database that cannot be opened is
     // no reason to leave a site unprotected: the gateway runs on without persistence, loudly.
     var store: StateStore?

@@ -143,7 +143,7 @@ struct FleetTests {
         let (a, b, c) = (nodes[0], nodes[1], nodes[2])
 
         // Three nodes that started at once migrated the schema once.
-        #expect(try cluster.sql("SELECT string_agg(version::text, ',' ORDER BY version) FROM rampart_schema") == "1,2")
+        #expect(try cluster.sql("SELECT string_agg(version::text, ',' ORDER BY version) FROM rampart_schema") == "1,2,3")
         let source = "127.0.0.77"
         #expect(b.serves(source) && c.serves(source))
 
@@ -171,6 +171,18 @@ struct FleetTests {
         #expect(eventually(timeout: 5) { a.override == "under_attack" && c.override == "under_attack" })
         let modeElapsed = Date().timeIntervalSince(modeSet)
         #expect(modeElapsed < 1.0, "the mode took \(modeElapsed) s to reach a and c")
+
+        // Every node took the fleet's signing key, so a clearance from one node passes on another:
+        // one signed with c's key opens a's site under attack; one signed with another key does not.
+        let keys = [a, b, c].map { FileManager.default.contents(atPath: $0.folder.appendingPathComponent("state/signing.key").path) ?? Data() }
+        #expect(keys[0].count == 32 && keys[0] == keys[1] && keys[1] == keys[2])
+        let agent = "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"
+        let fromC = try KeyRotationTests.clearance(secret: Array(keys[2]), client: "127.0.0.90", agent: agent)
+        let foreign = try KeyRotationTests.clearance(secret: Array(repeating: 7, count: 32), client: "127.0.0.91", agent: agent)
+        let passed = try RawClient(port: a.port, source: "127.0.0.90").request("POST", "/login", headers: ["User-Agent: \(agent)", "Cookie: \(fromC)"], body: "u=a&p=b")
+        #expect(passed?.status == 200)
+        let refused = try RawClient(port: a.port, source: "127.0.0.91").request("POST", "/login", headers: ["User-Agent: \(agent)", "Cookie: \(foreign)"], body: "u=a&p=b")
+        #expect(refused?.status == 429)
         let (modeStatus, modeOutput) = try runProgram(["mode", "default", "auto", "--admin", "127.0.0.1:\(c.admin)", "--token", c.token], executable: Binary.rampart)
         #expect(modeStatus == 0, "\(modeOutput)")
         #expect(eventually(timeout: 3) { a.override == "" && b.override == "" && c.override == "" })
