@@ -325,7 +325,7 @@ public final class FleetNode: Sendable {
         logger.info("fleet state read in full", metadata: ["bans": "\(bans.count)", "changed": "\(changed)", "last_event": "\(newest)"])
     }
 
-    /// Applies the events after the cursor that other nodes published.
+    /// Applies the events after the cursor, in id order.
     private func follow(_ db: FleetDatabase) async throws {
         var more = true
         while more {
@@ -333,8 +333,10 @@ public final class FleetNode: Sendable {
             let events = try await db.events(after: floor)
             more = events.count == 1000
             let fresh = state.withLockedValue { s in events.filter { s.cursor.isNew($0.id) } }
-            let foreign = fresh.filter { $0.node != config.node }.map(\.decision)
-            if !foreign.isEmpty { try await gateway.applyShared(foreign) }
+            // This node's own events too, in id order: applying one again changes nothing, and
+            // skipping them would let an older event from another node, read in the same batch,
+            // undo a newer decision of this node (a ban replayed after this node's later unban).
+            if !fresh.isEmpty { try await gateway.applyShared(fresh.map(\.decision)) }
             let now = Self.monotonic()
             state.withLockedValue {
                 $0.cursor.record(fresh.map(\.id), now: now)

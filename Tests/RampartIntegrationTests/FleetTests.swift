@@ -20,7 +20,7 @@ struct FleetTests {
         var port: Int
         var admin: Int
 
-        init(name: String, cluster: PostgresCluster, originPort: Int, folder: URL) throws {
+        init(name: String, cluster: PostgresCluster, originPort: Int, folder: URL, webhook: String? = nil) throws {
             self.name = name
             self.folder = folder
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -30,6 +30,7 @@ struct FleetTests {
                 listeners:
                   - address: 127.0.0.1:0
                 admin: { token: \(FleetTests.token) }
+                alerts: { webhooks: [\(webhook ?? "")] }
                 fleet:
                   host: 127.0.0.1
                   port: \(cluster.port)
@@ -117,11 +118,11 @@ struct FleetTests {
     }
 
     /// Starts the cluster, an origin and nodes a, b, c at once (so they migrate the schema at once).
-    static func fleet(_ cluster: PostgresCluster, originPort: Int, root: URL) throws -> [Node] {
+    static func fleet(_ cluster: PostgresCluster, originPort: Int, root: URL, webhook: String? = nil) throws -> [Node] {
         let names = ["a", "b", "c"]
         var nodes: [Node] = []
         for name in names {
-            nodes.append(try Node(name: name, cluster: cluster, originPort: originPort, folder: root.appendingPathComponent(name)))
+            nodes.append(try Node(name: name, cluster: cluster, originPort: originPort, folder: root.appendingPathComponent(name), webhook: webhook))
         }
         let joined = eventually(timeout: 20) { nodes.allSatisfy(\.connected) }
         if !joined {
@@ -213,7 +214,9 @@ struct FleetTests {
         defer { Task { await origin.stop() } }
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-fleet-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: root) }
-        let nodes = try Self.fleet(cluster, originPort: originPort, root: root)
+        let receiver = try ToolProcess("webhook_receiver.py", ["60"])
+        defer { receiver.stop() }
+        let nodes = try Self.fleet(cluster, originPort: originPort, root: root, webhook: "http://127.0.0.1:\(try receiver.port())/")
         defer { nodes.forEach { $0.stop() } }
         let (a, b, c) = (nodes[0], nodes[1], nodes[2])
         #expect(a.metric("rampart_fleet_connected") == 1)
@@ -263,6 +266,14 @@ struct FleetTests {
         #expect(try cluster.sql("SELECT lifted FROM rampart_bans WHERE address = '\(lifted)'") == "t")
         traffic(5)
         #expect(failed == 0, "\(failed) of \(sent) legitimate requests failed")
+        // b and c (configured with a webhook) said they lost the database, and that it is back.
+        #expect(eventually(timeout: 10) {
+            let lines = receiver.output.all.filter { $0.hasPrefix("200 ") }
+            return ["b", "c"].allSatisfy { node in
+                lines.contains { $0.contains(#""kind":"fleet_degraded""#) && $0.contains(#""site":"\#(node)""#) }
+                    && lines.contains { $0.contains(#""kind":"fleet_restored""#) && $0.contains(#""site":"\#(node)""#) }
+            }
+        }, "\(receiver.output.text)")
     }
 }
 }
