@@ -220,14 +220,14 @@ final class DetectionService {
         }
     }
 
-    /// An operator forces a site's mode through the admin API (nil: automatic again). Stored, so
-    /// it survives a restart, while the site's config says `auto`; on a site whose config fixes
-    /// the mode it lasts until the next restart (or a reload that changes `mode:`). False when the
-    /// site does not exist.
     /// Told of every mode an operator sets here through ``Gateway/setMode(site:mode:)`` (nil:
     /// automatic), on the accept loop: the fleet shares them.
     var onOperatorMode: ((String, SiteMode?) -> Void)?
 
+    /// An operator forces a site's mode through the admin API (nil: automatic again). Stored, so
+    /// it survives a restart, while the site's config says `auto`; on a site whose config fixes
+    /// the mode it lasts until the next restart (or a reload that changes `mode:`). False when the
+    /// site does not exist.
     func setOverride(site: String, mode: SiteMode?) -> Bool {
         guard controllers[site] != nil else { return false }
         if let mode {
