@@ -214,6 +214,29 @@ struct FleetTests {
         #expect(output.contains("connected") && output.contains("\na ") && output.contains("\nc "), "\(output)")
     }
 
+    @Test func twoNodesStartingAtOnceMigrateTheSchemaOnce() async throws {
+        let cluster = try PostgresCluster()
+        defer { cluster.stop(immediate: true) }
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-fleet-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        // Both processes are launched before either is waited for: each migrates the empty
+        // database at start (before it listens), so the two migrations run at the same time.
+        let gateways = try ["x", "y"].map { name in
+            try GatewayProcess(arguments: [
+                "run", "--listen", "127.0.0.1:0", "--origin", "127.0.0.1:9", "--admin", "127.0.0.1:0", "--threads", "1",
+                "--state", root.appendingPathComponent(name).path, "--fleet", cluster.url(node: name),
+            ])
+        }
+        defer { gateways.forEach { $0.stop() } }
+        for gw in gateways { try gw.waitUntilListening() }
+        #expect(try cluster.sql("SELECT string_agg(version::text, ',' ORDER BY version) FROM rampart_schema") == "1,2,3")
+        for gw in gateways {
+            #expect(!gw.stderrText.contains("cannot agree on the signing key"), "\(gw.stderrText)")
+            #expect(eventually(timeout: 10) { gw.stderrText.contains("joined the fleet") }, "\(gw.stderrText)")
+        }
+        #expect(eventually(timeout: 5) { (try? cluster.sql("SELECT count(*) FROM rampart_nodes")) == "2" })
+    }
+
     @Test func theDatabaseGoingAwayFailsNoRequestAndTheOutboxIsReplayedWhenItReturns() async throws {
         let cluster = try PostgresCluster()
         defer { cluster.stop(immediate: true) }
