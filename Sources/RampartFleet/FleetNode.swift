@@ -43,6 +43,7 @@ public struct FleetStatus: Sendable, Equatable, Codable {
 /// replayed when the database is back. Nothing here runs on an event loop; the gateway's ban list
 /// is reached through the accept loop, as local bans are.
 public final class FleetNode: Sendable {
+    /// The fleet's settings (`fleet:` or `--fleet`).
     public let config: FleetConfig
     private let gateway: Gateway
     private let logger: Logger

@@ -19,9 +19,13 @@ public struct FleetConfig: Hashable, Sendable, CustomStringConvertible {
         case verifyFull = "verify-full"
     }
 
+    /// The database server's host name or address.
     public var host: String
+    /// Its TCP port.
     public var port: Int = 5432
+    /// The database every node of the fleet uses.
     public var database: String = "rampart"
+    /// The role the nodes connect as.
     public var user: String = "rampart"
     /// A file holding the password (first line; trailing white space dropped).
     public var passwordFile: String? = nil
@@ -29,6 +33,7 @@ public struct FleetConfig: Hashable, Sendable, CustomStringConvertible {
     public var passwordEnv: String? = nil
     /// A password given inside the URL (discouraged; never logged).
     package var urlPassword: String? = nil
+    /// How the connection is protected.
     public var tls: TLSMode = .prefer
     /// CA certificates (PEM) for `verify-full`; nil: the system's roots.
     public var caFile: String? = nil
@@ -41,6 +46,7 @@ public struct FleetConfig: Hashable, Sendable, CustomStringConvertible {
     /// Days events are kept before pruning.
     public var retentionDays: Int = 7
 
+    /// A fleet on `host` with every other setting at its default, this node named `node`.
     public init(host: String, node: String) {
         self.host = host
         self.node = node
@@ -167,7 +173,9 @@ public struct FleetConfig: Hashable, Sendable, CustomStringConvertible {
 
 /// A `fleet:` setting that cannot be used, said in words.
 public struct FleetConfigError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// What is wrong, and what would be right.
     public var message: String
+    /// An error saying `message`.
     public init(_ message: String) { self.message = message }
     public var description: String { message }
 }
