@@ -18,7 +18,7 @@ public struct FleetStatus: Sendable, Equatable, Codable {
     public var database: String
     /// True while the node has a working connection to PostgreSQL.
     public var connected: Bool
-    /// Seconds since the node last read the fleet's events (0 before the first attempt).
+    /// Seconds since the node last read the fleet's events (0 until its first read).
     public var syncLagSeconds: Double
     /// Decisions waiting in the local outbox.
     public var outbox: Int
