@@ -203,9 +203,21 @@ final class DetectionService {
             for list in perLoop {
                 for (site, second) in list { merged[site, default: TrafficSecond()].merge(second) }
             }
-            self.observe(merged, at: unixNow())
+            let now = unixNow()
+            self.onSecond?(merged)
+            // In a fleet, the other nodes' last second is added: the detector sees the fleet's sums.
+            if let fleet = self.fleetSeconds, now <= fleet.until {
+                for (site, second) in fleet.traffic { merged[site, default: TrafficSecond()].merge(second) }
+            }
+            self.observe(merged, at: now)
         }
     }
+
+    /// Told of this node's own traffic each second, before the fleet's is added (the fleet
+    /// publishes it).
+    var onSecond: (([String: TrafficSecond]) -> Void)?
+    /// The other nodes' last second per site, added to this node's until `until` (Unix seconds).
+    var fleetSeconds: (until: Int64, traffic: [String: TrafficSecond])?
 
     /// Feeds one merged second per site (exposed for tests through the gateway).
     func observe(_ merged: [String: TrafficSecond], at now: Int64) {

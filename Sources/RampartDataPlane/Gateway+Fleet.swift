@@ -46,6 +46,57 @@ extension Gateway {
     }
 }
 
+/// One node's counts of one site for one second, as the fleet shares them: the counters of
+/// ``TrafficSecond`` (sums are exact); the sketches (distinct sources and targets, heavy hitters)
+/// stay on each node.
+public struct FleetCounts: Sendable, Equatable, Codable {
+    public var requests = 0, toOrigin = 0, cacheServed = 0, challenged = 0, cleared = 0, uncleared = 0
+    public var limited = 0, nonGet = 0, clearanceLimited = 0, originErrors = 0, shed = 0
+
+    /// Empty counts.
+    public init() {}
+
+    /// The counters of `s`.
+    init(_ s: TrafficSecond) {
+        (requests, toOrigin, cacheServed, challenged, cleared, uncleared) = (s.requests, s.toOrigin, s.cacheServed, s.challenged, s.cleared, s.uncleared)
+        (limited, nonGet, clearanceLimited, originErrors, shed) = (s.limited, s.nonGet, s.clearanceLimited, s.originErrors, s.shed)
+    }
+
+    /// Adds `o`.
+    public mutating func add(_ o: FleetCounts) {
+        requests += o.requests; toOrigin += o.toOrigin; cacheServed += o.cacheServed; challenged += o.challenged
+        cleared += o.cleared; uncleared += o.uncleared; limited += o.limited; nonGet += o.nonGet
+        clearanceLimited += o.clearanceLimited; originErrors += o.originErrors; shed += o.shed
+    }
+
+    /// A second holding these counts and empty sketches.
+    var second: TrafficSecond {
+        var s = TrafficSecond()
+        (s.requests, s.toOrigin, s.cacheServed, s.challenged, s.cleared, s.uncleared) = (requests, toOrigin, cacheServed, challenged, cleared, uncleared)
+        (s.limited, s.nonGet, s.clearanceLimited, s.originErrors, s.shed) = (limited, nonGet, clearanceLimited, originErrors, shed)
+        return s
+    }
+}
+
+extension Gateway {
+    /// Calls `handler` on the accept loop each second with this node's own counts per site.
+    public func onTrafficSecond(_ handler: @escaping @Sendable ([String: FleetCounts]) -> Void) async throws {
+        let detection = self.detection
+        try await detection.eventLoop.submit {
+            detection.value.onSecond = { merged in handler(merged.mapValues(FleetCounts.init)) }
+        }.get()
+    }
+
+    /// The other nodes' last second per site, added to this node's own before detection sees it,
+    /// until `until` (Unix seconds; stale sums expire rather than linger).
+    public func setFleetTraffic(_ traffic: [String: FleetCounts], until: Int64) async throws {
+        let detection = self.detection
+        try await detection.eventLoop.submit {
+            detection.value.fleetSeconds = (until, traffic.mapValues(\.second))
+        }.get()
+    }
+}
+
 extension BanRegistry {
     /// Applies one decision from the fleet; true when the list changed. Not reported back through
     /// ``onDecision`` (it came from the fleet).

@@ -165,6 +165,22 @@ struct FleetDatabase {
         return nil
     }
 
+    /// Publishes this node's last second of traffic (`counts`, JSON: site -> counts) at `now`.
+    func publishTraffic(node: String, now: Int64, counts: String) async throws {
+        try await connection.query("""
+            INSERT INTO rampart_traffic (node, at, counts) VALUES (\(node), \(now), \(counts))
+            ON CONFLICT (node) DO UPDATE SET at = EXCLUDED.at, counts = EXCLUDED.counts
+            """, logger: logger)
+    }
+
+    /// The other nodes' last seconds of traffic published since `since` (JSON documents).
+    func otherTraffic(node: String, since: Int64) async throws -> [String] {
+        var out: [String] = []
+        let rows = try await connection.query("SELECT counts FROM rampart_traffic WHERE node <> \(node) AND at >= \(since)", logger: logger)
+        for try await counts in rows.decode(String.self) { out.append(counts) }
+        return out
+    }
+
     /// Records this node's heartbeat.
     func heartbeat(node: String, address: String, started: Int64, now: Int64, lastEvent: Int64, outbox: Int, requestsPerSecond: Double) async throws {
         try await connection.query("""

@@ -65,6 +65,8 @@ public final class FleetNode: Sendable {
         var cursor = EventCursor()
         /// Monotonic seconds of the last completed read of the events (nil: never).
         var lastSync: Double?
+        /// This node's last second of traffic per site, and when it was taken (Unix seconds).
+        var traffic: (at: Int64, counts: [String: FleetCounts])?
         /// True once the loss of the database was announced (log, webhook) and not yet its return.
         var announcedDown = false
     }
@@ -99,6 +101,11 @@ public final class FleetNode: Sendable {
         do {
             try await gateway.onBanDecision { decision in sink.yield((decision, Int64(Date().timeIntervalSince1970))) }
             try await gateway.onModeDecision { decision in sink.yield((decision, Int64(Date().timeIntervalSince1970))) }
+            let state = self.state
+            try await gateway.onTrafficSecond { counts in
+                let now = Int64(Date().timeIntervalSince1970)
+                state.withLockedValue { $0.traffic = (now, counts) }
+            }
         } catch {
             logger.error("cannot follow the gateway's bans and modes; this node's decisions stay local", metadata: ["error": "\(error)"])
         }
@@ -289,6 +296,7 @@ public final class FleetNode: Sendable {
                 timers.requests = (stats.requests, now)
             }
             try await heartbeat(db, requestsPerSecond: rate)
+            try await shareTraffic(db)
         }
         if now - timers.prune >= 600 {
             timers.prune = now
@@ -365,6 +373,22 @@ public final class FleetNode: Sendable {
             let count = try outbox.count()
             state.withLockedValue { $0.status.outbox = count }
         }
+    }
+
+    /// Publishes this node's last second and hands the other nodes' last seconds, summed per site,
+    /// to the detector (valid for 3 s: a node that stops publishing stops counting).
+    private func shareTraffic(_ db: FleetDatabase) async throws {
+        let now = Int64(Date().timeIntervalSince1970)
+        if let own = state.withLockedValue({ $0.traffic }), now - own.at <= 2 {
+            let json = String(decoding: try JSONEncoder().encode(own.counts), as: UTF8.self)
+            try await db.publishTraffic(node: config.node, now: own.at, counts: json)
+        }
+        var sums: [String: FleetCounts] = [:]
+        for document in try await db.otherTraffic(node: config.node, since: now - 2) {
+            guard let counts = try? JSONDecoder().decode([String: FleetCounts].self, from: Data(document.utf8)) else { continue }
+            for (site, c) in counts { sums[site, default: FleetCounts()].add(c) }
+        }
+        try await gateway.setFleetTraffic(sums, until: now + 3)
     }
 
     private func heartbeat(_ db: FleetDatabase, requestsPerSecond: Double) async throws {

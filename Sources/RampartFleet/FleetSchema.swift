@@ -78,6 +78,16 @@ enum FleetSchema {
             )
             """,
         ]),
+        (4, [
+            // Each node's last second of traffic, per site (JSON: site -> counts), for the fleet's sums.
+            """
+            CREATE TABLE rampart_traffic (
+                node TEXT PRIMARY KEY,
+                at BIGINT NOT NULL,
+                counts TEXT NOT NULL
+            )
+            """,
+        ]),
     ]
 
     /// The newest version this build knows.

@@ -20,7 +20,7 @@ struct FleetTests {
         var port: Int
         var admin: Int
 
-        init(name: String, cluster: PostgresCluster, originPort: Int, folder: URL, webhook: String? = nil) throws {
+        init(name: String, cluster: PostgresCluster, originPort: Int, folder: URL, webhook: String? = nil, detection: String = "{ enabled: false }") throws {
             self.name = name
             self.folder = folder
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -43,7 +43,7 @@ struct FleetTests {
                     hosts: ["*"]
                     origins: [127.0.0.1:\(originPort)]
                     health_check: { enabled: false }
-                    detection: { enabled: false }
+                    detection: \(detection)
                     challenge: { enabled: false }
                 """.write(to: config, atomically: true, encoding: .utf8)
             (process, port, admin) = try Self.launch(name: name, folder: folder, cluster: cluster, originPort: originPort)
@@ -82,6 +82,14 @@ struct FleetTests {
         func fleet() throws -> [String: Any] {
             guard let reply = try call("GET", "/api/fleet"), reply.status == 200 else { return [:] }
             return (try? JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any]) ?? [:]
+        }
+
+        /// The default site's mode ("?" when unknown).
+        var mode: String {
+            guard let reply = try? call("GET", "/api/sites"), reply.status == 200,
+                let sites = try? JSONSerialization.jsonObject(with: Data(reply.body)) as? [[String: Any]],
+                let site = sites.first(where: { $0["site"] as? String == "default" }) else { return "?" }
+            return site["mode"] as? String ?? "?"
         }
 
         /// The default site's operator override ("" when automatic).
@@ -144,7 +152,7 @@ struct FleetTests {
         let (a, b, c) = (nodes[0], nodes[1], nodes[2])
 
         // Three nodes that started at once migrated the schema once.
-        #expect(try cluster.sql("SELECT string_agg(version::text, ',' ORDER BY version) FROM rampart_schema") == "1,2,3")
+        #expect(try cluster.sql("SELECT string_agg(version::text, ',' ORDER BY version) FROM rampart_schema") == "1,2,3,4")
         let source = "127.0.0.77"
         #expect(b.serves(source) && c.serves(source))
 
@@ -214,6 +222,48 @@ struct FleetTests {
         #expect(output.contains("connected") && output.contains("\na ") && output.contains("\nc "), "\(output)")
     }
 
+    @Test func theFleetsSummedTrafficRaisesTheModeWhereEachNodeAloneSeesAThird() async throws {
+        let cluster = try PostgresCluster()
+        defer { cluster.stop(immediate: true) }
+        let origin = DemoOrigin()
+        let originPort = try await origin.start()
+        defer { Task { await origin.stop() } }
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-fleet-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        // Elevated at 1.5 x max(baseline, 30/s) = 45 requests/s held 2 s. Each node gets 20/s: alone
+        // it never gets there; the fleet's sum, 60/s, does (with room for a baseline learned from
+        // the first seconds, before every node's counts arrive).
+        let detection = "{ enabled: true, min_rate: 30/s, elevated_factor: 1.5, sustain: 2s }"
+        var nodes: [Node] = []
+        for name in ["p", "q", "r"] {
+            nodes.append(try Node(name: name, cluster: cluster, originPort: originPort, folder: root.appendingPathComponent(name), detection: detection))
+        }
+        defer { nodes.forEach { $0.stop() } }
+        #expect(eventually(timeout: 20) { nodes.allSatisfy(\.connected) })
+        let ports = nodes.map(\.port)
+        let started = Date()
+        let senders = (0..<3).map { i in
+            Thread {
+                // 20 requests a second for at most 12 s, each from its own address (no per-source limit bites).
+                for n in 0..<(20 * 12) {
+                    let due = started.addingTimeInterval(Double(n) / 20)
+                    let wait = due.timeIntervalSinceNow
+                    if wait > 0 { usleep(useconds_t(wait * 1_000_000)) }
+                    if Date().timeIntervalSince(started) > 12 { break }
+                    let client = try? RawClient(port: ports[i], source: "127.0.\(10 + i).\(n % 250 + 1)")
+                    client?.setTimeout(2)
+                    _ = client?.request("GET", "/", headers: ["User-Agent: Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"])
+                }
+            }
+        }
+        senders.forEach { $0.start() }
+        let raised = eventually(timeout: 11) { nodes.allSatisfy { $0.mode == "elevated" || $0.mode == "under_attack" } }
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(raised, "modes: \(nodes.map(\.mode)); p: \(String(decoding: (try? nodes[0].call("GET", "/api/sites"))?.body ?? [], as: UTF8.self)); p fleet: \((try? nodes[0].fleet()) ?? [:])")
+        if raised { print("fleet: 3 x 20 requests/s raised every node to elevated after \(Int(elapsed * 1000)) ms") }
+        while senders.contains(where: { !$0.isFinished }) { usleep(50_000) }
+    }
+
     @Test func twoNodesStartingAtOnceMigrateTheSchemaOnce() async throws {
         let cluster = try PostgresCluster()
         defer { cluster.stop(immediate: true) }
@@ -229,7 +279,7 @@ struct FleetTests {
         }
         defer { gateways.forEach { $0.stop() } }
         for gw in gateways { try gw.waitUntilListening() }
-        #expect(try cluster.sql("SELECT string_agg(version::text, ',' ORDER BY version) FROM rampart_schema") == "1,2,3")
+        #expect(try cluster.sql("SELECT string_agg(version::text, ',' ORDER BY version) FROM rampart_schema") == "1,2,3,4")
         for gw in gateways {
             #expect(!gw.stderrText.contains("cannot agree on the signing key"), "\(gw.stderrText)")
             #expect(eventually(timeout: 10) { gw.stderrText.contains("joined the fleet") }, "\(gw.stderrText)")
