@@ -50,8 +50,14 @@ extension Gateway {
 /// ``TrafficSecond`` (sums are exact); the sketches (distinct sources and targets, heavy hitters)
 /// stay on each node.
 public struct FleetCounts: Sendable, Equatable, Codable {
-    public var requests = 0, toOrigin = 0, cacheServed = 0, challenged = 0, cleared = 0, uncleared = 0
-    public var limited = 0, nonGet = 0, clearanceLimited = 0, originErrors = 0, shed = 0
+    /// Request heads received; sent to an origin; answered from the cache.
+    public var requests = 0, toOrigin = 0, cacheServed = 0
+    /// Challenges issued; requests passed on a clearance; challengeable requests without one.
+    public var challenged = 0, cleared = 0, uncleared = 0
+    /// Refused by rate limits; not GET/HEAD; refused for a clearance over its own rate.
+    public var limited = 0, nonGet = 0, clearanceLimited = 0
+    /// Origin failures; refused because the origin queue was full.
+    public var originErrors = 0, shed = 0
 
     /// Empty counts.
     public init() {}

@@ -380,7 +380,8 @@ public final class FleetNode: Sendable {
     private func shareTraffic(_ db: FleetDatabase) async throws {
         let now = Int64(Date().timeIntervalSince1970)
         if let own = state.withLockedValue({ $0.traffic }), now - own.at <= 2 {
-            let json = String(decoding: try JSONEncoder().encode(own.counts), as: UTF8.self)
+            // Only sites that had traffic: with hundreds of quiet sites the document stays small.
+            let json = String(decoding: try JSONEncoder().encode(own.counts.filter { $0.value.requests > 0 }), as: UTF8.self)
             try await db.publishTraffic(node: config.node, now: own.at, counts: json)
         }
         var sums: [String: FleetCounts] = [:]
