@@ -49,6 +49,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: maxMindTargets + [
         // Decision logic: config model, address math, guards' decisions. No sockets; time is passed in.
@@ -106,6 +107,22 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The fleet: many nodes sharing bans through PostgreSQL (docs/fleet.md); off the request path.
+        .target(
+            name: "RampartFleet",
+            dependencies: [
+                "RampartCore",
+                "RampartDataPlane",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         // A small capacity-limited origin: the demo's backend, the tests' origin, the drill's target.
         .target(
             name: "RampartDemoOrigin",
@@ -127,11 +144,13 @@ let package = Package(
                 "RampartDataPlane",
                 "RampartState",
                 "RampartAdmin",
+                "RampartFleet",
                 "RampartDemoOrigin",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 // The gateway, admin server, detection, health checks and state writer as services.
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -166,6 +185,11 @@ let package = Package(
             name: "RampartCoreTests",
             dependencies: ["RampartCore"],
             exclude: ["testdata"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "RampartFleetTests",
+            dependencies: ["RampartFleet", "RampartCore"],
             swiftSettings: strict
         ),
         .testTarget(

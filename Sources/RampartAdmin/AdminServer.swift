@@ -22,8 +22,11 @@ public final class AdminServer: Sendable {
     /// The state folder's signing key: incident reports derive their source pseudonyms from it
     /// (`reports.sources: hashed`); nil refuses hashed reports.
     let signingSecret: [UInt8]?
+    /// This node's fleet status as JSON (`GET /api/fleet`); nil when the node is not in a fleet.
+    let fleet: (@Sendable () -> [UInt8])?
 
-    public init(gateway: Gateway, token: String, logger: Logger, reload: (@Sendable () async throws -> Void)?, signingSecret: [UInt8]? = nil) {
+    public init(gateway: Gateway, token: String, logger: Logger, reload: (@Sendable () async throws -> Void)?, signingSecret: [UInt8]? = nil, fleet: (@Sendable () -> [UInt8])? = nil) {
+        self.fleet = fleet
         self.gateway = gateway
         self.token = token
         self.logger = logger
@@ -200,6 +203,11 @@ public final class AdminServer: Sendable {
             } catch {
                 return Self.problem(.unprocessableContent, "\(error)")
             }
+        }
+        let fleet = self.fleet
+        router.get("/api/fleet") { _, _ -> Response in
+            guard let json = fleet?() else { return Self.json(["enabled": false]) }
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: json)))
         }
         router.get("/api/stats") { _, _ -> Response in
             Self.json(try await StatsFrame.now(gateway))

@@ -36,7 +36,7 @@ enum Dashboard {
         canvas{width:100%;height:160px;display:block}.legend span{margin-right:1em;font-size:.85em}
         button,select,input{font:inherit;padding:.2em .5em}button.ban{color:var(--bad)}
         #login{display:none;max-width:30em;margin:3em auto}#login.show{display:block}
-        .muted{color:var(--muted)}
+        .muted{color:var(--muted)}.bad{color:var(--bad);font-weight:600}
         </style></head>
         <body>
         <header><h1>Rampart</h1><span id="conn">connecting…</span><span id="bans" class="muted"></span><strong id="state" role="alert" hidden></strong></header>
@@ -48,7 +48,8 @@ enum Dashboard {
         <main id="sites"></main>
         <main><section><h2>Top sources (last second)</h2><table id="topSources"></table></section>
         <section><h2>Top subnets, paths, TLS fingerprints, countries and networks</h2><table id="topOther"></table></section>
-        <section class="wide"><h2>Incidents</h2><table id="incidents"></table></section></main>
+        <section class="wide"><h2>Incidents</h2><table id="incidents"></table></section>
+        <section class="wide" id="fleet" hidden><h2>Fleet</h2><p id="fleetState"></p><table id="fleetNodes"></table></section></main>
         <script>
         "use strict";
         const history = {}; const N = 120;
@@ -140,7 +141,26 @@ enum Dashboard {
             // token that stopped working ends the stream.
             try{await api("GET","/api/health")}catch(e){if(e.message==="unauthorized")es.close()}};
         }
-        api("GET","/api/health").then(connect).catch(()=>{});
+        // The fleet panel (docs/fleet.md): this node's link to the shared database and every node's
+        // last heartbeat, every 2 s; hidden on a node outside any fleet.
+        async function fleet(){
+          try{
+            const f=await (await api("GET","/api/fleet")).json();
+            if(!f.enabled)return;
+            document.getElementById("fleet").hidden=false;
+            const st=document.getElementById("fleetState");
+            st.className=f.connected?"":"bad";
+            st.textContent=(f.connected?"connected":"DEGRADED: database unreachable ("+(f.last_error||"")+"); serving on the last shared state")+
+              " · node "+f.node+" · sync lag "+f.sync_lag_seconds.toFixed(1)+" s · outbox "+f.outbox+(f.outbox_dropped?" ("+f.outbox_dropped+" dropped)":"");
+            const t=document.getElementById("fleetNodes");t.replaceChildren();
+            t.appendChild(el("tr")).append(el("th",{},"node"),el("th",{},"address"),el("th",{},"last heartbeat"),el("th",{},"lag (events)"),el("th",{},"outbox"),el("th",{},"req/s"));
+            const now=Date.now()/1000;
+            for(const n of f.nodes)t.appendChild(el("tr")).append(el("td",{},n.name),el("td",{},n.address),el("td",{class:"n"},Math.max(0,Math.round(now-n.heartbeat))+" s ago"),
+              el("td",{class:"n"},n.lag_events),el("td",{class:"n"},n.outbox),el("td",{class:"n"},Math.round(n.requests_per_second)));
+          }catch(e){}
+          setTimeout(fleet,2000);
+        }
+        api("GET","/api/health").then(()=>{connect();fleet()}).catch(()=>{});
         </script>
         </body></html>
         """#

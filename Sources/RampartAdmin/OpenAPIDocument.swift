@@ -261,6 +261,19 @@ enum OpenAPIDocument {
                 '422': {description: The file was refused (the message names file, line and key)}
                 '401': {description: No or wrong token}
                 '403': {description: 'With the cookie: not from the dashboard''s own origin, or a body that is not application/json'}
+          /api/fleet:
+            get:
+              summary: This node's standing in its fleet (docs/fleet.md) and every node's last heartbeat.
+              description: >
+                `enabled` is false on a node without `fleet:` in its config (and without `--fleet`). Otherwise:
+                `node`, `database` (without any password), `connected`, `sync_lag_seconds` (since the node
+                last read the fleet's events), `outbox` and `outbox_dropped` (decisions waiting while the
+                database is unreachable), `last_event`, `last_error`, and `nodes[]` with `name`, `address`,
+                `started`, `heartbeat` (Unix seconds), `last_event`, `lag_events`, `outbox`,
+                `requests_per_second`.
+              responses:
+                '200': {description: The fleet status as JSON}
+                '401': {description: No or wrong token}
           /api/stats:
             get:
               summary: One frame of what /api/stream sends.

@@ -25,7 +25,7 @@ extension IPAddress {
 /// The ban list, confined to the accept loop and shared by every listener's gate.
 final class BanRegistry {
     var list: BanList
-    private let loop: LoopContext
+    let loop: LoopContext
     private let store: (any BanStore)?
     /// Why each ban in force was issued (for the admin API); bounded by the list's capacity.
     private(set) var reasons: [IPAddress: String] = [:]
@@ -34,6 +34,9 @@ final class BanRegistry {
     var onAutomaticBan: ((IPAddress, String, Int64) -> Void)?
     /// Where bans are also pushed into the kernel firewall (`bans.kernel`), once its table is loaded.
     var kernel: KernelBanSink?
+    /// Told of every ban and unban decided here (not of those applied from the fleet), on the
+    /// accept loop: the fleet shares them.
+    var onDecision: ((SharedDecision) -> Void)?
 
     init(policy: BanPolicy, loop: LoopContext, store: (any BanStore)?) {
         self.list = BanList(policy: policy)
@@ -77,6 +80,19 @@ final class BanRegistry {
         store.saveBan(BanRecord(address: ip.description, until: until, level: entry.level, reason: reason, created: unix))
     }
 
+    /// Records a ban applied from the fleet: its reason, and in the local store (so it survives a restart).
+    func noteShared(_ ip: IPAddress, reason: String, until: Int64, level: Int) {
+        reasons[ip] = reason
+        if reasons.count > list.policy.capacity * 2 { reasons = reasons.filter { list.entry($0.key) != nil } }
+        store?.saveBan(BanRecord(address: ip.description, until: until, level: level, reason: reason, created: unixNow()))
+    }
+
+    /// Forgets a ban the fleet lifted.
+    func forgetShared(_ ip: IPAddress) {
+        reasons[ip] = nil
+        store?.removeBan(address: ip.description)
+    }
+
     func isBanned(_ ip: IPAddress) -> Bool {
         list.isBanned(ip, now: Int64(loop.eventLoop.now.uptimeNanoseconds))
     }
@@ -91,6 +107,7 @@ final class BanRegistry {
         loop.counters.bansIssued += 1
         loop.logger.notice("source banned", metadata: ["client": "\(ip)", "seconds": "\(length.nanoseconds / 1_000_000_000)", "reason": "\(reason)"])
         onAutomaticBan?(ip, reason, length.nanoseconds / 1_000_000_000)
+        onDecision?(.ban(address: ip.description, until: Int64.saturatingSum(unixNow(), length.nanoseconds / 1_000_000_000), reason: reason, by: "automatic"))
     }
 }
 
@@ -103,11 +120,13 @@ extension BanRegistry {
         kernel?.offer(.add(ip, seconds: Int(length.nanoseconds / 1_000_000_000)))
         loop.counters.bansIssued += 1
         loop.logger.notice("source banned", metadata: ["client": "\(ip)", "seconds": "\(length.nanoseconds / 1_000_000_000)", "reason": "\(reason)"])
+        onDecision?(.ban(address: ip.description, until: Int64.saturatingSum(unixNow(), length.nanoseconds / 1_000_000_000), reason: reason, by: "operator"))
     }
 
     /// Lifts a ban; false when there was none in force.
     func unban(_ ip: IPAddress) -> Bool {
         let was = isBanned(ip)
+        onDecision?(.unban(address: ip.description, by: "operator"))
         list.unban(ip)
         reasons[ip] = nil
         store?.removeBan(address: ip.description)

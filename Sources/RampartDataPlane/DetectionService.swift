@@ -30,6 +30,9 @@ public struct AlertEvent: Sendable, Codable, Equatable {
         case modeChanged = "mode_changed"
         case incidentOpened = "incident_opened"
         case incidentClosed = "incident_closed"
+        /// The fleet's database became unreachable (`site` holds the node's name) / reachable again.
+        case fleetDegraded = "fleet_degraded"
+        case fleetRestored = "fleet_restored"
     }
 
     public var kind: Kind
@@ -48,6 +51,10 @@ public struct AlertEvent: Sendable, Codable, Equatable {
             return "Rampart: site \(site) is now \(to.replacingOccurrences(of: "_", with: " ")) (was \(from.replacingOccurrences(of: "_", with: " ")))\(manual ? ", set by an operator" : ""): \(reason)"
         case .incidentOpened:
             return "Rampart: incident #\(incident?.id ?? 0) opened on \(site): \(reason)"
+        case .fleetDegraded:
+            return "Rampart: node \(site) lost the fleet database; it serves on its last shared state and queues its decisions: \(reason)"
+        case .fleetRestored:
+            return "Rampart: node \(site) is back in the fleet"
         case .incidentClosed:
             let i = incident
             let length = i.map { ($0.end ?? $0.start) - $0.start } ?? 0
@@ -198,9 +205,21 @@ final class DetectionService {
             for list in perLoop {
                 for (site, second) in list { merged[site, default: TrafficSecond()].merge(second) }
             }
-            self.observe(merged, at: unixNow())
+            let now = unixNow()
+            self.onSecond?(merged)
+            // In a fleet, the other nodes' last second is added: the detector sees the fleet's sums.
+            if let fleet = self.fleetSeconds, now <= fleet.until {
+                for (site, second) in fleet.traffic { merged[site, default: TrafficSecond()].merge(second) }
+            }
+            self.observe(merged, at: now)
         }
     }
+
+    /// Told of this node's own traffic each second, before the fleet's is added (the fleet
+    /// publishes it).
+    var onSecond: (([String: TrafficSecond]) -> Void)?
+    /// The other nodes' last second per site, added to this node's until `until` (Unix seconds).
+    var fleetSeconds: (until: Int64, traffic: [String: TrafficSecond])?
 
     /// Feeds one merged second per site (exposed for tests through the gateway).
     func observe(_ merged: [String: TrafficSecond], at now: Int64) {
@@ -214,6 +233,10 @@ final class DetectionService {
             if let change { changed(site: site, change: change, controller: controller, at: now) }
         }
     }
+
+    /// Told of every mode an operator sets here through ``Gateway/setMode(site:mode:)`` (nil:
+    /// automatic), on the accept loop: the fleet shares them.
+    var onOperatorMode: ((String, SiteMode?) -> Void)?
 
     /// An operator forces a site's mode through the admin API (nil: automatic again). Stored, so
     /// it survives a restart, while the site's config says `auto`; on a site whose config fixes

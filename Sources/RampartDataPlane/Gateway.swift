@@ -483,7 +483,11 @@ public final class Gateway: Sendable {
     /// Forces `site` into `mode` until cleared with nil. False when there is no such site.
     public func setMode(site: String, mode: SiteMode?) async throws -> Bool {
         let detection = self.detection
-        return try await acceptLoop.submit { detection.value.setOverride(site: site, mode: mode) }.get()
+        return try await acceptLoop.submit {
+            let set = detection.value.setOverride(site: site, mode: mode)
+            if set { detection.value.onOperatorMode?(site, mode) }
+            return set
+        }.get()
     }
 
     /// The last second's top sources, subnets, paths and agents per site.

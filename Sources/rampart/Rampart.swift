@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import RampartCore
 import RampartAdmin
@@ -10,6 +11,7 @@ import RampartState
 import RampartDemoOrigin
 import ServiceLifecycle
 import UnixSignals
+import RampartFleet
 
 #if canImport(Glibc)
 import Glibc
@@ -22,7 +24,7 @@ struct Rampart: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rampart",
         abstract: "An HTTP edge gateway that keeps websites up during application-layer DDoS attacks.",
-        subcommands: [Run.self, Check.self, Demo.self, Top.self, Ban.self, Mode.self, Incidents.self, Report.self, ReplayCommand.self, Keys.self, Geo.self]
+        subcommands: [Run.self, Check.self, Demo.self, Top.self, Ban.self, Mode.self, Incidents.self, Report.self, ReplayCommand.self, Keys.self, Geo.self, Fleet.self]
     )
 }
 
@@ -82,6 +84,9 @@ struct Run: AsyncParsableCommand {
     @Flag(name: .long, help: "Binary upgrade: take the listening sockets over from the gateway running with the same --state, which then drains and exits.")
     var takeover = false
 
+    @Option(name: .long, help: "Join a fleet sharing this PostgreSQL database: postgres://USER@HOST:PORT/DB[?sslmode=…&node=NAME] (password: RAMPART_FLEET_PASSWORD).")
+    var fleet: String?
+
     @OptionGroup var log: LogOptions
 
     func validate() throws {
@@ -128,6 +133,12 @@ struct Run: AsyncParsableCommand {
         }
         if let state { gatewayConfig.statePath = state }
         if let accessLog { gatewayConfig.accessLogPath = accessLog }
+        if let fleet {
+            switch FleetConfig.fromFlag(fleet) {
+            case .success(let f): gatewayConfig.fleet = f
+            case .failure(let e): throw ValidationError("--fleet: \(e.message)")
+            }
+        }
         var drop: PrivilegeDrop?
         if let user {
             do { drop = try PrivilegeDrop(user: user) } catch {
@@ -242,13 +253,15 @@ func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, thread
         logger.critical("state folder is not usable", metadata: ["path": "\(config.statePath)", "error": "\(error)"])
         throw ExitCode(1)
     }
-    let secret: [UInt8]
+    var secret: [UInt8]
+    let keyExisted = FileManager.default.fileExists(atPath: (config.statePath as NSString).appendingPathComponent(signingKeyFileName))
     do {
         secret = try signingSecret(folder: config.statePath, logger: logger)
     } catch {
         logger.critical("cannot read or create the signing key", metadata: ["path": "\(config.statePath)/signing.key", "error": "\(error)"])
         throw ExitCode(1)
     }
+    if let fleet = config.fleet { secret = await fleetSigningSecret(fleet, local: secret, madeNow: !keyExisted, folder: config.statePath, logger: logger) }
     // A binary upgrade: the running gateway writes its bans and passes its listening sockets.
     let takeover: Takeover?
     do {
@@ -280,7 +293,13 @@ func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, thread
         let sender = WebhookSender(urls: config.alertWebhooks, logger: logger)
         try await gateway.onAlert { sender.send($0) }
     }
-    let admin = try makeAdmin(config, source: source, gateway: gateway, logger: logger, signingSecret: secret)
+    // The fleet node is made once the listeners are bound (it shows their addresses).
+    let fleetNode = NIOLockedValueBox<FleetNode?>(nil)
+    let (fleetListening, fleetBound) = AsyncStream.makeStream(of: [SocketAddress].self)
+    let admin = try makeAdmin(
+        config, source: source, gateway: gateway, logger: logger, signingSecret: secret,
+        fleet: config.fleet.map { FleetService.statusJSON(fleetNode, node: $0.node) }
+    )
     let startup = StartupBarrier(expecting: admin == nil ? [.listeners] : [.listeners, .admin])
     let listeners = config.listeners
     var beforeAdopting: (@Sendable () throws -> Void)?
@@ -296,6 +315,8 @@ func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, thread
                 logger.error("binary upgrade: the previous process did not hear that this one serves", metadata: ["error": "\(error)"])
             }
         }
+        fleetBound.yield(addresses)
+        fleetBound.finish()
         startup.report(.listeners)
     }
     let successor = SuccessorConnection()
@@ -322,6 +343,16 @@ func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, thread
         ControlSignalService(signals: controlSignals, gateway: gateway, source: source, flagsConfig: config, logger: logger),
         handover,
     ]
+    if config.fleet != nil {
+        services.insert(FleetService(listening: fleetListening, make: { addresses in
+            guard let node = try makeFleetNode(config, gateway: gateway, addresses: addresses, logger: logger) else {
+                throw LifecycleError(.fleet, FleetConfigError("no fleet configured"))
+            }
+            return node
+        }, current: fleetNode), at: services.firstIndex { $0 is GatewayService }! + 1)
+    } else {
+        fleetBound.finish()
+    }
     if let admin {
         services.append(AdminService(server: admin.server, address: config.adminAddress, token: admin.token, logger: logger, retryFor: takeover == nil ? .zero : .seconds(30)) { _ in
             startup.report(.admin)
@@ -377,7 +408,7 @@ func serve(_ config: GatewayConfig, source: ConfigSource, logger: Logger, thread
 
 /// The admin server and its token, or nil when the admin listener is turned off. A token that
 /// can be neither read nor made is an error (exit 1).
-func makeAdmin(_ config: GatewayConfig, source: ConfigSource, gateway: Gateway, logger: Logger, signingSecret: [UInt8]) throws -> (server: AdminServer, token: AdminToken)? {
+func makeAdmin(_ config: GatewayConfig, source: ConfigSource, gateway: Gateway, logger: Logger, signingSecret: [UInt8], fleet: (@Sendable () -> [UInt8])? = nil) throws -> (server: AdminServer, token: AdminToken)? {
     guard config.adminEnabled else { return nil }
     let token: AdminToken
     do {
@@ -394,7 +425,7 @@ func makeAdmin(_ config: GatewayConfig, source: ConfigSource, gateway: Gateway, 
             try await gateway.reload(newConfig)
         }
     }
-    return (AdminServer(gateway: gateway, token: token.value, logger: logger, reload: reload, signingSecret: signingSecret), token)
+    return (AdminServer(gateway: gateway, token: token.value, logger: logger, reload: reload, signingSecret: signingSecret, fleet: fleet), token)
 }
 
 /// Makes a secret file found with group or other access readable by its owner only, and says so.

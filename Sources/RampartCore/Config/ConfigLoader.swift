@@ -222,7 +222,7 @@ final class ConfigReader {
 
     // MARK: - Sections
 
-    static let rootKeys = ["listeners", "sites", "trusted_proxies", "default_site", "admin", "state", "limits", "timeouts", "known_good", "bans", "access_log", "alerts", "reports", "geoip"]
+    static let rootKeys = ["listeners", "sites", "trusted_proxies", "default_site", "admin", "state", "limits", "timeouts", "known_good", "bans", "access_log", "alerts", "reports", "geoip", "fleet"]
     static let alertKeys = ["webhooks"]
     static let reportKeys = ["sources", "organisation", "sector"]
     static let accessLogKeys = ["path", "per_second"]
@@ -346,6 +346,8 @@ final class ConfigReader {
             case "geoip":
                 geoipNode = v
                 config.geoip = geoIPConfig(v, k)
+            case "fleet":
+                config.fleet = fleetConfig(v, k)
             case "bans":
                 if let f = fields(v, k, allowed: Self.banKeys) {
                     for (bk, bv) in f {

@@ -320,6 +320,8 @@ public struct GatewayConfig: Hashable, Sendable {
     /// Geolocation sources (`geoip:`); nil when the section is absent (the defaults then apply
     /// when a site has geo rules).
     package var geoip: GeoIPConfig? = nil
+    /// The fleet this node joins (`fleet:` or `--fleet`); nil: one node on SQLite, no database connection.
+    public var fleet: FleetConfig? = nil
 
     /// The geolocation the gateway loads: the configured one, else the defaults when some site has
     /// geo rules, else none (no lookup costs anything).

@@ -49,6 +49,7 @@ struct LifecycleError: Error, CustomStringConvertible {
         case admin = "cannot listen on the admin address: free the port or choose another with --admin or admin.listen"
         case privileges = "cannot switch to the unprivileged user"
         case takeover = "cannot take over from the running gateway"
+        case fleet = "cannot start the fleet node"
     }
 
     let part: Part

@@ -1,0 +1,434 @@
+import Foundation
+import Logging
+import Metrics
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOSSL
+import PostgresNIO
+import RampartCore
+import RampartDataPlane
+
+/// How this node stands with the fleet, for /metrics, the admin API and the dashboard.
+public struct FleetStatus: Sendable, Equatable, Codable {
+    /// Always true (a node outside any fleet answers `{"enabled": false}`).
+    public var enabled = true
+    /// This node's name.
+    public var node: String
+    /// The database, without any password.
+    public var database: String
+    /// True while the node has a working connection to PostgreSQL.
+    public var connected: Bool
+    /// Seconds since the node last read the fleet's events (0 until its first read).
+    public var syncLagSeconds: Double
+    /// Decisions waiting in the local outbox.
+    public var outbox: Int
+    /// Decisions dropped from a full outbox since start.
+    public var outboxDropped: Int
+    /// The last shared event applied here.
+    public var lastEvent: Int64
+    /// Every node as of the last heartbeat read (empty until connected once).
+    public var nodes: [FleetNodeRow]
+    /// Why the last connection attempt failed, when it did (no secrets: PostgreSQL's message).
+    public var lastError: String?
+}
+
+/// One node of a fleet (docs/fleet.md): shares this gateway's bans and unbans through PostgreSQL
+/// and applies everyone else's.
+///
+/// Every decision made here goes to the local outbox (SQLite) first, then to the database; the
+/// node follows the append-only `rampart_events` table, woken by `LISTEN rampart_events` (the
+/// NOTIFY carries only the new id) and by a poll every `poll_interval` as a safety net; at each
+/// (re)connection it reads the merged state in full. While PostgreSQL is unreachable the gateway
+/// keeps serving on its last state and local detection (fail-open), the outbox fills, and it is
+/// replayed when the database is back. Nothing here runs on an event loop; the gateway's ban list
+/// is reached through the accept loop, as local bans are.
+public final class FleetNode: Sendable {
+    /// The fleet's settings (`fleet:` or `--fleet`).
+    public let config: FleetConfig
+    private let gateway: Gateway
+    private let logger: Logger
+    private let outbox: FleetOutbox
+    /// This node's listener addresses, shown to operators.
+    private let address: String
+    private let started: Int64
+    private let state: NIOLockedValueBox<Shared>
+    private let intake: AsyncStream<(SharedDecision, Int64)>
+    private let intakeSink: AsyncStream<(SharedDecision, Int64)>.Continuation
+    /// Told when the fleet becomes unreachable (false) and reachable again (true), after the
+    /// first connection.
+    private let onConnectivity: @Sendable (Bool) -> Void
+
+    private struct Shared {
+        var status: FleetStatus
+        /// Wakes the current session's cycle (nil while disconnected).
+        var wake: AsyncStream<Void>.Continuation?
+        var cursor = EventCursor()
+        /// Monotonic seconds of the last completed read of the events (nil: never).
+        var lastSync: Double?
+        /// This node's last second of traffic per site, and when it was taken (Unix seconds).
+        var traffic: (at: Int64, counts: [String: FleetCounts])?
+        /// True once the loss of the database was announced (log, webhook) and not yet its return.
+        var announcedDown = false
+    }
+
+    /// A node for `gateway`, its outbox in `stateFolder`. `onConnectivity` hears about losing and
+    /// regaining the database (the webhook).
+    public init(config: FleetConfig, gateway: Gateway, stateFolder: String, address: String, logger: Logger, onConnectivity: @escaping @Sendable (Bool) -> Void = { _ in }) throws {
+        self.config = config
+        self.gateway = gateway
+        var logger = logger
+        logger[metadataKey: "fleet"] = "\(config.node)"
+        self.logger = logger
+        self.outbox = try FleetOutbox(path: (stateFolder as NSString).appendingPathComponent("fleet-outbox.sqlite"), capacity: config.outboxCapacity)
+        self.address = address
+        self.started = Int64(Date().timeIntervalSince1970)
+        self.onConnectivity = onConnectivity
+        let waiting = (try? outbox.count()) ?? 0
+        self.state = NIOLockedValueBox(Shared(status: FleetStatus(
+            node: config.node, database: config.description, connected: false, syncLagSeconds: 0, outbox: waiting,
+            outboxDropped: 0, lastEvent: 0, nodes: [], lastError: nil
+        )))
+        (intake, intakeSink) = AsyncStream.makeStream(of: (SharedDecision, Int64).self, bufferingPolicy: .bufferingOldest(max(16, config.outboxCapacity)))
+    }
+
+    /// The node's standing now.
+    public var status: FleetStatus { state.withLockedValue { $0.status } }
+
+    /// Runs until the task is cancelled: takes this node's decisions into the outbox and keeps a
+    /// connection to the fleet, reconnecting with a short backoff.
+    public func run() async {
+        let sink = intakeSink
+        do {
+            try await gateway.onBanDecision { decision in sink.yield((decision, Int64(Date().timeIntervalSince1970))) }
+            try await gateway.onModeDecision { decision in sink.yield((decision, Int64(Date().timeIntervalSince1970))) }
+            let state = self.state
+            try await gateway.onTrafficSecond { counts in
+                let now = Int64(Date().timeIntervalSince1970)
+                state.withLockedValue { $0.traffic = (now, counts) }
+            }
+        } catch {
+            logger.error("cannot follow the gateway's bans and modes; this node's decisions stay local", metadata: ["error": "\(error)"])
+        }
+        publishGauges()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.takeDecisions() }
+            group.addTask { await self.reportEverySecond() }
+            group.addTask { await self.stayConnected() }
+            await group.next()
+            group.cancelAll()
+        }
+        intakeSink.finish()
+    }
+
+    // MARK: - Decisions into the outbox
+
+    private func takeDecisions() async {
+        for await (decision, decided) in intake {
+            do {
+                let dropped = try outbox.append(decision, decided: decided)
+                let count = try outbox.count()
+                state.withLockedValue {
+                    $0.status.outbox = count
+                    $0.status.outboxDropped += dropped
+                    $0.wake?.yield()
+                }
+                publishGauges()
+                if dropped > 0 { logger.warning("fleet outbox full: oldest decisions dropped", metadata: ["dropped": "\(dropped)"]) }
+            } catch {
+                logger.error("cannot write the fleet outbox; the decision stays on this node only", metadata: ["error": "\(error)"])
+            }
+            if Task.isCancelled { return }
+        }
+    }
+
+    // MARK: - Gauges
+
+    private func reportEverySecond() async {
+        while !Task.isCancelled {
+            publishGauges()
+            try? await Task.sleep(nanoseconds: 1_000_000_000)
+        }
+    }
+
+    private func publishGauges() {
+        let now = Self.monotonic()
+        let s = state.withLockedValue { shared -> FleetStatus in
+            shared.status.syncLagSeconds = shared.lastSync.map { max(0, now - $0) } ?? 0
+            return shared.status
+        }
+        // Made at each report, not at init: the node is built before the admin listener points
+        // swift-metrics at its registry, and a handle made before that would stay a no-op.
+        Gauge(label: "rampart_fleet_connected").record(s.connected ? 1 : 0)
+        Gauge(label: "rampart_fleet_sync_lag_seconds").record(s.syncLagSeconds)
+        Gauge(label: "rampart_fleet_outbox_size").record(s.outbox)
+        Gauge(label: "rampart_fleet_outbox_dropped").record(s.outboxDropped)
+    }
+
+    static func monotonic() -> Double {
+        Double(DispatchTime.now().uptimeNanoseconds) / 1e9
+    }
+
+    // MARK: - The connection
+
+    private func stayConnected() async {
+        var backoff = 0.25
+        var attempt = 0
+        var quiet = logger
+        quiet.logLevel = .critical
+        while !Task.isCancelled {
+            attempt += 1
+            do {
+                let configuration = try Self.connectionConfiguration(config)
+                let connection = try await PostgresConnection.connect(configuration: configuration, id: attempt, logger: quiet)
+                backoff = 0.25
+                do {
+                    try await session(FleetDatabase(connection: connection, logger: quiet))
+                } catch {
+                    try? await connection.close()
+                    throw error
+                }
+                try? await connection.close()
+            } catch {
+                if Task.isCancelled { break }
+                disconnected(error)
+            }
+            try? await Task.sleep(nanoseconds: UInt64(backoff * 1e9))
+            backoff = min(backoff * 2, 2)
+        }
+        state.withLockedValue { $0.wake = nil }
+    }
+
+    private func disconnected(_ error: any Error) {
+        let text = Self.describe(error)
+        let announce = state.withLockedValue { s -> Bool in
+            s.status.connected = false
+            s.status.lastError = text
+            s.wake = nil
+            defer { s.announcedDown = true }
+            return !s.announcedDown
+        }
+        publishGauges()
+        if announce {
+            logger.error("fleet database unreachable: serving on the last shared state, own decisions queue in the outbox", metadata: ["error": "\(text)"])
+            onConnectivity(false)
+        }
+    }
+
+    /// PostgreSQL's own message when there is one (it never holds the password).
+    static func describe(_ error: any Error) -> String {
+        if let e = error as? PSQLError {
+            if let message = e.serverInfo?[.message] { return message }
+            return "\(e.code)"
+        }
+        return "\(error)"
+    }
+
+    private struct Disconnected: Error, CustomStringConvertible {
+        var description: String { "the connection closed" }
+    }
+
+    private struct Timeout: Error, CustomStringConvertible {
+        var description: String { "the database did not answer within 5 s" }
+    }
+
+    /// One connected stretch: migrate, read the whole state, then follow events until an error.
+    private func session(_ db: FleetDatabase) async throws {
+        try await FleetSchema.migrate(db.connection, logger: logger)
+        try await resynchronise(db)
+        let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let wasDown = state.withLockedValue { s -> Bool in
+            s.status.connected = true
+            s.status.lastError = nil
+            s.wake = wake
+            defer { s.announcedDown = false }
+            return s.announcedDown
+        }
+        logger.notice("joined the fleet", metadata: ["database": "\(config.description)"])
+        if wasDown { onConnectivity(true) }
+        publishGauges()
+        wake.yield()
+        // The safety poll doubles as the heartbeat's clock: at least once a second.
+        let poll = UInt64(min(config.pollInterval, 1) * 1e9)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await db.connection.listen(on: FleetDatabase.channel) { notifications in
+                    for try await _ in notifications { wake.yield() }
+                }
+                throw Disconnected()
+            }
+            group.addTask {
+                while true {
+                    try await Task.sleep(nanoseconds: poll)
+                    wake.yield()
+                }
+            }
+            group.addTask {
+                var timers = Timers()
+                for await _ in wakeups {
+                    timers = try await Self.within(seconds: 5) { [timers] in try await self.cycle(db, timers) }
+                }
+                throw CancellationError()
+            }
+            _ = try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// When the periodic work of a session last ran (monotonic seconds).
+    private struct Timers: Sendable {
+        var heartbeat = 0.0
+        var prune = 0.0
+        var requests: (count: Int, at: Double)? = nil
+    }
+
+    /// One wake-up: send the outbox, apply new events, and the heartbeat (every second) and pruning
+    /// (every 10 minutes) when due.
+    private func cycle(_ db: FleetDatabase, _ timers: Timers) async throws -> Timers {
+        var timers = timers
+        try await flushOutbox(db)
+        try await follow(db)
+        let now = Self.monotonic()
+        if now - timers.heartbeat >= 1 {
+            timers.heartbeat = now
+            var rate = 0.0
+            if let stats = try? await gateway.stats() {
+                if let last = timers.requests, now > last.at { rate = Double(stats.requests - last.count) / (now - last.at) }
+                timers.requests = (stats.requests, now)
+            }
+            try await heartbeat(db, requestsPerSecond: rate)
+            try await shareTraffic(db)
+        }
+        if now - timers.prune >= 600 {
+            timers.prune = now
+            try await db.prune(days: config.retentionDays, now: Int64(Date().timeIntervalSince1970))
+        }
+        return timers
+    }
+
+    /// Runs `work`, failing with a timeout after `seconds` (a database that stopped answering
+    /// without closing the connection).
+    static func within<T: Sendable>(seconds: Double, _ work: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await work() }
+            group.addTask {
+                try await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
+                throw Timeout()
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let value = first else { throw Timeout() }
+            return value
+        }
+    }
+
+    /// Reads the merged ban state in full and applies it (start, and after each reconnection:
+    /// notifications sent while disconnected are lost).
+    private func resynchronise(_ db: FleetDatabase) async throws {
+        let newest = try await db.newestEvent()
+        let bans = try await db.bans(now: Int64(Date().timeIntervalSince1970))
+        let changed = try await gateway.applyShared(bans + db.modes())
+        state.withLockedValue {
+            $0.cursor.reset(to: newest)
+            $0.status.lastEvent = newest
+            $0.lastSync = Self.monotonic()
+        }
+        logger.info("fleet state read in full", metadata: ["bans": "\(bans.count)", "changed": "\(changed)", "last_event": "\(newest)"])
+    }
+
+    /// Applies the events after the cursor, in id order.
+    private func follow(_ db: FleetDatabase) async throws {
+        var more = true
+        while more {
+            let floor = state.withLockedValue { $0.cursor.floor }
+            let events = try await db.events(after: floor)
+            more = events.count == 1000
+            let fresh = state.withLockedValue { s in events.filter { s.cursor.isNew($0.id) } }
+            // This node's own events too, in id order: applying one again changes nothing, and
+            // skipping them would let an older event from another node, read in the same batch,
+            // undo a newer decision of this node (a ban replayed after this node's later unban).
+            if !fresh.isEmpty { try await gateway.applyShared(fresh.map(\.decision)) }
+            let now = Self.monotonic()
+            state.withLockedValue {
+                $0.cursor.record(fresh.map(\.id), now: now)
+                $0.status.lastEvent = max($0.status.lastEvent, events.last?.id ?? 0)
+                $0.lastSync = now
+            }
+        }
+    }
+
+    /// Sends the outbox to the database, oldest first.
+    private func flushOutbox(_ db: FleetDatabase) async throws {
+        while true {
+            let entries = try outbox.oldest(100)
+            guard let last = entries.last else { break }
+            for entry in entries {
+                try await db.publish(entry.decision, node: config.node, decided: entry.decided)
+                // This node then takes the merged state of the address, as every other node has it:
+                // the fleet's state may have won over the decision (a later unban, a longer ban),
+                // and a full read since the decision may have put back what it undid.
+                if let merged = try await db.merged(of: entry.decision) {
+                    try await gateway.applyShared([merged])
+                }
+            }
+            try outbox.remove(upTo: last.id)
+            let count = try outbox.count()
+            state.withLockedValue { $0.status.outbox = count }
+        }
+    }
+
+    /// Publishes this node's last second and hands the other nodes' last seconds, summed per site,
+    /// to the detector (valid for 3 s: a node that stops publishing stops counting).
+    private func shareTraffic(_ db: FleetDatabase) async throws {
+        let now = Int64(Date().timeIntervalSince1970)
+        if let own = state.withLockedValue({ $0.traffic }), now - own.at <= 2 {
+            // Only sites that had traffic: with hundreds of quiet sites the document stays small.
+            let json = String(decoding: try JSONEncoder().encode(own.counts.filter { $0.value.requests > 0 }), as: UTF8.self)
+            try await db.publishTraffic(node: config.node, now: own.at, counts: json)
+        }
+        var sums: [String: FleetCounts] = [:]
+        for document in try await db.otherTraffic(node: config.node, since: now - 2) {
+            guard let counts = try? JSONDecoder().decode([String: FleetCounts].self, from: Data(document.utf8)) else { continue }
+            for (site, c) in counts { sums[site, default: FleetCounts()].add(c) }
+        }
+        try await gateway.setFleetTraffic(sums, until: now + 3)
+    }
+
+    private func heartbeat(_ db: FleetDatabase, requestsPerSecond: Double) async throws {
+        let (lastEvent, waiting) = state.withLockedValue { ($0.status.lastEvent, $0.status.outbox) }
+        try await db.heartbeat(
+            node: config.node, address: address, started: started, now: Int64(Date().timeIntervalSince1970),
+            lastEvent: lastEvent, outbox: waiting, requestsPerSecond: requestsPerSecond
+        )
+        let nodes = try await db.nodes()
+        state.withLockedValue { $0.status.nodes = nodes }
+    }
+
+    // MARK: - Connection settings
+
+    /// How to reach the database of `config` (the password read now, from where the config says).
+    static func connectionConfiguration(_ config: FleetConfig) throws -> PostgresConnection.Configuration {
+        let password: String?
+        do {
+            password = try config.resolvePassword(environment: ProcessInfo.processInfo.environment)
+        } catch {
+            throw error
+        }
+        let tls: PostgresConnection.Configuration.TLS
+        switch config.tls {
+        case .disable:
+            tls = .disable
+        case .prefer, .require:
+            var t = TLSConfiguration.makeClientConfiguration()
+            t.certificateVerification = .none
+            let context = try NIOSSLContext(configuration: t)
+            tls = config.tls == .prefer ? .prefer(context) : .require(context)
+        case .verifyFull:
+            var t = TLSConfiguration.makeClientConfiguration()
+            t.certificateVerification = .fullVerification
+            if let ca = config.caFile { t.trustRoots = .file(ca) }
+            tls = .require(try NIOSSLContext(configuration: t))
+        }
+        var c = PostgresConnection.Configuration(host: config.host, port: config.port, username: config.user, password: password, database: config.database, tls: tls)
+        c.options.connectTimeout = .seconds(3)
+        return c
+    }
+}

@@ -1,0 +1,360 @@
+import Foundation
+import RampartDemoOrigin
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Three `rampart` processes on loopback sharing one throwaway PostgreSQL cluster (docs/fleet.md).
+extension IntegrationTests {
+@Suite(.serialized, .enabled(if: PostgresCluster.shouldRun, "PostgreSQL is not installed (CI sets RAMPART_REQUIRE_POSTGRES=1)"))
+struct FleetTests {
+    static let token = "fleet-test-admin-token-0123456789"
+
+    /// One node: its process, folder (kept across restarts), listener and admin ports.
+    final class Node {
+        let name: String
+        let folder: URL
+        var process: GatewayProcess
+        var port: Int
+        var admin: Int
+
+        init(name: String, cluster: PostgresCluster, originPort: Int, folder: URL, webhook: String? = nil, detection: String = "{ enabled: false }") throws {
+            self.name = name
+            self.folder = folder
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            let config = folder.appendingPathComponent("rampart.yaml")
+            // Node b and c join through `fleet:` in the config; node a through --fleet in one-site mode.
+            try """
+                listeners:
+                  - address: 127.0.0.1:0
+                admin: { token: \(FleetTests.token) }
+                alerts: { webhooks: [\(webhook ?? "")] }
+                fleet:
+                  host: 127.0.0.1
+                  port: \(cluster.port)
+                  database: postgres
+                  user: rampart
+                  tls: disable
+                  node: \(name)
+                sites:
+                  - name: default
+                    hosts: ["*"]
+                    origins: [127.0.0.1:\(originPort)]
+                    health_check: { enabled: false }
+                    detection: \(detection)
+                    challenge: { enabled: false }
+                """.write(to: config, atomically: true, encoding: .utf8)
+            (process, port, admin) = try Self.launch(name: name, folder: folder, cluster: cluster, originPort: originPort)
+        }
+
+        static func launch(name: String, folder: URL, cluster: PostgresCluster, originPort: Int) throws -> (GatewayProcess, Int, Int) {
+            let state = folder.appendingPathComponent("state").path
+            let arguments: [String]
+            if name == "a" {
+                arguments = ["run", "--listen", "127.0.0.1:0", "--origin", "127.0.0.1:\(originPort)", "--fleet", cluster.url(node: name)]
+            } else {
+                arguments = ["run", "--config", folder.appendingPathComponent("rampart.yaml").path]
+            }
+            let gw = try GatewayProcess(arguments: arguments + ["--state", state, "--admin", "127.0.0.1:0", "--threads", "2"])
+            let port = try gw.waitUntilListening()[0]
+            let admin = try gw.adminPort()
+            return (gw, port, admin)
+        }
+
+        /// The admin token: a's was generated in its state folder (one-site mode).
+        var token: String {
+            name == "a" ? ((try? String(contentsOf: folder.appendingPathComponent("state/admin.token"), encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines) : FleetTests.token
+        }
+
+        func restart(cluster: PostgresCluster, originPort: Int) throws {
+            process.signal(SIGTERM)
+            _ = process.waitForExit()
+            (process, port, admin) = try Self.launch(name: name, folder: folder, cluster: cluster, originPort: originPort)
+        }
+
+        func call(_ method: String, _ path: String, body: String = "") throws -> HTTPReply? {
+            try RawClient(port: admin).request(method, path, headers: ["Authorization: Bearer \(token)", "Content-Type: application/json"], body: body)
+        }
+
+        /// `GET /api/fleet`.
+        func fleet() throws -> [String: Any] {
+            guard let reply = try call("GET", "/api/fleet"), reply.status == 200 else { return [:] }
+            return (try? JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any]) ?? [:]
+        }
+
+        /// The default site's mode ("?" when unknown).
+        var mode: String {
+            guard let reply = try? call("GET", "/api/sites"), reply.status == 200,
+                let sites = try? JSONSerialization.jsonObject(with: Data(reply.body)) as? [[String: Any]],
+                let site = sites.first(where: { $0["site"] as? String == "default" }) else { return "?" }
+            return site["mode"] as? String ?? "?"
+        }
+
+        /// The default site's operator override ("" when automatic).
+        var override: String {
+            guard let reply = try? call("GET", "/api/sites"), reply.status == 200,
+                let sites = try? JSONSerialization.jsonObject(with: Data(reply.body)) as? [[String: Any]],
+                let site = sites.first(where: { $0["site"] as? String == "default" }) else { return "?" }
+            return site["override"] as? String ?? ""
+        }
+
+        var connected: Bool { ((try? fleet())?["connected"] as? Bool) == true }
+
+        /// True when a new connection from `source` is refused (closed before any answer).
+        func refuses(_ source: String) -> Bool {
+            guard let client = try? RawClient(port: port, source: source) else { return false }
+            client.setTimeout(2)
+            return client.request("GET", "/", headers: ["User-Agent: fleet-test"]) == nil
+        }
+
+        /// True when a request from `source` gets the origin's page.
+        func serves(_ source: String) -> Bool {
+            guard let client = try? RawClient(port: port, source: source) else { return false }
+            client.setTimeout(5)
+            return client.request("GET", "/", headers: ["User-Agent: fleet-test"])?.status == 200
+        }
+
+        func metric(_ name: String) -> Double? {
+            guard let reply = try? call("GET", "/metrics") else { return nil }
+            let text = String(decoding: reply.body, as: UTF8.self)
+            return text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
+        }
+
+        func stop() { process.stop() }
+    }
+
+    /// Starts the cluster, an origin and nodes a, b, c at once (so they migrate the schema at once).
+    static func fleet(_ cluster: PostgresCluster, originPort: Int, root: URL, webhook: String? = nil) throws -> [Node] {
+        let names = ["a", "b", "c"]
+        var nodes: [Node] = []
+        for name in names {
+            nodes.append(try Node(name: name, cluster: cluster, originPort: originPort, folder: root.appendingPathComponent(name), webhook: webhook))
+        }
+        let joined = eventually(timeout: 20) { nodes.allSatisfy(\.connected) }
+        if !joined {
+            throw TestFailure("nodes did not join: \(nodes.map { "\($0.name): \((try? $0.fleet()) ?? [:]) \($0.process.stderrText)" })\n\(cluster.log)")
+        }
+        return nodes
+    }
+
+    @Test func aBanOnOneNodeIsEnforcedOnTheOthersWithinOneSecondAndARestartedNodeCatchesUp() async throws {
+        let cluster = try PostgresCluster()
+        defer { cluster.stop(immediate: true) }
+        let origin = DemoOrigin()
+        let originPort = try await origin.start()
+        defer { Task { await origin.stop() } }
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-fleet-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let nodes = try Self.fleet(cluster, originPort: originPort, root: root)
+        defer { nodes.forEach { $0.stop() } }
+        let (a, b, c) = (nodes[0], nodes[1], nodes[2])
+
+        // Three nodes that started at once migrated the schema once.
+        #expect(try cluster.sql("SELECT string_agg(version::text, ',' ORDER BY version) FROM rampart_schema") == "1,2,3,4")
+        let source = "127.0.0.77"
+        #expect(b.serves(source) && c.serves(source))
+
+        // A ban through a's admin API refuses the source on b and c within a second.
+        let started = Date()
+        #expect(try a.call("POST", "/api/bans", body: #"{"address":"\#(source)","ttl":600,"reason":"fleet test"}"#)?.status == 201)
+        let enforced = eventually(timeout: 5) { b.refuses(source) && c.refuses(source) }
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(enforced)
+        #expect(elapsed < 1.0, "the ban took \(elapsed) s to reach b and c")
+        print("fleet: a ban made on a was refused on b and c after \(Int(elapsed * 1000)) ms (polled every 50 ms)")
+        #expect(a.refuses(source))
+        // b lists it with its reason and where it came from.
+        let list = String(decoding: try #require(try b.call("GET", "/api/bans?filter=\(source)")).body, as: UTF8.self)
+        #expect(list.contains("fleet test"))
+
+        // An unban on b lifts it everywhere (a tombstone, not a missing row).
+        #expect(try b.call("DELETE", "/api/bans/\(source)")?.status == 204)
+        #expect(eventually(timeout: 3) { a.serves(source) && c.serves(source) })
+        #expect(try cluster.sql("SELECT lifted FROM rampart_bans WHERE address = '\(source)'") == "t")
+
+        // An operator's mode set on b holds on a and c within a second; `rampart mode … auto` on c
+        // returns every node to automatic mode.
+        let modeSet = Date()
+        #expect(try b.call("PUT", "/api/sites/default/mode", body: #"{"mode":"under_attack"}"#)?.status == 200)
+        #expect(eventually(timeout: 5) { a.override == "under_attack" && c.override == "under_attack" })
+        let modeElapsed = Date().timeIntervalSince(modeSet)
+        #expect(modeElapsed < 1.0, "the mode took \(modeElapsed) s to reach a and c")
+        print("fleet: a mode set on b held on a and c after \(Int(modeElapsed * 1000)) ms (polled every 50 ms)")
+
+        // Every node took the fleet's signing key, so a clearance from one node passes on another:
+        // one signed with c's key opens a's site under attack; one signed with another key does not.
+        let keys = [a, b, c].map { FileManager.default.contents(atPath: $0.folder.appendingPathComponent("state/signing.key").path) ?? Data() }
+        #expect(keys[0].count == 32 && keys[0] == keys[1] && keys[1] == keys[2])
+        let agent = "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"
+        let fromC = try KeyRotationTests.clearance(secret: Array(keys[2]), client: "127.0.0.90", agent: agent)
+        let foreign = try KeyRotationTests.clearance(secret: Array(repeating: 7, count: 32), client: "127.0.0.91", agent: agent)
+        let passed = try RawClient(port: a.port, source: "127.0.0.90").request("POST", "/login", headers: ["User-Agent: \(agent)", "Cookie: \(fromC)"], body: "u=a&p=b")
+        #expect(passed?.status == 200)
+        let refused = try RawClient(port: a.port, source: "127.0.0.91").request("POST", "/login", headers: ["User-Agent: \(agent)", "Cookie: \(foreign)"], body: "u=a&p=b")
+        #expect(refused?.status == 429)
+        let (modeStatus, modeOutput) = try runProgram(["mode", "default", "auto", "--admin", "127.0.0.1:\(c.admin)", "--token", c.token], executable: Binary.rampart)
+        #expect(modeStatus == 0, "\(modeOutput)")
+        #expect(eventually(timeout: 3) { a.override == "" && b.override == "" && c.override == "" })
+
+        // c stops; a bans another source; c restarts and catches up (full read at start).
+        c.process.signal(SIGTERM)
+        #expect(c.process.waitForExit() == 0)
+        let later = "127.0.0.78"
+        #expect(try a.call("POST", "/api/bans", body: #"{"address":"\#(later)","ttl":600,"reason":"while c was away"}"#)?.status == 201)
+        #expect(eventually(timeout: 3) { b.refuses(later) })
+        // Old events and ended bans are pruned (a node prunes when its session starts, then every 10 minutes).
+        _ = try cluster.sql("INSERT INTO rampart_events (at, node, kind, subject) VALUES (now() - interval '30 days', 'old', 'ban', '192.0.2.200')")
+        _ = try cluster.sql("INSERT INTO rampart_bans (address, ends_at, reason, actor, node, decided) VALUES ('192.0.2.201', 1, 'old', 'old', 'old', 1)")
+        try c.restart(cluster: cluster, originPort: originPort)
+        #expect(eventually(timeout: 10) { c.connected && c.refuses(later) })
+        #expect(c.serves(source))
+        #expect(eventually(timeout: 5) {
+            (try? cluster.sql("SELECT (SELECT count(*) FROM rampart_events WHERE node = 'old') + (SELECT count(*) FROM rampart_bans WHERE node = 'old')")) == "0"
+        })
+
+        // Every node shows the others with a heartbeat; `rampart fleet status` prints them.
+        let seen = eventually(timeout: 5) { [a, b].allSatisfy { (((try? $0.fleet())?["nodes"] as? [[String: Any]])?.count ?? 0) == 3 } }
+        #expect(seen)
+        let (status, output) = try runProgram(["fleet", "status", "--admin", "127.0.0.1:\(b.admin)", "--token", b.token], executable: Binary.rampart)
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("connected") && output.contains("\na ") && output.contains("\nc "), "\(output)")
+    }
+
+    @Test func theFleetsSummedTrafficRaisesTheModeWhereEachNodeAloneSeesAThird() async throws {
+        let cluster = try PostgresCluster()
+        defer { cluster.stop(immediate: true) }
+        let origin = DemoOrigin()
+        let originPort = try await origin.start()
+        defer { Task { await origin.stop() } }
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-fleet-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        // Elevated at 1.5 x max(baseline, 30/s) = 45 requests/s held 2 s. Each node gets 20/s: alone
+        // it never gets there; the fleet's sum, 60/s, does (with room for a baseline learned from
+        // the first seconds, before every node's counts arrive).
+        let detection = "{ enabled: true, min_rate: 30/s, elevated_factor: 1.5, sustain: 2s }"
+        var nodes: [Node] = []
+        for name in ["p", "q", "r"] {
+            nodes.append(try Node(name: name, cluster: cluster, originPort: originPort, folder: root.appendingPathComponent(name), detection: detection))
+        }
+        defer { nodes.forEach { $0.stop() } }
+        #expect(eventually(timeout: 20) { nodes.allSatisfy(\.connected) })
+        let ports = nodes.map(\.port)
+        let started = Date()
+        let senders = (0..<3).map { i in
+            Thread {
+                // 20 requests a second for at most 12 s, each from its own address (no per-source limit bites).
+                for n in 0..<(20 * 12) {
+                    let due = started.addingTimeInterval(Double(n) / 20)
+                    let wait = due.timeIntervalSinceNow
+                    if wait > 0 { usleep(useconds_t(wait * 1_000_000)) }
+                    if Date().timeIntervalSince(started) > 12 { break }
+                    let client = try? RawClient(port: ports[i], source: "127.0.\(10 + i).\(n % 250 + 1)")
+                    client?.setTimeout(2)
+                    _ = client?.request("GET", "/", headers: ["User-Agent: Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"])
+                }
+            }
+        }
+        senders.forEach { $0.start() }
+        let raised = eventually(timeout: 11) { nodes.allSatisfy { $0.mode == "elevated" || $0.mode == "under_attack" } }
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(raised, "modes: \(nodes.map(\.mode)); p: \(String(decoding: (try? nodes[0].call("GET", "/api/sites"))?.body ?? [], as: UTF8.self)); p fleet: \((try? nodes[0].fleet()) ?? [:])")
+        if raised { print("fleet: 3 x 20 requests/s raised every node to elevated after \(Int(elapsed * 1000)) ms") }
+        while senders.contains(where: { !$0.isFinished }) { usleep(50_000) }
+    }
+
+    @Test func twoNodesStartingAtOnceMigrateTheSchemaOnce() async throws {
+        let cluster = try PostgresCluster()
+        defer { cluster.stop(immediate: true) }
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-fleet-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        // Both processes are launched before either is waited for: each migrates the empty
+        // database at start (before it listens), so the two migrations run at the same time.
+        let gateways = try ["x", "y"].map { name in
+            try GatewayProcess(arguments: [
+                "run", "--listen", "127.0.0.1:0", "--origin", "127.0.0.1:9", "--admin", "127.0.0.1:0", "--threads", "1",
+                "--state", root.appendingPathComponent(name).path, "--fleet", cluster.url(node: name),
+            ])
+        }
+        defer { gateways.forEach { $0.stop() } }
+        for gw in gateways { try gw.waitUntilListening() }
+        #expect(try cluster.sql("SELECT string_agg(version::text, ',' ORDER BY version) FROM rampart_schema") == "1,2,3,4")
+        for gw in gateways {
+            #expect(!gw.stderrText.contains("cannot agree on the signing key"), "\(gw.stderrText)")
+            #expect(eventually(timeout: 10) { gw.stderrText.contains("joined the fleet") }, "\(gw.stderrText)")
+        }
+        #expect(eventually(timeout: 5) { (try? cluster.sql("SELECT count(*) FROM rampart_nodes")) == "2" })
+    }
+
+    @Test func theDatabaseGoingAwayFailsNoRequestAndTheOutboxIsReplayedWhenItReturns() async throws {
+        let cluster = try PostgresCluster()
+        defer { cluster.stop(immediate: true) }
+        let origin = DemoOrigin()
+        let originPort = try await origin.start()
+        defer { Task { await origin.stop() } }
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-fleet-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let receiver = try ToolProcess("webhook_receiver.py", ["60"])
+        defer { receiver.stop() }
+        let nodes = try Self.fleet(cluster, originPort: originPort, root: root, webhook: "http://127.0.0.1:\(try receiver.port())/")
+        defer { nodes.forEach { $0.stop() } }
+        let (a, b, c) = (nodes[0], nodes[1], nodes[2])
+        #expect(a.metric("rampart_fleet_connected") == 1)
+
+        // Legitimate traffic to every node while the database is stopped immediately.
+        var failed = 0
+        var sent = 0
+        func traffic(_ rounds: Int) {
+            for _ in 0..<rounds {
+                for node in nodes {
+                    sent += 1
+                    if !node.serves("127.0.0.20") { failed += 1 }
+                }
+            }
+        }
+        traffic(5)
+        cluster.stop(immediate: true)
+        traffic(10)
+        #expect(eventually(timeout: 10) { !a.connected && !b.connected })
+        #expect(a.metric("rampart_fleet_connected") == 0)
+        traffic(5)
+
+        // A ban on a while the database is down holds on a and waits in its outbox.
+        let source = "127.0.0.88"
+        #expect(try a.call("POST", "/api/bans", body: #"{"address":"\#(source)","ttl":600,"reason":"while down"}"#)?.status == 201)
+        #expect(a.refuses(source))
+        #expect(eventually(timeout: 5) { ((try? a.fleet())?["outbox"] as? Int) == 1 })
+        #expect(a.metric("rampart_fleet_outbox_size") == 1)
+        #expect(a.metric("rampart_fleet_sync_lag_seconds").map { $0 >= 1 } == true)
+        #expect(b.serves(source))
+        // Another ban on a, then (a second later, so decided later) an unban of it on b, both
+        // queued: whichever outbox reaches the database first, the unban wins everywhere.
+        let lifted = "127.0.0.89"
+        #expect(try a.call("POST", "/api/bans", body: #"{"address":"\#(lifted)","ttl":600,"reason":"lifted later"}"#)?.status == 201)
+        #expect(a.refuses(lifted))
+        usleep(1_100_000)
+        _ = try b.call("DELETE", "/api/bans/\(lifted)")
+        #expect(eventually(timeout: 5) { ((try? b.fleet())?["outbox"] as? Int) == 1 })
+        traffic(5)
+
+        // The database returns: every node reconnects, a replays its outbox, b and c converge.
+        try cluster.start()
+        #expect(eventually(timeout: 15) { nodes.allSatisfy(\.connected) })
+        #expect(eventually(timeout: 5) { b.refuses(source) && c.refuses(source) })
+        #expect(((try? a.fleet())?["outbox"] as? Int) == 0)
+        #expect(eventually(timeout: 5) { a.serves(lifted) && b.serves(lifted) && c.serves(lifted) })
+        #expect(try cluster.sql("SELECT lifted FROM rampart_bans WHERE address = '\(lifted)'") == "t")
+        traffic(5)
+        #expect(failed == 0, "\(failed) of \(sent) legitimate requests failed")
+        // b and c (configured with a webhook) said they lost the database, and that it is back.
+        #expect(eventually(timeout: 10) {
+            let lines = receiver.output.all.filter { $0.hasPrefix("200 ") }
+            return ["b", "c"].allSatisfy { node in
+                lines.contains { $0.contains(#""kind":"fleet_degraded""#) && $0.contains(#""site":"\#(node)""#) }
+                    && lines.contains { $0.contains(#""kind":"fleet_restored""#) && $0.contains(#""site":"\#(node)""#) }
+            }
+        }, "\(receiver.output.text)")
+    }
+}
+}
