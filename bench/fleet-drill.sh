@@ -79,7 +79,7 @@ run_setup() {
     cp "$WORK/$SETUP-node$i.log" "$OUT/"
     local line t mode
     for mode in elevated under_attack; do
-      line=$(grep -m1 "site mode changed.*to=$mode" "$WORK/$SETUP-node$i.log" || true)
+      line=$(grep "site mode changed" "$WORK/$SETUP-node$i.log" | grep -m1 "to=$mode " || true)
       if [ -n "$line" ]; then
         t=$(date -d "$(echo "$line" | cut -d' ' -f1)" +%s)
         echo "$SETUP node$i: $mode $((t - attack_at)) s after the attack began"
