@@ -126,6 +126,31 @@ struct FleetTests {
     }
 
     /// Starts the cluster, an origin and nodes a, b, c at once (so they migrate the schema at once).
+    /// A throwaway cluster, a demo origin and a folder for the nodes' state, removed by ``close()``.
+    final class FleetFixture {
+        let cluster: PostgresCluster
+        let origin = DemoOrigin()
+        let originPort: Int
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-fleet-\(UUID().uuidString)")
+
+        init() async throws {
+            cluster = try PostgresCluster()
+            do {
+                originPort = try await origin.start()
+            } catch {
+                cluster.stop(immediate: true)
+                throw error
+            }
+        }
+
+        func close() {
+            cluster.stop(immediate: true)
+            let origin = self.origin
+            Task { await origin.stop() }
+            try? FileManager.default.removeItem(at: root)
+        }
+    }
+
     static func fleet(_ cluster: PostgresCluster, originPort: Int, root: URL, webhook: String? = nil) throws -> [Node] {
         let names = ["a", "b", "c"]
         var nodes: [Node] = []
@@ -140,13 +165,9 @@ struct FleetTests {
     }
 
     @Test func aBanOnOneNodeIsEnforcedOnTheOthersWithinOneSecondAndARestartedNodeCatchesUp() async throws {
-        let cluster = try PostgresCluster()
-        defer { cluster.stop(immediate: true) }
-        let origin = DemoOrigin()
-        let originPort = try await origin.start()
-        defer { Task { await origin.stop() } }
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-fleet-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: root) }
+        let fixture = try await FleetFixture()
+        defer { fixture.close() }
+        let (cluster, originPort, root) = (fixture.cluster, fixture.originPort, fixture.root)
         let nodes = try Self.fleet(cluster, originPort: originPort, root: root)
         defer { nodes.forEach { $0.stop() } }
         let (a, b, c) = (nodes[0], nodes[1], nodes[2])
@@ -223,13 +244,9 @@ struct FleetTests {
     }
 
     @Test func theFleetsSummedTrafficRaisesTheModeWhereEachNodeAloneSeesAThird() async throws {
-        let cluster = try PostgresCluster()
-        defer { cluster.stop(immediate: true) }
-        let origin = DemoOrigin()
-        let originPort = try await origin.start()
-        defer { Task { await origin.stop() } }
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-fleet-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: root) }
+        let fixture = try await FleetFixture()
+        defer { fixture.close() }
+        let (cluster, originPort, root) = (fixture.cluster, fixture.originPort, fixture.root)
         // Elevated at 1.5 x max(baseline, 30/s) = 45 requests/s held 2 s. Each node gets 20/s: alone
         // it never gets there; the fleet's sum, 60/s, does (with room for a baseline learned from
         // the first seconds, before every node's counts arrive).
@@ -288,13 +305,9 @@ struct FleetTests {
     }
 
     @Test func theDatabaseGoingAwayFailsNoRequestAndTheOutboxIsReplayedWhenItReturns() async throws {
-        let cluster = try PostgresCluster()
-        defer { cluster.stop(immediate: true) }
-        let origin = DemoOrigin()
-        let originPort = try await origin.start()
-        defer { Task { await origin.stop() } }
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-fleet-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: root) }
+        let fixture = try await FleetFixture()
+        defer { fixture.close() }
+        let (cluster, originPort, root) = (fixture.cluster, fixture.originPort, fixture.root)
         let receiver = try ToolProcess("webhook_receiver.py", ["60"])
         defer { receiver.stop() }
         let nodes = try Self.fleet(cluster, originPort: originPort, root: root, webhook: "http://127.0.0.1:\(try receiver.port())/")

@@ -55,6 +55,24 @@ enum DescriptorPassing {
     private static var headerSpace: Int { align(MemoryLayout<cmsghdr>.size) }
     private static func align(_ n: Int) -> Int { (n + MemoryLayout<Int>.size - 1) & ~(MemoryLayout<Int>.size - 1) }
 
+    /// Runs `body` with a message whose one data buffer is `payload` and whose control buffer is
+    /// `control` (for sendmsg and recvmsg).
+    private static func withMessage(payload: inout [UInt8], control: inout [UInt8], _ body: (inout msghdr) -> Int) -> Int {
+        payload.withUnsafeMutableBytes { data -> Int in
+            control.withUnsafeMutableBytes { controlBytes -> Int in
+                var vector = iovec(iov_base: data.baseAddress, iov_len: data.count)
+                return withUnsafeMutablePointer(to: &vector) { iov in
+                    var message = msghdr()
+                    message.msg_iov = iov
+                    message.msg_iovlen = 1
+                    message.msg_control = controlBytes.baseAddress
+                    message.msg_controllen = .init(controlBytes.count)
+                    return body(&message)
+                }
+            }
+        }
+    }
+
     /// Sends `descriptors` with `line` (a newline is added) in one message.
     static func sendDescriptors(_ fd: CInt, _ descriptors: [CInt], line: String) throws {
         guard !descriptors.isEmpty, descriptors.count <= maxDescriptors else { throw Failure("cannot pass \(descriptors.count) descriptors") }
@@ -68,19 +86,7 @@ enum DescriptorPassing {
             header.pointee.cmsg_type = CInt(SCM_RIGHTS)
             descriptors.withUnsafeBytes { (raw.baseAddress! + headerSpace).copyMemory(from: $0.baseAddress!, byteCount: dataLength) }
         }
-        let sent = payload.withUnsafeMutableBytes { data -> Int in
-            control.withUnsafeMutableBytes { controlBytes -> Int in
-                var vector = iovec(iov_base: data.baseAddress, iov_len: data.count)
-                return withUnsafeMutablePointer(to: &vector) { iov in
-                    var message = msghdr()
-                    message.msg_iov = iov
-                    message.msg_iovlen = 1
-                    message.msg_control = controlBytes.baseAddress
-                    message.msg_controllen = .init(controlBytes.count)
-                    return sendmsg(fd, &message, CInt(MSG_NOSIGNAL))
-                }
-            }
-        }
+        let sent = withMessage(payload: &payload, control: &control) { message in sendmsg(fd, &message, CInt(MSG_NOSIGNAL)) }
         guard sent == payload.count else { throw Failure("pass the listening sockets", errno: sent < 0 ? errno : nil) }
     }
 
@@ -89,24 +95,14 @@ enum DescriptorPassing {
         var payload = [UInt8](repeating: 0, count: 65_536)
         var control = [UInt8](repeating: 0, count: headerSpace + align(maxDescriptors * MemoryLayout<CInt>.size))
         var controlLength = 0
-        let received = payload.withUnsafeMutableBytes { data -> Int in
-            control.withUnsafeMutableBytes { controlBytes -> Int in
-                var vector = iovec(iov_base: data.baseAddress, iov_len: data.count)
-                return withUnsafeMutablePointer(to: &vector) { iov in
-                    var message = msghdr()
-                    message.msg_iov = iov
-                    message.msg_iovlen = 1
-                    message.msg_control = controlBytes.baseAddress
-                    message.msg_controllen = .init(controlBytes.count)
-                    #if canImport(Glibc)
-                    let n = recvmsg(fd, &message, CInt(MSG_CMSG_CLOEXEC))
-                    #else
-                    let n = recvmsg(fd, &message, 0)
-                    #endif
-                    controlLength = Int(message.msg_controllen)
-                    return n
-                }
-            }
+        let received = withMessage(payload: &payload, control: &control) { message in
+            #if canImport(Glibc)
+            let n = recvmsg(fd, &message, CInt(MSG_CMSG_CLOEXEC))
+            #else
+            let n = recvmsg(fd, &message, 0)
+            #endif
+            controlLength = Int(message.msg_controllen)
+            return n
         }
         guard received > 0 else { throw Failure("receive the listening sockets", errno: received < 0 ? errno : nil) }
         var descriptors: [CInt] = []
