@@ -175,6 +175,25 @@ private func second(
         #expect(m.mode == .underAttack)
     }
 
+    @Test mutating func attackEvidenceGatheredWhileHotCarriesIntoElevated() {
+        var (m, t) = warmedUp()
+        // S11-like: the spray saturates the origin at once; the origin's refusals (the signal)
+        // are counted from the next second on.
+        var modes: [SiteMode] = []
+        for i in 0..<4 {
+            var s = second(requests: 500, sources: 480, distinctTargets: 3, saturated: true, posts: 200)
+            if i > 0 {
+                s.credentialAttempts = 400
+                s.credentialFailures = 390
+            }
+            _ = m.observe(s, at: t)
+            modes.append(m.mode)
+            t += 1
+        }
+        // Hot for two seconds: elevated; the signal held for two seconds by then: under attack.
+        #expect(modes == [.normal, .elevated, .underAttack, .underAttack])
+    }
+
     @Test mutating func operatorOverrideWinsUntilCleared() {
         var (m, t) = warmedUp()
         let change = m.setOverride(.underAttack, at: t)

@@ -114,3 +114,39 @@ import Testing
         #expect(order == ["/key", "/known-good", "/stranger"])
     }
 }
+
+/// Logins and unknown API keys waiting in the origin queue when their site goes under attack are
+/// decided again: a spray queued by the thousand must not drain into the origin afterwards.
+@Suite struct QueuedCredentialAttemptTests {
+    @Test func credentialAttemptsFromStrangersWaitingWhenTheSiteGoesUnderAttackAreRefusedNotForwarded() throws {
+        let bench = try ProxyBench { config in
+            config.sites[0].cache.enabled = false
+            config.sites[0].origins[0].maxConnections = 1
+            config.sites[0].origins[0].adaptiveConcurrency = false
+        }
+        let login = "POST /login HTTP/1.1\r\nHost: example.org\r\nContent-Length: 9\r\n\r\nuser=mall"
+        // Elevated: logins and API calls without a clearance still pass the challenge stage.
+        bench.loop.setMode(site: bench.loop.sites[0].name, mode: .elevated, tier: .cookie)
+        let first = try bench.client("198.51.100.1")
+        try bench.send(first, ProxyBench.get("/busy"))
+        _ = try bench.origin.forwarded()
+        let unknownKey = "GET /api/v1/returns HTTP/1.1\r\nHost: example.org\r\nAuthorization: Bearer sprayed-\(UInt32.random(in: 0...UInt32.max))\r\n\r\n"
+        let sprayers = try (0..<4).map { try bench.client("203.0.113.\(20 + $0)") }
+        for (i, c) in sprayers.enumerated() { try bench.send(c, i % 2 == 0 ? login : unknownKey) }
+        let pool = bench.loop.sites[0].pools[0]
+        #expect(pool.queued == 4)
+
+        bench.loop.setMode(site: bench.loop.sites[0].name, mode: .underAttack, tier: .cookie)
+        #expect(pool.queued == 0)
+        for c in sprayers {
+            let answer = try bench.received(c)
+            #expect(answer.hasPrefix("HTTP/1.1 429"))
+        }
+        // The origin sees nothing after the request it already had, even once it is free.
+        try bench.origin.answer(0, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        _ = try bench.received(first)
+        #expect(bench.origin.connections.count == 1)
+        #expect(try bench.origin.forwarded(0) == "")
+    }
+}
+

@@ -87,8 +87,8 @@ public struct TrafficSecond: Sendable {
     public var limited = 0
     /// Requests with a method other than GET and HEAD.
     public var nonGet = 0
-    /// Logins and requests with unknown API keys that went to the origin, and those it refused
-    /// (wrong credentials, ``CredentialFailures``).
+    /// Logins and requests with unknown API keys the origin answered, and those it refused
+    /// (wrong credentials, ``CredentialFailures``); both counted in the second of the answer.
     public var credentialAttempts = 0
     public var credentialFailures = 0
     /// Requests refused because their clearance was over its own rate limit.
@@ -317,7 +317,10 @@ public struct ModeController: Sendable {
         automatic = mode
         since = now
         calmSeconds = 0
-        if mode != .underAttack { attackSeconds = 0 }
+        // Attack evidence gathered while the site was only hot carries into elevated: a spray
+        // whose signal shows a second after its load goes under attack `sustain` seconds after
+        // the signal, not `sustain` seconds after the site happened to become elevated.
+        if mode == .normal { attackSeconds = 0 }
         hotSeconds = 0
     }
 

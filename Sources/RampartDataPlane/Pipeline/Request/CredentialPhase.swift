@@ -43,10 +43,7 @@ enum CredentialPhase {
         // clearance); API software holds none, so an unknown key from a stranger is refused.
         let stranger = site.defence.mode == .underAttack && !loop.hasPriority(request.client, now: now)
             && (unknownKey || ChallengeRoutes.cookie(ChallengeRoutes.cookie, in: request.head.headers["cookie"]) == nil)
-        guard blocked || stranger else {
-            site.defence.traffic.credentialAttempts += 1
-            return .next
-        }
+        guard blocked || stranger else { return .next }
         site.defence.traffic.limited += 1
         if loop.strike(request.client, reason: .credentialsFailed) { request.keepAlive = false }
         let retry = Int(config.blockFor.nanoseconds / 1_000_000_000)
@@ -60,6 +57,9 @@ enum CredentialPhase {
         let config = site.config.credentials
         let code = Int(response.status.code)
         let location = (300..<400).contains(code) ? response.headers.first(name: "location") : nil
+        // Attempts are counted when answered, like failures: counted on arrival, a burst let out
+        // of the origin queue would dilute the failed share of the second it arrived in.
+        site.defence.traffic.credentialAttempts += 1
         guard CredentialFailures.isFailure(status: code, location: location, config: config) else { return }
         site.defence.traffic.credentialFailures += 1
         if let scope = site.defence.credentialFailures.failed(client: request.client, fingerprint: request.connection.fingerprint, now: Int64(now.uptimeNanoseconds)) {

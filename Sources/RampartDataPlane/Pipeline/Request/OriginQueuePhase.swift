@@ -21,8 +21,12 @@ enum OriginQueuePhase {
             || request.credential.map { loop.knownGoodCredentials.contains($0, now: Int64(now.uptimeNanoseconds)) } == true
     }
 
-    /// True when the request, if it is still waiting when its site starts challenging, meets the challenge.
+    /// True when the request, if it is still waiting when its site's mode rises, is decided again:
+    /// it meets the challenge, or (a login or an unknown API key, even one that passed the
+    /// elevated mode's check) the stricter credential rule for strangers under attack. A spray
+    /// queued by the thousand while the site was elevated must not drain into the origin after
+    /// it went under attack.
     static func recheck(_ request: RequestContext) -> Bool {
-        !request.challengeChecked && request.routed.config.challenge.enabled
+        request.credentialAttempt || (!request.challengeChecked && request.routed.config.challenge.enabled)
     }
 }
