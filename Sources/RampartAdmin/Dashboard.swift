@@ -99,12 +99,13 @@ enum Dashboard {
             b.addEventListener("click",async()=>{await api("POST","/api/bans",{address:e.key,ttl_seconds:3600,reason:"dashboard"});b.textContent="banned";b.disabled=true});
             tr.append(el("td",{},s.site),el("td",{},e.key),el("td",{class:"n"},e.count),el("td")) ;tr.lastChild.appendChild(b);t.appendChild(tr)}
           const o=document.getElementById("topOther");o.replaceChildren();
-          o.appendChild(el("tr")).append(el("th",{},"site"),el("th",{},"subnet / path / JA4"),el("th",{},"req/s"));
-          for(const s of frame.top){for(const e of s.subnets.slice(0,5))o.appendChild(el("tr")).append(el("td",{},s.site),el("td",{},e.key),el("td",{class:"n"},e.count));
-            for(const e of s.paths.slice(0,5))o.appendChild(el("tr")).append(el("td",{},s.site),el("td",{},e.key),el("td",{class:"n"},e.count));
-            for(const e of (s.fingerprints||[]).slice(0,3))o.appendChild(el("tr")).append(el("td",{},s.site),el("td",{class:"mono"},e.key),el("td",{class:"n"},e.count));
-            for(const e of (s.countries||[]).slice(0,3))o.appendChild(el("tr")).append(el("td",{},s.site),el("td",{},"country "+e.key),el("td",{class:"n"},e.count));
-            for(const e of (s.networks||[]).slice(0,3))o.appendChild(el("tr")).append(el("td",{},s.site),el("td",{},e.key),el("td",{class:"n"},e.count))}
+          o.appendChild(el("tr")).append(el("th",{},"site"),el("th",{},"what"),el("th",{},"key"),el("th",{},"req/s"));
+          const row=(site,kind,e,cls)=>o.appendChild(el("tr")).append(el("td",{},site),el("td",{},kind),el("td",cls?{class:cls}:{},e.key),el("td",{class:"n"},e.count));
+          for(const s of frame.top){for(const e of s.subnets.slice(0,5))row(s.site,"subnet",e);
+            for(const e of s.paths.slice(0,5))row(s.site,"path",e);
+            for(const e of (s.fingerprints||[]).slice(0,3))row(s.site,"TLS fingerprint",e,"mono");
+            for(const e of (s.countries||[]).slice(0,3))row(s.site,"country",e);
+            for(const e of (s.networks||[]).slice(0,3))row(s.site,"network",e)}
         }
         function fillIncidents(frame){
           const t=document.getElementById("incidents");t.replaceChildren();

@@ -96,6 +96,8 @@ extension IntegrationTests {
         let run = try Self.browse([
             "http://127.0.0.1:\(admin)/?token=\(token)",
             "--wait-for", "Site www", "--wait-for", "live · ", "--wait-for", "127.0.5.1",
+            // Each heavy hitter says what it is (rendered rows, not the page's script).
+            "--wait-for", "<td>subnet</td><td>127.0.5.0/24</td>",
             "--eval", selectMode, "--eval", clickBan,
             "--then-wait-for", "class=\"mode under_attack\"", "--then-wait-for", "1 bans in force",
             "--timeout", "30", "--screenshot", shot,

@@ -97,15 +97,37 @@ extension IntegrationTests {
         """
     }
 
+    /// A demo origin and the first gateway in front of it, listening.
+    struct Running {
+        let origin: DemoOrigin
+        let originPort: Int
+        let old: GatewayProcess
+        let port: Int
+        var state: URL { old.directory.appendingPathComponent("state") }
+
+        static func start() async throws -> Running {
+            let origin = DemoOrigin()
+            let originPort = try await origin.start()
+            let old = try GatewayProcess(yaml: UpgradeTests.yaml(origin: originPort))
+            return Running(origin: origin, originPort: originPort, old: old, port: try old.waitUntilListening()[0])
+        }
+
+        /// A second process started to take the first one's sockets over, with `config`.
+        func takeover(config: URL) throws -> GatewayProcess {
+            try GatewayProcess(arguments: ["run", "--config", config.path, "--state", state.path, "--admin", "127.0.0.1:0", "--takeover"])
+        }
+
+        func stop() {
+            old.stop()
+            Task { await origin.stop() }
+        }
+    }
+
     @Test func aNewProcessTakesTheSocketsOverUnderLoadWithoutAFailedRequestAndKeepsBansAndIncidents() async throws {
-        let origin = DemoOrigin()
-        let originPort = try await origin.start()
-        defer { Task { await origin.stop() } }
-        let old = try GatewayProcess(yaml: Self.yaml(origin: originPort))
-        defer { old.stop() }
-        let port = try old.waitUntilListening()[0]
+        let running = try await Running.start()
+        defer { running.stop() }
+        let (old, port, state) = (running.old, running.port, running.state)
         let admin = try old.adminLink()
-        let state = old.directory.appendingPathComponent("state")
 
         // A ban and a closed incident in the first process.
         #expect(try IncidentReportTests.call(admin.port, admin.token, "POST", "/api/bans", #"{"address":"127.0.0.9","ttl":3600,"reason":"upgrade test"}"#) / 100 == 2)
@@ -120,9 +142,7 @@ extension IntegrationTests {
         usleep(1_000_000)
         let okBefore = load.ok
 
-        let new = try GatewayProcess(arguments: [
-            "run", "--config", old.configURL.path, "--state", state.path, "--admin", "127.0.0.1:0", "--takeover",
-        ])
+        let new = try running.takeover(config: old.configURL)
         defer { new.stop() }
         let newPorts = try? new.waitUntilListening()
         #expect(newPorts?.first == port, "the new process did not serve; its log:\n\(new.stderrText)\nthe old one's:\n\(old.stderrText)")
@@ -146,16 +166,12 @@ extension IntegrationTests {
     }
 
     @Test func aTakeoverWithOtherListenersIsRefusedAndTheRunningGatewayKeepsServing() async throws {
-        let origin = DemoOrigin()
-        let originPort = try await origin.start()
-        defer { Task { await origin.stop() } }
-        let old = try GatewayProcess(yaml: Self.yaml(origin: originPort))
-        defer { old.stop() }
-        let port = try old.waitUntilListening()[0]
-        let state = old.directory.appendingPathComponent("state")
+        let running = try await Running.start()
+        defer { running.stop() }
+        let (old, port) = (running.old, running.port)
         let other = old.directory.appendingPathComponent("other.yaml")
-        try Self.yaml(origin: originPort).replacingOccurrences(of: "127.0.0.1:0\n", with: "127.0.0.1:0\n  - address: 127.0.0.1:0\n").write(to: other, atomically: true, encoding: .utf8)
-        let new = try GatewayProcess(arguments: ["run", "--config", other.path, "--state", state.path, "--admin", "127.0.0.1:0", "--takeover"])
+        try Self.yaml(origin: running.originPort).replacingOccurrences(of: "127.0.0.1:0\n", with: "127.0.0.1:0\n  - address: 127.0.0.1:0\n").write(to: other, atomically: true, encoding: .utf8)
+        let new = try running.takeover(config: other)
         defer { new.stop() }
         #expect(new.waitForExit(timeout: 20) == 1)
         #expect(new.stderrText.contains("a takeover keeps the listeners as they are"), "\(new.stderrText)")

@@ -48,7 +48,13 @@ package final class GeoFilter {
     /// The verdict of site `site`'s rules on a request from `client` at `now` (nanoseconds).
     package func verdict(site: Int, client: IPAddress, now: Int64) -> GeoVerdict {
         guard site < sites.count, !sites[site].isEmpty else { return .pass }
-        let info = lookup(client)
+        return verdict(site: site, client: client, place: lookup(client), now: now)
+    }
+
+    /// The same, for a client whose country and network (`place`, from ``lookup(_:)``) the caller
+    /// already looked up.
+    package func verdict(site: Int, client: IPAddress, place info: GeoInfo, now: Int64) -> GeoVerdict {
+        guard site < sites.count, !sites[site].isEmpty else { return .pass }
         guard let decision = sites[site].decide(country: info.country, asn: info.asn) else { return .pass }
         let rule = decision.rule
         switch decision.action {

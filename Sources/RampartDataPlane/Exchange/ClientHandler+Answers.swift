@@ -58,10 +58,7 @@ extension ClientHandler {
         headers.add(name: "Cache-Control", value: "no-store")
         headers.add(name: "X-Request-Id", value: request.id)
         for (name, value) in extra { headers.add(name: name, value: value) }
-        if !request.keepAlive || loop.draining {
-            request.keepAlive = false
-            headers.add(name: "Connection", value: "close")
-        }
+        ResponseHeadersPhase.connectionHeader(&request, headers: &headers, loop: loop)
         responseStarted = true
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.head.version, status: status, headers: headers))), promise: nil)
         if request.head.method != .HEAD, !body.isEmpty {

@@ -18,7 +18,7 @@ enum AccessRulesPhase {
         guard let geo = loop.geo else { return .next }
         let place = geo.lookup(request.client)
         site.defence.recordPlace(country: place.country?.description, asn: place.asn)
-        request.geoVerdict = geo.verdict(site: site.configIndex, client: request.client, now: Int64(now.uptimeNanoseconds))
+        request.geoVerdict = geo.verdict(site: site.configIndex, client: request.client, place: place, now: Int64(now.uptimeNanoseconds))
         switch request.geoVerdict {
         case .deny: return .respond(.refusal(.geoDenied))
         case .limited(let retry): return .respond(.refusal(.rateLimited, retryAfter: retry, detail: "geo_rules limit"))
