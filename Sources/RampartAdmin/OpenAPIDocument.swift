@@ -207,6 +207,44 @@ enum OpenAPIDocument {
                 '404': {description: Not banned}
                 '401': {description: No or wrong token}
                 '403': {description: 'With the cookie: not from the dashboard''s own origin, or a body that is not application/json'}
+          /api/rules:
+            get:
+              summary: "Operators' runtime rules (allow: priority in origin queues; deny: refused with 403), shared by a fleet."
+              responses:
+                '200': {description: '[{"id", "action", "cidr", "site", "until", "reason", "by", "decided"}]'}
+                '401': {description: No or wrong token}
+            post:
+              summary: Add a runtime rule (in a fleet, on every node).
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      type: object
+                      required: [action, block]
+                      properties:
+                        action: {type: string, enum: [allow, deny]}
+                        block: {type: string, description: "CIDR block or one address"}
+                        site: {type: string, description: "one site; absent: every site"}
+                        ttl: {type: integer, description: "seconds; absent: until removed"}
+                        reason: {type: string, default: manual}
+              responses:
+                '201': {description: The rule, with its id}
+                '400': {description: Not a rule}
+                '404': {description: No such site}
+                '409': {description: Too many runtime rules}
+                '401': {description: No or wrong token}
+                '403': {description: 'With the cookie: not from the dashboard''s own origin, or a body that is not application/json'}
+          /api/rules/{id}:
+            delete:
+              summary: Remove a runtime rule (in a fleet, on every node).
+              parameters:
+                - {name: id, in: path, required: true, schema: {type: string}}
+              responses:
+                '204': {description: Removed}
+                '404': {description: No such rule}
+                '401': {description: No or wrong token}
+                '403': {description: 'With the cookie: not from the dashboard''s own origin, or a body that is not application/json'}
           /api/top:
             get:
               summary: The last second's heaviest sources, subnets, paths, user agents, JA4 TLS fingerprints, countries and networks per site.
