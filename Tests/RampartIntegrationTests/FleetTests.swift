@@ -471,7 +471,8 @@ struct FleetTests {
         let r1Requests = parts.first { $0["node"] as? String == "r1" }?["requests"] as? Int ?? 0
         #expect(r1Requests >= statuses.count, "r1's figures: \(parts)")
         #expect(try fixture.cluster.sql("SELECT count(*) FROM rampart_incidents") == "1")
-        let localID = try #require((try JSONSerialization.jsonObject(with: Data(try #require(try r2.call("GET", "/api/incidents")).body)) as? [[String: Any]])?.first?["id"] as? Int)
+        let listed = try #require(try r2.call("GET", "/api/incidents"))
+        let localID = try #require((try JSONSerialization.jsonObject(with: Data(listed.body)) as? [[String: Any]])?.first?["id"] as? Int)
         let report = String(decoding: try #require(try r2.call("GET", "/api/incidents/\(localID)/report?format=html")).body, as: UTF8.self)
         #expect(report.contains("Fleet: one incident over 3 nodes") && report.contains("<td>r1</td>") && report.contains("<td>r3</td>"), "\(report.prefix(3000))")
         print("fleet: one incident over r1, r2, r3: \(parts.map { "\($0["node"] ?? "?"): \($0["requests"] ?? 0) requests, peak \($0["peakRequestsPerSecond"] ?? 0)/s" })")
