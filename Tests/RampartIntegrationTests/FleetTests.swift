@@ -454,7 +454,8 @@ struct FleetTests {
         nodes.append(r3)
         #expect(eventually(timeout: 20) { r3.connected })
         #expect(eventually(timeout: 5) { r3.override == "under_attack" && forbidden(r3, denied) && refusedAsUncleared(login(r3)) })
-        #expect(String(decoding: try #require(try r3.call("GET", "/api/rules")).body, as: UTF8.self).contains("192.0.2.0"))
+        let (listStatus, ruleList) = try runProgram(["rules", "list", "--admin", "127.0.0.1:\(r3.admin)", "--token", r3.token], executable: Binary.rampart)
+        #expect(listStatus == 0 && ruleList.contains("192.0.2.0/24") && ruleList.contains("allow"), "\(ruleList)")
 
         // The deny rule removed on r2 lifts it everywhere.
         #expect(try r2.call("DELETE", "/api/rules/\(denyID)")?.status == 204)
@@ -480,6 +481,8 @@ struct FleetTests {
         let localID = try #require((try JSONSerialization.jsonObject(with: Data(listed.body)) as? [[String: Any]])?.first?["id"] as? Int)
         let report = String(decoding: try #require(try r2.call("GET", "/api/incidents/\(localID)/report?format=html")).body, as: UTF8.self)
         #expect(report.contains("Fleet: one incident over 3 nodes") && report.contains("<td>r1</td>") && report.contains("<td>r3</td>"), "\(report.prefix(3000))")
+        let (incidentsStatus, incidents) = try runProgram(["incidents", "--admin", "127.0.0.1:\(r1.admin)", "--token", r1.token], executable: Binary.rampart)
+        #expect(incidentsStatus == 0 && incidents.contains("node r2") && incidents.contains("node r3"), "\(incidents)")
         print("fleet: one incident over r1, r2, r3: \(parts.map { "\($0["node"] ?? "?"): \($0["requests"] ?? 0) requests, peak \($0["peakRequestsPerSecond"] ?? 0)/s" })")
     }
 
