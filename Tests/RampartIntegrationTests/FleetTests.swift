@@ -483,6 +483,16 @@ struct FleetTests {
         #expect(report.contains("Fleet: one incident over 3 nodes") && report.contains("<td>r1</td>") && report.contains("<td>r3</td>"), "\(report.prefix(3000))")
         let (incidentsStatus, incidents) = try runProgram(["incidents", "--admin", "127.0.0.1:\(r1.admin)", "--token", r1.token], executable: Binary.rampart)
         #expect(incidentsStatus == 0 && incidents.contains("node r2") && incidents.contains("node r3"), "\(incidents)")
+        // The database away: a rule added on r1 holds there at once, waits in its outbox, and
+        // reaches r2 and r3 when the database is back.
+        fixture.cluster.stop(immediate: true)
+        #expect(eventually(timeout: 10) { !r1.connected })
+        #expect(try r1.call("POST", "/api/rules", body: #"{"action":"deny","block":"127.0.0.98","reason":"while down"}"#)?.status == 201)
+        #expect(forbidden(r1, "127.0.0.98") && !forbidden(r2, "127.0.0.98"))
+        #expect(eventually(timeout: 5) { ((try? r1.fleet())?["outbox"] as? Int) == 1 })
+        try fixture.cluster.start()
+        #expect(eventually(timeout: 15) { forbidden(r2, "127.0.0.98") && forbidden(r3, "127.0.0.98") })
+        #expect(forbidden(r1, "127.0.0.98"))
         print("fleet: one incident over r1, r2, r3: \(parts.map { "\($0["node"] ?? "?"): \($0["requests"] ?? 0) requests, peak \($0["peakRequestsPerSecond"] ?? 0)/s" })")
     }
 
