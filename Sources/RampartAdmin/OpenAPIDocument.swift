@@ -114,6 +114,30 @@ enum OpenAPIDocument {
                       text: {type: string}
                       address: {type: string}
                 eventsDropped: {type: integer}
+                fleet:
+                  type: object
+                  description: "In a fleet (docs/fleet.md): the fleet's incident this one belongs to; absent without a fleet"
+                  properties:
+                    id: {type: integer, description: "the fleet's number, not a node's"}
+                    site: {type: string}
+                    start: {type: integer}
+                    end: {type: integer, nullable: true, description: "once every node's part ended"}
+                    nodes:
+                      type: array
+                      description: each node's own traffic during the incident
+                      items:
+                        type: object
+                        properties:
+                          node: {type: string}
+                          incident: {type: integer, description: "the node's own incident number"}
+                          start: {type: integer}
+                          end: {type: integer, nullable: true}
+                          peakRequestsPerSecond: {type: integer}
+                          requests: {type: integer}
+                          refused: {type: integer}
+                          challenged: {type: integer}
+                          toOrigin: {type: integer}
+                          topSources: {type: array, items: {$ref: '#/components/schemas/TopEntry'}}
         security:
           - bearer: []
         paths:
