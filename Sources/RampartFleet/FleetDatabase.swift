@@ -216,6 +216,6 @@ struct FleetDatabase {
     func prune(days: Int, now: Int64) async throws {
         try await connection.query("DELETE FROM rampart_events WHERE at < now() - \(Double(days)) * interval '1 day'", logger: logger)
         try await connection.query("DELETE FROM rampart_bans WHERE ends_at < \(now - 3600)", logger: logger)
-        try await pruneShared(now: now)
+        try await pruneShared(now: now, days: days)
     }
 }

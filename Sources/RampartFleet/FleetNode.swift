@@ -307,7 +307,12 @@ public final class FleetNode: Sendable {
         }
         if now - timers.incidents >= 2 {
             timers.incidents = now
-            try await shareIncidents(db)
+            do {
+                try await shareIncidents(db)
+            } catch let error as PSQLError where error.serverInfo != nil {
+                // A statement the database refused: incidents are a record, not worth the connection.
+                logger.warning("cannot share this node's incidents", metadata: ["error": "\(Self.describe(error))"])
+            }
         }
         if now - timers.prune >= 600 {
             timers.prune = now
