@@ -189,7 +189,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RampartFleetTests",
-            dependencies: ["RampartFleet", "RampartCore"],
+            dependencies: ["RampartFleet", "RampartCore", "RampartDataPlane"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -154,6 +154,32 @@ public final class AdminServer: Sendable {
             guard try await gateway.unban(ip) else { return Self.problem(.notFound, "\(ip) is not banned") }
             return Response(status: .noContent)
         }
+        router.get("/api/rules") { _, _ -> Response in
+            Self.json(gateway.rules())
+        }
+        router.post("/api/rules") { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 4096)
+            guard let r = try? JSONDecoder().decode(RuleRequest.self, from: Data(buffer: body)), let action = OperatorRule.Action(rawValue: r.action),
+                let block = CIDR(r.block) else {
+                return Self.problem(.badRequest, "expected {\"action\": \"allow|deny\", \"block\": \"CIDR or address\", \"site\": \"...\", \"ttl\": seconds, \"reason\": \"...\"}")
+            }
+            if let site = r.site, !gateway.currentConfig.sites.contains(where: { $0.name == site }) {
+                return Self.problem(.notFound, "no site named '\(site)'")
+            }
+            let now = Int64(Date().timeIntervalSince1970)
+            let ttl = r.ttl.map { min(max($0, 1), 365 * 86400) }
+            let rule = OperatorRule(
+                id: String(UInt64.random(in: 1...UInt64.max), radix: 16), action: action, cidr: block.description, site: r.site,
+                until: ttl.map { now + Int64($0) } ?? 0, reason: String((r.reason ?? "manual").prefix(200)), by: "operator", decided: now
+            )
+            guard gateway.addRule(rule) else { return Self.problem(.conflict, "\(OperatorRule.capacity) runtime rules are kept already; remove some or put them in the config file") }
+            return Self.json(rule, status: .created)
+        }
+        router.delete("/api/rules/{id}") { _, context -> Response in
+            guard let id = context.parameters.get("id") else { return Self.problem(.badRequest, "rule id missing") }
+            guard gateway.removeRule(id: id) else { return Self.problem(.notFound, "no rule '\(id)'") }
+            return Response(status: .noContent)
+        }
         router.get("/api/top") { request, _ -> Response in
             let n = min(100, max(1, request.uri.queryParameters.get("n", as: Int.self) ?? 10))
             return Self.json(try await gateway.top(n))
@@ -241,6 +267,16 @@ public final class AdminServer: Sendable {
 }
 
 struct ModeRequest: Decodable { var mode: String }
+
+/// `POST /api/rules`: an operator's runtime rule (``OperatorRule``); no `site` applies it to every
+/// site, no `ttl` keeps it until removed.
+struct RuleRequest: Decodable {
+    var action: String
+    var block: String
+    var site: String?
+    var ttl: Int?
+    var reason: String?
+}
 
 /// `POST /api/bans`: the ban's length is `ttl` (seconds, as the command-line contract names it) or
 /// `ttl_seconds` (the dashboard's and older scripts' name).

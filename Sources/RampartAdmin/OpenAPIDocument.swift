@@ -114,6 +114,30 @@ enum OpenAPIDocument {
                       text: {type: string}
                       address: {type: string}
                 eventsDropped: {type: integer}
+                fleet:
+                  type: object
+                  description: "In a fleet (docs/fleet.md): the fleet's incident this one belongs to; absent without a fleet"
+                  properties:
+                    id: {type: integer, description: "the fleet's number, not a node's"}
+                    site: {type: string}
+                    start: {type: integer}
+                    end: {type: integer, nullable: true, description: "once every node's part ended"}
+                    nodes:
+                      type: array
+                      description: each node's own traffic during the incident
+                      items:
+                        type: object
+                        properties:
+                          node: {type: string}
+                          incident: {type: integer, description: "the node's own incident number"}
+                          start: {type: integer}
+                          end: {type: integer, nullable: true}
+                          peakRequestsPerSecond: {type: integer}
+                          requests: {type: integer}
+                          refused: {type: integer}
+                          challenged: {type: integer}
+                          toOrigin: {type: integer}
+                          topSources: {type: array, items: {$ref: '#/components/schemas/TopEntry'}}
         security:
           - bearer: []
         paths:
@@ -205,6 +229,44 @@ enum OpenAPIDocument {
               responses:
                 '204': {description: Lifted}
                 '404': {description: Not banned}
+                '401': {description: No or wrong token}
+                '403': {description: 'With the cookie: not from the dashboard''s own origin, or a body that is not application/json'}
+          /api/rules:
+            get:
+              summary: "Operators' runtime rules (allow: priority in origin queues; deny: refused with 403), shared by a fleet."
+              responses:
+                '200': {description: '[{"id", "action", "cidr", "site", "until", "reason", "by", "decided"}]'}
+                '401': {description: No or wrong token}
+            post:
+              summary: Add a runtime rule (in a fleet, on every node).
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      type: object
+                      required: [action, block]
+                      properties:
+                        action: {type: string, enum: [allow, deny]}
+                        block: {type: string, description: "CIDR block or one address"}
+                        site: {type: string, description: "one site; absent: every site"}
+                        ttl: {type: integer, description: "seconds; absent: until removed"}
+                        reason: {type: string, default: manual}
+              responses:
+                '201': {description: The rule, with its id}
+                '400': {description: Not a rule}
+                '404': {description: No such site}
+                '409': {description: Too many runtime rules}
+                '401': {description: No or wrong token}
+                '403': {description: 'With the cookie: not from the dashboard''s own origin, or a body that is not application/json'}
+          /api/rules/{id}:
+            delete:
+              summary: Remove a runtime rule (in a fleet, on every node).
+              parameters:
+                - {name: id, in: path, required: true, schema: {type: string}}
+              responses:
+                '204': {description: Removed}
+                '404': {description: No such rule}
                 '401': {description: No or wrong token}
                 '403': {description: 'With the cookie: not from the dashboard''s own origin, or a body that is not application/json'}
           /api/top:

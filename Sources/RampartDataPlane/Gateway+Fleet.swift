@@ -122,7 +122,7 @@ extension BanRegistry {
             kernel?.offer(.add(ip, seconds: Int(remaining / 1_000_000_000)))
             if !wasBanned { loop.logger.notice("source banned by the fleet", metadata: ["client": "\(ip)", "by": "\(by)", "reason": "\(reason)"]) }
             return true
-        case .mode:
+        case .mode, .revoke, .rule, .unrule:
             return false
         case .unban(let address, let by):
             guard let ip = IPAddress(address) else { return false }

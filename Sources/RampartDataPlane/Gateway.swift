@@ -31,6 +31,8 @@ public final class Gateway: Sendable {
     let checker: NIOLoopBound<HealthChecker>
     let bans: NIOLoopBound<BanRegistry>
     let detection: NIOLoopBound<DetectionService>
+    /// Runtime rules and what a fleet shares beyond bans and modes (`Gateway+SharedState.swift`).
+    let shared: NIOLockedValueBox<SharedState>
     /// The state database (nil: none); reports read older incidents' full records from it.
     private let store: (any GatewayStore)?
     /// How the state store's writes go (disk full, read-only, locked). A gateway started without
@@ -101,6 +103,8 @@ public final class Gateway: Sendable {
         self.bans = bans
         let ledger = ChallengeLedger()
         let everyContext = Array(contexts.values)
+        let shared = NIOLockedValueBox(SharedState())
+        self.shared = shared
         for bound in contexts.values {
             try bound.eventLoop.submit {
                 bound.value.reportBan = { ip, reason in
@@ -112,6 +116,7 @@ public final class Gateway: Sendable {
                     for other in everyContext where other.eventLoop !== own {
                         other.eventLoop.execute { other.value.revoke(site: site, key: key) }
                     }
+                    bound.value.reportRevocation(site: site, key: key, to: shared)
                 }
             }.wait()
         }
@@ -551,13 +556,13 @@ public final class Gateway: Sendable {
     public func incident(id: Int) async throws -> Incident? {
         guard let found = try await incidents().first(where: { $0.id == id }) else { return nil }
         guard found.series == nil, found.events == nil, let store else { return found }
-        return (try? store.incident(id: id)) ?? found
+        return withFleet((try? store.incident(id: id)).map { [$0] } ?? [found]).first ?? found
     }
 
     /// Incidents kept in memory: closed ones, then open ones.
     public func incidents() async throws -> [Incident] {
         let detection = self.detection
-        return try await acceptLoop.submit { detection.value.allIncidents() }.get()
+        return withFleet(try await acceptLoop.submit { detection.value.allIncidents() }.get())
     }
 
     /// The config in force.

@@ -43,10 +43,15 @@ final class LoopContext {
     /// Session credentials the origins answered with success (keyed by the credential's hash).
     var knownGoodCredentials = KnownGoodTable()
 
-    /// True when `client` goes first in origin queues: allow-listed, or vouched for by the origin.
-    func hasPriority(_ client: IPAddress, now: NIODeadline) -> Bool {
+    /// Operators' runtime rules (``OperatorRule``), pushed by the gateway on every change.
+    var operatorRules = OperatorRuleSet()
+
+    /// True when `client` goes first in origin queues on `site`: allow-listed (config or runtime
+    /// rule), or vouched for by the origin.
+    func hasPriority(_ client: IPAddress, site: String? = nil, now: NIODeadline) -> Bool {
         let allow = config.source.knownGood.allow
         if !allow.isEmpty, allow.contains(client) { return true }
+        if !operatorRules.isEmpty, operatorRules.allows(client, site: site, now: unixNow()) { return true }
         return knownGood.contains(client, now: Int64(now.uptimeNanoseconds))
     }
 

@@ -91,6 +91,8 @@ struct FleetDatabase {
                 )
                 SELECT id, pg_notify('rampart_events', id::text) FROM e
                 """, logger: logger)
+        case .revoke, .rule, .unrule:
+            rows = try await publishShared(decision, node: node, decided: decided)
         }
         for try await (id, _) in rows.decode((Int64, String).self) { return id }
         return nil
@@ -108,6 +110,8 @@ struct FleetDatabase {
             case "ban": out.append(FleetEvent(id: id, node: node, decision: .ban(address: subject, until: until, reason: reason, by: actor)))
             case "unban": out.append(FleetEvent(id: id, node: node, decision: .unban(address: subject, by: actor)))
             case "mode": out.append(FleetEvent(id: id, node: node, decision: .mode(site: subject, mode: reason, by: actor)))
+            case "revoke", "rule", "unrule":
+                if let d = Self.sharedDecision(kind: kind, subject: subject, until: until, reason: reason, actor: actor) { out.append(FleetEvent(id: id, node: node, decision: d)) }
             default: continue  // a kind from a newer node: skipped, not fatal
             }
         }
@@ -146,6 +150,9 @@ struct FleetDatabase {
 
     /// The merged state of what `decision` is about, nil when none is kept.
     func merged(of decision: SharedDecision) async throws -> SharedDecision? {
+        if case .revoke = decision { return nil }
+        if case .rule = decision { return nil }
+        if case .unrule = decision { return nil }
         guard decision.isBan else {
             let rows = try await connection.query("SELECT mode, actor FROM rampart_modes WHERE site = \(decision.subject)", logger: logger)
             for try await (mode, actor) in rows.decode((String, String).self) { return .mode(site: decision.subject, mode: mode, by: actor) }
@@ -209,5 +216,6 @@ struct FleetDatabase {
     func prune(days: Int, now: Int64) async throws {
         try await connection.query("DELETE FROM rampart_events WHERE at < now() - \(Double(days)) * interval '1 day'", logger: logger)
         try await connection.query("DELETE FROM rampart_bans WHERE ends_at < \(now - 3600)", logger: logger)
+        try await pruneShared(now: now, days: days)
     }
 }

@@ -45,20 +45,20 @@ public struct FleetStatus: Sendable, Equatable, Codable {
 public final class FleetNode: Sendable {
     /// The fleet's settings (`fleet:` or `--fleet`).
     public let config: FleetConfig
-    private let gateway: Gateway
-    private let logger: Logger
+    let gateway: Gateway
+    let logger: Logger
     private let outbox: FleetOutbox
     /// This node's listener addresses, shown to operators.
     private let address: String
     private let started: Int64
-    private let state: NIOLockedValueBox<Shared>
+    let state: NIOLockedValueBox<Shared>
     private let intake: AsyncStream<(SharedDecision, Int64)>
     private let intakeSink: AsyncStream<(SharedDecision, Int64)>.Continuation
     /// Told when the fleet becomes unreachable (false) and reachable again (true), after the
     /// first connection.
     private let onConnectivity: @Sendable (Bool) -> Void
 
-    private struct Shared {
+    struct Shared {
         var status: FleetStatus
         /// Wakes the current session's cycle (nil while disconnected).
         var wake: AsyncStream<Void>.Continuation?
@@ -69,6 +69,8 @@ public final class FleetNode: Sendable {
         var traffic: (at: Int64, counts: [String: FleetCounts])?
         /// True once the loss of the database was announced (log, webhook) and not yet its return.
         var announcedDown = false
+        /// This node's own figures of its incidents, for the fleet's incidents.
+        var incidents = IncidentTallies()
     }
 
     /// A node for `gateway`, its outbox in `stateFolder`. `onConnectivity` hears about losing and
@@ -104,8 +106,12 @@ public final class FleetNode: Sendable {
             let state = self.state
             try await gateway.onTrafficSecond { counts in
                 let now = Int64(Date().timeIntervalSince1970)
-                state.withLockedValue { $0.traffic = (now, counts) }
+                state.withLockedValue {
+                    $0.traffic = (now, counts)
+                    $0.incidents.add(counts, at: now)
+                }
             }
+            followSharedExtras(sink)
         } catch {
             logger.error("cannot follow the gateway's bans and modes; this node's decisions stay local", metadata: ["error": "\(error)"])
         }
@@ -278,6 +284,7 @@ public final class FleetNode: Sendable {
     private struct Timers: Sendable {
         var heartbeat = 0.0
         var prune = 0.0
+        var incidents = 0.0
         var requests: (count: Int, at: Double)? = nil
     }
 
@@ -297,6 +304,15 @@ public final class FleetNode: Sendable {
             }
             try await heartbeat(db, requestsPerSecond: rate)
             try await shareTraffic(db)
+        }
+        if now - timers.incidents >= 2 {
+            timers.incidents = now
+            do {
+                try await shareIncidents(db)
+            } catch let error as PSQLError where error.serverInfo != nil {
+                // A statement the database refused: incidents are a record, not worth the connection.
+                logger.warning("cannot share this node's incidents", metadata: ["error": "\(Self.describe(error))"])
+            }
         }
         if now - timers.prune >= 600 {
             timers.prune = now
@@ -325,7 +341,7 @@ public final class FleetNode: Sendable {
     private func resynchronise(_ db: FleetDatabase) async throws {
         let newest = try await db.newestEvent()
         let bans = try await db.bans(now: Int64(Date().timeIntervalSince1970))
-        let changed = try await gateway.applyShared(bans + db.modes())
+        let changed = try await applyAll(bans + db.modes() + sharedExtras(db, now: Int64(Date().timeIntervalSince1970)))
         state.withLockedValue {
             $0.cursor.reset(to: newest)
             $0.status.lastEvent = newest
@@ -345,7 +361,7 @@ public final class FleetNode: Sendable {
             // This node's own events too, in id order: applying one again changes nothing, and
             // skipping them would let an older event from another node, read in the same batch,
             // undo a newer decision of this node (a ban replayed after this node's later unban).
-            if !fresh.isEmpty { try await gateway.applyShared(fresh.map(\.decision)) }
+            if !fresh.isEmpty { try await applyAll(fresh.map(\.decision)) }
             let now = Self.monotonic()
             state.withLockedValue {
                 $0.cursor.record(fresh.map(\.id), now: now)
@@ -366,7 +382,7 @@ public final class FleetNode: Sendable {
                 // the fleet's state may have won over the decision (a later unban, a longer ban),
                 // and a full read since the decision may have put back what it undid.
                 if let merged = try await db.merged(of: entry.decision) {
-                    try await gateway.applyShared([merged])
+                    try await applyAll([merged])
                 }
             }
             try outbox.remove(upTo: last.id)

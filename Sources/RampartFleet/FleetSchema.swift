@@ -88,6 +88,55 @@ enum FleetSchema {
             )
             """,
         ]),
+        // Version 5 is another branch's (mode TTLs); the migrator applies whatever is missing, in
+        // order, so 6 may be applied before 5 exists.
+        (6, [
+            // Revoked clearances (by site and clearance id) until they would have expired anyway.
+            """
+            CREATE TABLE rampart_revocations (
+                site TEXT NOT NULL,
+                clearance TEXT NOT NULL,
+                ends_at BIGINT NOT NULL,
+                node TEXT NOT NULL,
+                actor TEXT NOT NULL,
+                PRIMARY KEY (site, clearance)
+            )
+            """,
+            // Operators' runtime rules (JSON), removals kept as tombstones for a day.
+            """
+            CREATE TABLE rampart_rules (
+                id TEXT PRIMARY KEY,
+                rule TEXT NOT NULL,
+                ends_at BIGINT NOT NULL,
+                removed BOOLEAN NOT NULL DEFAULT false,
+                decided BIGINT NOT NULL,
+                node TEXT NOT NULL
+            )
+            """,
+            // One incident per site and attack across the fleet, and each node's part of it.
+            """
+            CREATE TABLE rampart_incidents (
+                id BIGSERIAL PRIMARY KEY,
+                site TEXT NOT NULL,
+                started BIGINT NOT NULL,
+                last_seen BIGINT NOT NULL,
+                ended BIGINT
+            )
+            """,
+            "CREATE INDEX rampart_incidents_site ON rampart_incidents (site, started)",
+            """
+            CREATE TABLE rampart_incident_nodes (
+                incident BIGINT NOT NULL REFERENCES rampart_incidents (id) ON DELETE CASCADE,
+                node TEXT NOT NULL,
+                local_id INT NOT NULL,
+                started BIGINT NOT NULL,
+                ended BIGINT,
+                figures TEXT NOT NULL,
+                PRIMARY KEY (node, local_id, started)
+            )
+            """,
+            "CREATE INDEX rampart_incident_nodes_incident ON rampart_incident_nodes (incident)",
+        ]),
     ]
 
     /// The newest version this build knows.

@@ -192,6 +192,13 @@ struct Incidents: AsyncParsableCommand {
                  pad(end, 8), pad(i["peakMode"] as? String ?? "", 13), lpad(String(i["peakRequestsPerSecond"] as? Int ?? 0), 10),
                  lpad(String(i["toOrigin"] as? Int ?? 0), 10), lpad(String(i["challenged"] as? Int ?? 0), 11)].joined(separator: "  ")
             )
+            // In a fleet: the fleet's incident it belongs to and every node's own figures.
+            if let fleet = i["fleet"] as? [String: Any] {
+                for n in fleet["nodes"] as? [[String: Any]] ?? [] {
+                    func v(_ k: String) -> String { String(n[k] as? Int ?? 0) }
+                    print("      fleet incident \(fleet["id"] as? Int ?? 0), node \(pad(n["node"] as? String ?? "", 12)) #\(pad(v("incident"), 5)) peak \(lpad(v("peakRequestsPerSecond"), 6))/s  requests \(lpad(v("requests"), 8))  refused \(lpad(v("refused"), 8))  challenged \(lpad(v("challenged"), 8))")
+                }
+            }
         }
     }
 }

@@ -24,7 +24,7 @@ struct Rampart: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rampart",
         abstract: "An HTTP edge gateway that keeps websites up during application-layer DDoS attacks.",
-        subcommands: [Run.self, Check.self, Demo.self, Top.self, Ban.self, Mode.self, Incidents.self, Report.self, ReplayCommand.self, Keys.self, Geo.self, Fleet.self]
+        subcommands: [Run.self, Check.self, Demo.self, Top.self, Ban.self, Rules.self, Mode.self, Incidents.self, Report.self, ReplayCommand.self, Keys.self, Geo.self, Fleet.self]
     )
 }
 

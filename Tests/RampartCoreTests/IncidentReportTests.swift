@@ -279,4 +279,24 @@ private func json(_ text: String) throws -> [String: Any] {
             #expect(text.contains("r.yaml:10") && text.contains("reports.contact"), "\(text)")
         }
     }
+
+    @Test func aFleetIncidentShowsEveryNodesFiguresWithSourcesAsConfigured() throws {
+        var i = sampleIncident()
+        var a = IncidentNodeFigures(node: "edge-1", incident: 7, start: 1_773_144_000, end: 1_773_144_120)
+        (a.peakRequestsPerSecond, a.requests, a.refused, a.challenged, a.toOrigin) = (600, 7000, 2500, 1500, 2000)
+        a.topSources = [TopEntry(key: "198.51.100.7", count: 3000)]
+        var b = IncidentNodeFigures(node: "edge-2", incident: 3, start: 1_773_144_004, end: 1_773_144_118)
+        (b.peakRequestsPerSecond, b.requests) = (300, 3000)
+        i.fleet = FleetIncident(id: 41, site: "www", start: 1_773_144_000, end: 1_773_144_120, nodes: [a, b])
+        #expect(i.fleet?.total.requests == 10_000 && i.fleet?.total.peakRequestsPerSecond == 900)
+        let html = try IncidentReport.render(i, stage: .notification, format: .html, options: ReportOptions(), now: 1_773_150_000)
+        #expect(html.contains("Fleet: one incident over 2 nodes") && html.contains("<td>edge-1</td>") && html.contains("<td>#3</td>"))
+        #expect(html.contains("<code>198.51.100.7</code> 3000"))
+        var config = ReportConfig()
+        config.sources = .subnet
+        let json = try IncidentReport.render(i, stage: .earlyWarning, format: .json, options: ReportOptions(config: config), now: 1_773_150_000)
+        #expect(json.contains("edge-2") && json.contains("198.51.100.0/24") && !json.contains("198.51.100.7"))
+        // Without a fleet nothing changes.
+        #expect(try !IncidentReport.render(sampleIncident(), stage: .notification, format: .html, options: ReportOptions(), now: 1_773_150_000).contains("Fleet:"))
+    }
 }

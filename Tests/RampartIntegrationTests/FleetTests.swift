@@ -20,7 +20,8 @@ struct FleetTests {
         var port: Int
         var admin: Int
 
-        init(name: String, cluster: PostgresCluster, originPort: Int, folder: URL, webhook: String? = nil, detection: String = "{ enabled: false }") throws {
+        init(name: String, cluster: PostgresCluster, originPort: Int, folder: URL, webhook: String? = nil, detection: String = "{ enabled: false }",
+             challenge: String = "{ enabled: false }", extra: String = "", siteExtra: String = "") throws {
             self.name = name
             self.folder = folder
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -31,6 +32,7 @@ struct FleetTests {
                   - address: 127.0.0.1:0
                 admin: { token: \(FleetTests.token) }
                 alerts: { webhooks: [\(webhook ?? "")] }
+                \(extra)
                 fleet:
                   host: 127.0.0.1
                   port: \(cluster.port)
@@ -44,7 +46,8 @@ struct FleetTests {
                     origins: [127.0.0.1:\(originPort)]
                     health_check: { enabled: false }
                     detection: \(detection)
-                    challenge: { enabled: false }
+                    challenge: \(challenge)
+                    \(siteExtra)
                 """.write(to: config, atomically: true, encoding: .utf8)
             (process, port, admin) = try Self.launch(name: name, folder: folder, cluster: cluster, originPort: originPort)
         }
@@ -173,7 +176,7 @@ struct FleetTests {
         let (a, b, c) = (nodes[0], nodes[1], nodes[2])
 
         // Three nodes that started at once migrated the schema once.
-        #expect(try cluster.sql("SELECT string_agg(version::text, ',' ORDER BY version) FROM rampart_schema") == "1,2,3,4")
+        #expect(try cluster.sql("SELECT string_agg(version::text, ',' ORDER BY version) FROM rampart_schema") == "1,2,3,4,6")
         let source = "127.0.0.77"
         #expect(b.serves(source) && c.serves(source))
 
@@ -296,7 +299,7 @@ struct FleetTests {
         }
         defer { gateways.forEach { $0.stop() } }
         for gw in gateways { try gw.waitUntilListening() }
-        #expect(try cluster.sql("SELECT string_agg(version::text, ',' ORDER BY version) FROM rampart_schema") == "1,2,3,4")
+        #expect(try cluster.sql("SELECT string_agg(version::text, ',' ORDER BY version) FROM rampart_schema") == "1,2,3,4,6")
         for gw in gateways {
             #expect(!gw.stderrText.contains("cannot agree on the signing key"), "\(gw.stderrText)")
             #expect(eventually(timeout: 10) { gw.stderrText.contains("joined the fleet") }, "\(gw.stderrText)")
@@ -368,6 +371,146 @@ struct FleetTests {
                     && lines.contains { $0.contains(#""kind":"fleet_restored""#) && $0.contains(#""site":"\#(node)""#) }
             }
         }, "\(receiver.output.text)")
+    }
+
+    /// A node for the tests of revocations, rules and incidents: challenges on (cookie tier, a
+    /// clearance worth 5 requests/s), no rate limits and no automatic bans, so only the
+    /// clearance's own limit and the operator's rules refuse anyone.
+    static func sharingNode(_ name: String, _ fixture: FleetFixture) throws -> Node {
+        try Node(
+            name: name, cluster: fixture.cluster, originPort: fixture.originPort, folder: fixture.root.appendingPathComponent(name),
+            challenge: "{ tier: cookie, clearance_rate: 5/s, clearance_burst: 10 }", extra: "bans: { enabled: false }", siteExtra: "rate_limits: []"
+        )
+    }
+
+    @Test func revocationsRulesAndIncidentsAreSharedByTheFleet() async throws {
+        let fixture = try await FleetFixture()
+        defer { fixture.close() }
+        let (r1, r2) = (try Self.sharingNode("r1", fixture), try Self.sharingNode("r2", fixture))
+        var nodes = [r1, r2]
+        defer { nodes.forEach { $0.stop() } }
+        #expect(eventually(timeout: 20) { nodes.allSatisfy(\.connected) }, "\(r1.process.stderrText)")
+        #expect(try r1.call("PUT", "/api/sites/default/mode", body: #"{"mode":"under_attack"}"#)?.status == 200)
+        #expect(eventually(timeout: 5) { r2.override == "under_attack" })
+
+        // A clearance (signed with the fleet's key) passes on r2; its holder then overuses it on r1
+        // until r1 revokes it (r1 then refuses it as no clearance at all, not as one over its rate).
+        // POSTs: under attack, GETs would also meet the behaviour check (challenged harder).
+        let key = try #require(FileManager.default.contents(atPath: r1.folder.appendingPathComponent("state/signing.key").path))
+        let agent = "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"
+        let holder = "127.0.0.95"
+        let cookie = try KeyRotationTests.clearance(secret: Array(key), client: holder, agent: agent)
+        func login(_ node: Node) -> HTTPReply? {
+            try? RawClient(port: node.port, source: holder).request("POST", "/login", headers: ["User-Agent: \(agent)", "Cookie: \(cookie)"], body: "u=a&p=b")
+        }
+        /// Refused for want of a clearance (not for the clearance's own rate).
+        func refusedAsUncleared(_ reply: HTTPReply?) -> Bool {
+            reply?.status == 429 && String(decoding: reply?.body ?? [], as: UTF8.self).contains("heavy load")
+        }
+        #expect(login(r2)?.status == 200)
+        var abuser = try RawClient(port: r1.port, source: holder)
+        var revokedAt: Date?
+        var statuses: [Int] = []
+        for _ in 0..<200 {
+            guard let reply = abuser.request("POST", "/login", headers: ["User-Agent: \(agent)", "Cookie: \(cookie)"], body: "u=a&p=b") else {
+                // A refusal may close the connection: the next request comes on a new one.
+                abuser = try RawClient(port: r1.port, source: holder)
+                continue
+            }
+            statuses.append(reply.status)
+            if refusedAsUncleared(reply) {
+                revokedAt = Date()
+                break
+            }
+        }
+        let revoked = try #require(revokedAt, "r1 never revoked the clearance: \(statuses)")
+        let refusedOnR2 = eventually(timeout: 5) { refusedAsUncleared(login(r2)) }
+        let revocationElapsed = Date().timeIntervalSince(revoked)
+        #expect(refusedOnR2)
+        #expect(revocationElapsed < 1.0, "the revocation took \(revocationElapsed) s to reach r2")
+        print("fleet: a clearance revoked on r1 was refused on r2 after \(Int(revocationElapsed * 1000)) ms (polled every 50 ms)")
+        #expect(try fixture.cluster.sql("SELECT count(*) FROM rampart_revocations") == "1")
+
+        // A deny rule added on r1 refuses its block on r2; an allow rule added on r2 is listed on r1.
+        let denied = "127.0.0.96"
+        #expect(r2.serves(denied) || (try? RawClient(port: r2.port, source: denied).request("GET", "/"))?.status == 302)
+        let ruleAdded = Date()
+        let added = try #require(try r1.call("POST", "/api/rules", body: #"{"action":"deny","block":"127.0.0.96/32","reason":"fleet test"}"#))
+        #expect(added.status == 201, "\(String(decoding: added.body, as: UTF8.self))")
+        let denyID = try #require((try JSONSerialization.jsonObject(with: Data(added.body)) as? [String: Any])?["id"] as? String)
+        func forbidden(_ node: Node, _ source: String) -> Bool {
+            (try? RawClient(port: node.port, source: source).request("GET", "/", headers: ["User-Agent: fleet-test"]))?.status == 403
+        }
+        #expect(eventually(timeout: 5) { forbidden(r2, denied) })
+        let ruleElapsed = Date().timeIntervalSince(ruleAdded)
+        #expect(ruleElapsed < 1.0, "the rule took \(ruleElapsed) s to reach r2")
+        print("fleet: a deny rule added on r1 refused its block on r2 after \(Int(ruleElapsed * 1000)) ms (polled every 50 ms)")
+        #expect(forbidden(r1, denied))
+        #expect(try r2.call("POST", "/api/rules", body: #"{"action":"allow","block":"192.0.2.0/24","site":"default","ttl":600}"#)?.status == 201)
+        #expect(eventually(timeout: 5) { String(decoding: (try? r1.call("GET", "/api/rules"))?.body ?? [], as: UTF8.self).contains("192.0.2.0") })
+
+        // A node that joins later reads the revocation and the rules in full at start.
+        let r3 = try Self.sharingNode("r3", fixture)
+        nodes.append(r3)
+        #expect(eventually(timeout: 20) { r3.connected })
+        #expect(eventually(timeout: 5) { r3.override == "under_attack" && forbidden(r3, denied) && refusedAsUncleared(login(r3)) })
+        let (listStatus, ruleList) = try runProgram(["rules", "list", "--admin", "127.0.0.1:\(r3.admin)", "--token", r3.token], executable: Binary.rampart)
+        #expect(listStatus == 0 && ruleList.contains("192.0.2.0/24") && ruleList.contains("allow"), "\(ruleList)")
+
+        // The deny rule removed on r2 lifts it everywhere.
+        #expect(try r2.call("DELETE", "/api/rules/\(denyID)")?.status == 204)
+        #expect(eventually(timeout: 5) { !forbidden(r1, denied) && !forbidden(r3, denied) })
+
+        // The attack ends: every node's incident closes, and they are one fleet incident with each
+        // node's own figures (r1 took the clearance's flood).
+        #expect(try r3.call("PUT", "/api/sites/default/mode", body: #"{"mode":"auto"}"#)?.status == 200)
+        var fleetIncident: [String: Any] = [:]
+        let shared = eventually(timeout: 15) {
+            guard let reply = try? r2.call("GET", "/api/incidents"),
+                let list = try? JSONSerialization.jsonObject(with: Data(reply.body)) as? [[String: Any]],
+                let fleet = list.first?["fleet"] as? [String: Any], let parts = fleet["nodes"] as? [[String: Any]] else { return false }
+            fleetIncident = fleet
+            return Set(parts.compactMap { $0["node"] as? String }) == ["r1", "r2", "r3"] && parts.allSatisfy { $0["end"] != nil } && fleet["end"] != nil
+        }
+        #expect(shared, "\(fleetIncident)")
+        let parts = (fleetIncident["nodes"] as? [[String: Any]]) ?? []
+        let r1Requests = parts.first { $0["node"] as? String == "r1" }?["requests"] as? Int ?? 0
+        #expect(r1Requests >= statuses.count, "r1's figures: \(parts)")
+        #expect(try fixture.cluster.sql("SELECT count(*) FROM rampart_incidents") == "1")
+        let listed = try #require(try r2.call("GET", "/api/incidents"))
+        let localID = try #require((try JSONSerialization.jsonObject(with: Data(listed.body)) as? [[String: Any]])?.first?["id"] as? Int)
+        let report = String(decoding: try #require(try r2.call("GET", "/api/incidents/\(localID)/report?format=html")).body, as: UTF8.self)
+        #expect(report.contains("Fleet: one incident over 3 nodes") && report.contains("<td>r1</td>") && report.contains("<td>r3</td>"), "\(report.prefix(3000))")
+        let (incidentsStatus, incidents) = try runProgram(["incidents", "--admin", "127.0.0.1:\(r1.admin)", "--token", r1.token], executable: Binary.rampart)
+        #expect(incidentsStatus == 0 && incidents.contains("node r2") && incidents.contains("node r3"), "\(incidents)")
+        // The database away: a rule added on r1 holds there at once, waits in its outbox, and
+        // reaches r2 and r3 when the database is back.
+        fixture.cluster.stop(immediate: true)
+        #expect(eventually(timeout: 10) { !r1.connected })
+        #expect(try r1.call("POST", "/api/rules", body: #"{"action":"deny","block":"127.0.0.98","reason":"while down"}"#)?.status == 201)
+        #expect(forbidden(r1, "127.0.0.98") && !forbidden(r2, "127.0.0.98"))
+        #expect(eventually(timeout: 5) { ((try? r1.fleet())?["outbox"] as? Int) == 1 })
+        try fixture.cluster.start()
+        #expect(eventually(timeout: 15) { forbidden(r2, "127.0.0.98") && forbidden(r3, "127.0.0.98") })
+        #expect(forbidden(r1, "127.0.0.98"))
+        print("fleet: one incident over r1, r2, r3: \(parts.map { "\($0["node"] ?? "?"): \($0["requests"] ?? 0) requests, peak \($0["peakRequestsPerSecond"] ?? 0)/s" })")
+    }
+
+    @Test(.enabled(if: browserAvailable)) func theDashboardOfOneNodeShowsEveryNodeInItsFleetPanel() async throws {
+        let fixture = try await FleetFixture()
+        defer { fixture.close() }
+        let nodes = try ["pane-1", "pane-2"].map { try Node(name: $0, cluster: fixture.cluster, originPort: fixture.originPort, folder: fixture.root.appendingPathComponent($0)) }
+        defer { nodes.forEach { $0.stop() } }
+        #expect(eventually(timeout: 20) { nodes.allSatisfy { (((try? $0.fleet())?["nodes"] as? [[String: Any]])?.count ?? 0) == 2 } })
+        // Rendered cells only: the page's script holds neither name nor `<td>NAME</td>`.
+        let run = try BrowserTests.browse([
+            "http://127.0.0.1:\(nodes[0].admin)/?token=\(FleetTests.token)",
+            "--wait-for", "<td>pane-1</td>", "--wait-for", "<td>pane-2</td>", "--wait-for", "connected · node pane-1",
+            "--timeout", "30", "--screenshot", BrowserTests.outputFolder.appendingPathComponent("dashboard-fleet.png").path,
+        ])
+        #expect(run.status == 0, "\(run.output.prefix(4000))")
+        let page = run.output
+        #expect(!page.contains("<section class=\"wide\" id=\"fleet\" hidden"), "the fleet panel stayed hidden")
     }
 }
 }

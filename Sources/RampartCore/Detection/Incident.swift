@@ -64,6 +64,9 @@ public struct Incident: Sendable, Equatable, Codable {
     public var events: [IncidentEvent]?
     /// Events not kept because ``events`` was full.
     public var eventsDropped: Int?
+    /// In a fleet: the fleet's incident this one belongs to, with every node's figures (nil
+    /// without a fleet, and until this node's incident reached the fleet's database).
+    public var fleet: FleetIncident?
 
     /// A new incident of `site`, opened at `start` with its first timeline line.
     public init(id: Int, site: String, start: Int64, mode: SiteMode, line: String) {
@@ -295,3 +298,69 @@ public struct IncidentSeries: Sendable, Equatable, Codable {
     }
 }
 
+
+/// One incident of a site across a fleet (docs/fleet.md): the first node whose site leaves normal
+/// mode opens it, every node whose same site does within its window joins it.
+public struct FleetIncident: Sendable, Equatable, Codable {
+    /// The fleet's number for it (not a node's own incident number).
+    public var id: Int64
+    public var site: String
+    /// Unix seconds: the earliest start and, once every node's incident closed, the latest end.
+    public var start: Int64
+    public var end: Int64?
+    /// One entry per node that saw the attack, by node name.
+    public var nodes: [IncidentNodeFigures]
+
+    /// A fleet incident as read back.
+    public init(id: Int64, site: String, start: Int64, end: Int64?, nodes: [IncidentNodeFigures]) {
+        self.id = id
+        self.site = site
+        self.start = start
+        self.end = end
+        self.nodes = nodes
+    }
+
+    /// The figures of every node added up (peak: the sum of the nodes' peaks, an upper bound of
+    /// the fleet's busiest second, since the nodes' peaks need not fall in the same second).
+    public var total: IncidentNodeFigures {
+        var t = IncidentNodeFigures(node: "fleet", incident: 0, start: start, end: end)
+        for n in nodes {
+            t.peakRequestsPerSecond += n.peakRequestsPerSecond
+            t.requests += n.requests
+            t.refused += n.refused
+            t.challenged += n.challenged
+            t.toOrigin += n.toOrigin
+        }
+        return t
+    }
+}
+
+/// One node's part of a ``FleetIncident``: its own traffic only (never the other nodes' counts it
+/// adds up for detection).
+public struct IncidentNodeFigures: Sendable, Equatable, Codable {
+    /// The node's name.
+    public var node: String
+    /// The node's own incident number.
+    public var incident: Int
+    /// Unix seconds.
+    public var start: Int64
+    public var end: Int64?
+    /// The node's busiest second (requests received).
+    public var peakRequestsPerSecond = 0
+    /// Requests the node received, and refused (rate limits, full origin queue, clearances over
+    /// their rate), challenged and sent to the origin during the incident.
+    public var requests = 0
+    public var refused = 0
+    public var challenged = 0
+    public var toOrigin = 0
+    /// The node's heaviest refused sources (else its heaviest sources), at most 5.
+    public var topSources: [TopEntry] = []
+
+    /// Figures at zero.
+    public init(node: String, incident: Int, start: Int64, end: Int64?) {
+        self.node = node
+        self.incident = incident
+        self.start = start
+        self.end = end
+    }
+}

@@ -49,6 +49,8 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
     case fingerprintDenied = "fingerprint_denied"
     /// The source's country or network is denied by the site's `geo_rules`.
     case geoDenied = "geo_denied"
+    /// The source matches an operator's runtime deny rule (``OperatorRule``).
+    case ruleDenied = "rule_denied"
     // Routing and origin.
     case unknownHost = "unknown_host"
     case originUnavailable = "origin_unavailable"
@@ -68,7 +70,7 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
         case .bodyTooLarge: return .payloadTooLarge
         case .methodNotAllowed: return .methodNotAllowed
         case .rateLimited, .challengeRequired, .clearanceLimited, .credentialsFailed: return .tooManyRequests
-        case .challengeFailed, .fingerprintDenied, .geoDenied: return .forbidden
+        case .challengeFailed, .fingerprintDenied, .geoDenied, .ruleDenied: return .forbidden
         case .expectationFailed: return .expectationFailed
         case .unknownHost: return .misdirectedRequest
         case .originUnavailable, .originQueueFull: return .serviceUnavailable
@@ -85,7 +87,7 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
     public var closesConnection: Bool {
         switch self {
         case .unknownHost, .originUnavailable, .originTimeout, .originQueueFull, .originError, .methodNotAllowed,
-            .uriTooLong, .rateLimited, .challengeRequired, .challengeFailed, .clearanceLimited, .credentialsFailed, .fingerprintDenied, .geoDenied:
+            .uriTooLong, .rateLimited, .challengeRequired, .challengeFailed, .clearanceLimited, .credentialsFailed, .fingerprintDenied, .geoDenied, .ruleDenied:
             return false
         default:
             return true
@@ -123,7 +125,7 @@ public enum RejectReason: String, Sendable, CaseIterable, Hashable {
         case .challengeFailed: return "The browser check failed or expired. Please reload the page."
         case .clearanceLimited: return "Too many requests from this browser. Please wait a moment and try again."
         case .credentialsFailed: return "Too many failed sign-ins from your network. Please wait a few minutes and try again."
-        case .geoDenied: return "This site does not accept requests from your network."
+        case .geoDenied, .ruleDenied: return "This site does not accept requests from your network."
         default: return "The request could not be understood."
         }
     }

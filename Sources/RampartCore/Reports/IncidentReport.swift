@@ -118,6 +118,8 @@ package struct IncidentReport: Sendable, Equatable, Codable {
     package var series: ReportSeries?
     /// Art. 23(4)(d): in the final stage only.
     package var final: Final?
+    /// In a fleet: the fleet's incident and each node's figures (sources as `reports.sources` says).
+    package var fleet: FleetIncident? = nil
 }
 
 extension IncidentReport {
@@ -186,6 +188,15 @@ extension IncidentReport {
             incident: subject, deadlines: deadlines, reporter: reporter, earlyWarning: early,
             assessment: nil, indicators: nil, timeline: nil, eventsNotKept: nil, series: nil, final: nil
         )
+        report.fleet = incident.fleet.map { f in
+            var f = f
+            f.nodes = f.nodes.map { n in
+                var n = n
+                n.topSources = namer.entries(n.topSources)
+                return n
+            }
+            return f
+        }
         guard stage.hasAssessment else { return report }
         report.assessment = Assessment(
             affectedSites: [incident.site], affectedRoutes: incident.topPaths, figures: figures,

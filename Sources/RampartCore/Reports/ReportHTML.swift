@@ -55,6 +55,17 @@ package enum ReportHTML {
         h += row("Final report due (1 month after the notification, Art. 23(4)(d))", escape(r.deadlines.finalReport))
         h += "</table>\n"
 
+        if let f = r.fleet {
+            h += "<h2>Fleet: one incident over \(f.nodes.count) node\(f.nodes.count == 1 ? "" : "s")</h2>\n"
+            h += "<p>Fleet incident \(f.id) on site <b>\(escape(f.site))</b>, from \(escape(ReportTime.rfc3339(f.start)))\(f.end.map { " to \(escape(ReportTime.rfc3339($0)))" } ?? " (open)"). Each node's own traffic; the figures above are this node's view, which adds the other nodes' counts up for detection.</p>\n"
+            h += "<table><tr><th>Node</th><th>Its incident</th><th>Peak requests/s</th><th>Requests</th><th>Refused</th><th>Challenged</th><th>To origin</th><th>Top sources</th></tr>"
+            for n in f.nodes + [f.total] {
+                let sources = n.topSources.map { "<code>\(escape($0.key))</code> \($0.count)" }.joined(separator: ", ")
+                h += "<tr><td>\(escape(n.node))</td><td>\(n.node == "fleet" ? "" : "#\(n.incident)")</td><td>\(n.peakRequestsPerSecond)</td><td>\(n.requests)</td><td>\(n.refused)</td><td>\(n.challenged)</td><td>\(n.toOrigin)</td><td>\(sources)</td></tr>"
+            }
+            h += "</table>\n"
+        }
+
         h += "<h2>Early warning</h2>\n<p>\(escape(r.earlyWarning.summary))</p>\n<table>"
         h += row("Suspected unlawful or malicious act", r.earlyWarning.suspectedMalicious ? "Yes, by the gateway's detection" : "Not by the gateway's detection (an operator escalated)")
         h += row("Evidence", "<ul>" + r.earlyWarning.evidence.map { "<li>\(escape($0))</li>" }.joined() + "</ul>")

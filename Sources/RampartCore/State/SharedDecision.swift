@@ -8,18 +8,30 @@ public enum SharedDecision: Sendable, Hashable, Codable {
     /// An operator's mode for `site` (`normal`, `elevated`, `under_attack`), or `auto` to return it
     /// to automatic mode.
     case mode(site: String, mode: String, by: String)
+    /// Clearance `clearance` (its random id) of `site` refused until `until`, when it would have
+    /// expired anyway.
+    case revoke(site: String, clearance: UInt64, until: Int64, by: String)
+    /// An operator's runtime rule added or replaced (``OperatorRule``; its id keys it).
+    case rule(OperatorRule)
+    /// The runtime rule `id` removed.
+    case unrule(id: String, by: String)
 
     /// What the decision is about: an address, or a site.
     public var subject: String {
         switch self {
         case .ban(let a, _, _, _), .unban(let a, _): a
         case .mode(let site, _, _): site
+        case .revoke(let site, let clearance, _, _): "\(site)/\(clearance)"
+        case .rule(let rule): rule.id
+        case .unrule(let id, _): id
         }
     }
 
-    /// True for bans and unbans (keyed by address), false for modes (keyed by site).
+    /// True for bans and unbans (keyed by address), false for the rest.
     public var isBan: Bool {
-        if case .mode = self { return false }
-        return true
+        switch self {
+        case .ban, .unban: true
+        case .mode, .revoke, .rule, .unrule: false
+        }
     }
 }

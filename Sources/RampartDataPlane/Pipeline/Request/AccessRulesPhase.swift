@@ -3,6 +3,7 @@ import RampartCore
 
 /// Access rules. Every routed request is first counted for the site's detector (sources, subnets,
 /// targets, sampled paths, agents and fingerprints); then the site's rules by TLS stack apply (a
+/// source an operator's runtime deny rule names is refused first (403), then a
 /// denied fingerprint is refused here, a challenged one meets the challenge whatever the mode),
 /// then its rules by country and network (docs/edge-filters.md): deny (403), limit (429 over the
 /// rule's per-source rate), challenge (whatever the mode), allow.
@@ -11,6 +12,9 @@ enum AccessRulesPhase {
         let site = request.site!
         let fingerprint = request.connection.fingerprint
         site.defence.record(client: request.client, method: request.head.method, target: request.accepted.target, headers: request.head.headers, fingerprint: fingerprint)
+        if !loop.operatorRules.isEmpty, loop.operatorRules.denies(request.client, site: site.name, now: unixNow()) {
+            return .respond(.refusal(.ruleDenied))
+        }
         request.fingerprintVerdict = site.config.fingerprints.verdict(fingerprint)
         if request.fingerprintVerdict == .deny {
             return .respond(.refusal(.fingerprintDenied, detail: fingerprint))

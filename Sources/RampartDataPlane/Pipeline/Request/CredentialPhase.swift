@@ -41,7 +41,7 @@ enum CredentialPhase {
         let blocked = site.defence.credentialFailures.isBlocked(client: request.client, fingerprint: request.connection.fingerprint, now: Int64(now.uptimeNanoseconds))
         // A login from a browser that passed a challenge goes on (the challenge stage checks the
         // clearance); API software holds none, so an unknown key from a stranger is refused.
-        let stranger = site.defence.mode == .underAttack && !loop.hasPriority(request.client, now: now)
+        let stranger = site.defence.mode == .underAttack && !loop.hasPriority(request.client, site: site.name, now: now)
             && (unknownKey || ChallengeRoutes.cookie(ChallengeRoutes.cookie, in: request.head.headers["cookie"]) == nil)
         guard blocked || stranger else { return .next }
         site.defence.traffic.limited += 1

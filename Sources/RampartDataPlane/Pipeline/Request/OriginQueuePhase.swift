@@ -17,7 +17,7 @@ enum OriginQueuePhase {
     }
 
     static func priority(_ request: RequestContext, loop: LoopContext, now: NIODeadline) -> Bool {
-        request.cleared || request.member != nil || request.apiKey?.configured == true || loop.hasPriority(request.client, now: now)
+        request.cleared || request.member != nil || request.apiKey?.configured == true || loop.hasPriority(request.client, site: request.site?.name, now: now)
             || request.credential.map { loop.knownGoodCredentials.contains($0, now: Int64(now.uptimeNanoseconds)) } == true
     }
 
