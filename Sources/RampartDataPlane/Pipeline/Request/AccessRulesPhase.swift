@@ -2,8 +2,8 @@ import NIOCore
 import RampartCore
 
 /// Access rules. Every routed request is first counted for the site's detector (sources, subnets,
-/// targets, sampled paths, agents and fingerprints); then the site's rules by TLS stack apply (a
-/// source an operator's runtime deny rule names is refused first (403), then a
+/// targets, sampled paths, agents and fingerprints); a source an operator's runtime deny rule
+/// names is refused (403, `POST /api/rules`); then the site's rules by TLS stack apply (a
 /// denied fingerprint is refused here, a challenged one meets the challenge whatever the mode),
 /// then its rules by country and network (docs/edge-filters.md): deny (403), limit (429 over the
 /// rule's per-source rate), challenge (whatever the mode), allow.
