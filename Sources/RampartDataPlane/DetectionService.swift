@@ -309,7 +309,7 @@ final class DetectionService {
             text: "\(change.from.rawValue) -> \(change.to.rawValue) (challenge tier \(change.tier.rawValue))\(change.manual ? " by an operator" : ""): \(change.reason)"
         )
         if change.to != .normal {
-            if var (incident, totals) = open[site] {
+            if case (var incident, let totals)? = open[site] {
                 incident.timeline.append(line)
                 incident.note(event)
                 if change.to > SiteMode(rawValue: incident.peakMode) ?? .normal { incident.peakMode = change.to.rawValue }
@@ -325,7 +325,7 @@ final class DetectionService {
                 alert?(AlertEvent(kind: .incidentOpened, site: site, from: change.from.rawValue, to: change.to.rawValue, tier: change.tier.rawValue,
                                   reason: change.reason, manual: change.manual, incident: open[site]!.0.summary))
             }
-        } else if var (incident, totals) = open.removeValue(forKey: site) {
+        } else if case (var incident, let totals)? = open.removeValue(forKey: site) {
             incident.timeline.append(line)
             incident.note(event)
             incident.end = now

@@ -125,9 +125,25 @@ extension Gateway {
         publishRules()
     }
 
-    /// Compiles the rules and hands every loop its copy.
-    private func publishRules() {
-        let set = OperatorRuleSet(shared.withLockedValue { Array($0.rules.values) })
+    /// Puts back the rules stored before a restart (those still in force), before any fleet
+    /// resynchronisation replaces them with the fleet's list.
+    func restoreStoredRules() {
+        guard let stored = try? storedRulesFromStore(), !stored.isEmpty else { return }
+        let now = unixNow()
+        let live = stored.filter { $0.inForce(at: now) }
+        shared.withLockedValue { s in
+            s.rules = Dictionary(live.suffix(OperatorRule.capacity).map { ($0.id, $0) }, uniquingKeysWith: { $1 })
+        }
+        publishRules(store: false)
+        logger.notice("runtime rules restored", metadata: ["rules": "\(live.count)"])
+    }
+
+    /// Compiles the rules, hands every loop its copy and (unless told not to) stores them, so
+    /// that a restart keeps them.
+    private func publishRules(store: Bool = true) {
+        let rules = shared.withLockedValue { Array($0.rules.values) }
+        if store { storeRules(rules) }
+        let set = OperatorRuleSet(rules)
         for bound in contexts.values {
             bound.eventLoop.execute { bound.value.operatorRules = set }
         }

@@ -144,7 +144,14 @@ public final class Gateway: Sendable {
                 eventLoop: acceptLoop
             )
         }.wait()
+        restoreStoredRules()
     }
+
+    /// The runtime rules the state store kept (``restoreStoredRules()``).
+    func storedRulesFromStore() throws -> [OperatorRule] { try store?.storedRules() ?? [] }
+
+    /// Stores the runtime rules (the whole set), when there is a store.
+    func storeRules(_ rules: [OperatorRule]) { store?.saveRules(rules) }
 
     private func context(for loop: any EventLoop) -> LoopContext {
         contexts[ObjectIdentifier(loop)]!.value

@@ -4,9 +4,9 @@ import Logging
 import RampartCore
 
 
-/// Local state in one SQLite file (`state.sqlite` in the state folder): bans, incidents and the
-/// operators' mode overrides, so a restart neither forgives attackers, forgets what happened, nor
-/// drops a site out of the mode an operator put it in.
+/// Local state in one SQLite file (`state.sqlite` in the state folder): bans, incidents, the
+/// operators' mode overrides and runtime rules, so a restart neither forgives attackers, forgets
+/// what happened, drops a site out of the mode an operator put it in, nor lifts a rule.
 ///
 /// Writes go through one serial queue, never on an event loop. A failing database (disk full,
 /// folder read-only, file locked by another process) costs no request: the gateway keeps running
@@ -64,6 +64,13 @@ public final class StateStore: Sendable {
                 t.primaryKey("site", .text)
                 t.column("mode", .text).notNull()
                 t.column("set_at", .integer).notNull()
+            }
+        }
+        migrator.registerMigration("v3-operator-rule") { db in
+            try db.create(table: "operator_rule") { t in
+                t.primaryKey("id", .text)
+                t.column("until", .integer).notNull()
+                t.column("body", .text).notNull()
             }
         }
         try migrator.migrate(db)
@@ -187,6 +194,29 @@ public final class StateStore: Sendable {
         }
     }
 
+    /// Replaces the stored runtime rules with `rules` (one write: rules change rarely, and the
+    /// set is small).
+    public func saveRules(_ rules: [OperatorRule]) {
+        let bodies = rules.map { rule in (rule.id, rule.until, String(decoding: (try? JSONEncoder().encode(rule)) ?? Data(), as: UTF8.self)) }
+        write("rules") { db in
+            try db.execute(sql: "DELETE FROM operator_rule")
+            for (id, until, body) in bodies where !body.isEmpty {
+                try db.execute(sql: "INSERT INTO operator_rule (id, until, body) VALUES (?, ?, ?)", arguments: [id, until, body])
+            }
+        }
+    }
+
+    /// The stored runtime rules; a row this version cannot read is skipped.
+    public func storedRules() throws -> [OperatorRule] {
+        try queue.sync {
+            try db.read { db in
+                try String.fetchAll(db, sql: "SELECT body FROM operator_rule ORDER BY id").compactMap {
+                    try? JSONDecoder().decode(OperatorRule.self, from: Data($0.utf8))
+                }
+            }
+        }
+    }
+
     /// Stores an incident (open ones are updated as they go; the last write wins). The JSON is
     /// made on the write queue, not the caller's thread: with its per-second series an incident
     /// can be a few hundred kilobytes, and the caller is an event loop.
@@ -221,4 +251,4 @@ public final class StateStore: Sendable {
     }
 }
 
-extension StateStore: BanStore, IncidentStore, ModeOverrideStore, StoreHealthReporting {}
+extension StateStore: BanStore, IncidentStore, ModeOverrideStore, RuleStore, StoreHealthReporting {}

@@ -35,5 +35,35 @@ extension IntegrationTests {
         #expect(eventually(timeout: 2) { status("127.0.0.51") == 200 })
         #expect(String(decoding: try #require(try call("GET", "/api/rules")).body, as: UTF8.self) == "[]")
     }
+
+    @Test func rulesOutliveARestartAndARemovedOneStaysRemoved() async throws {
+        let (origin, gw, port, admin, token) = try await AdminTests.start()
+        defer { Task { await origin.stop() }; gw.stop() }
+        func add(_ admin: Int, _ token: String, _ body: String) throws -> String {
+            let reply = try #require(try RawClient(port: admin).request("POST", "/api/rules", headers: ["Authorization: Bearer \(token)", "Content-Type: application/json"], body: body))
+            #expect(reply.status == 201)
+            return try #require((try JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any])?["id"] as? String)
+        }
+        let kept = try add(admin, token, #"{"action":"deny","block":"127.0.0.61","reason":"kept"}"#)
+        let removed = try add(admin, token, #"{"action":"deny","block":"127.0.0.62","reason":"removed"}"#)
+        #expect(try RawClient(port: admin).request("DELETE", "/api/rules/\(removed)", headers: ["Authorization: Bearer \(token)"])?.status == 204)
+
+        // A clean stop, then a new process on the same config and state folder.
+        gw.signal(SIGTERM)
+        #expect(gw.waitForExit(timeout: 20) == 0, "\(gw.stderrText)")
+        let again = try GatewayProcess(arguments: [
+            "run", "--config", gw.configURL.path, "--state", gw.directory.appendingPathComponent("state").path, "--admin", "127.0.0.1:0",
+        ])
+        defer { again.stop() }
+        let newPort = try again.waitUntilListening()[0]
+        #expect(newPort != 0 && port != 0)
+        let newAdmin = try again.adminPort()
+        let newToken = try String(contentsOf: gw.directory.appendingPathComponent("state/admin.token"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let list = String(decoding: try #require(try RawClient(port: newAdmin).request("GET", "/api/rules", headers: ["Authorization: Bearer \(newToken)"])).body, as: UTF8.self)
+        #expect(list.contains(kept) && !list.contains(removed), "\(list)")
+        #expect((try? RawClient(port: newPort, source: "127.0.0.61").request("GET", "/"))??.status == 403)
+        #expect((try? RawClient(port: newPort, source: "127.0.0.62").request("GET", "/"))??.status == 200)
+        #expect(again.stderrText.contains("runtime rules restored"))
+    }
 }
 }

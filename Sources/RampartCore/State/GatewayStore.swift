@@ -56,5 +56,13 @@ public protocol ModeOverrideStore: AnyObject, Sendable {
     func modeOverrides() throws -> [String: SiteMode]
 }
 
+/// Operators' runtime rules (`POST /api/rules`), kept across restarts.
+public protocol RuleStore: AnyObject, Sendable {
+    /// Replaces the stored rules with `rules` (the whole set: at most ``OperatorRule/capacity``).
+    func saveRules(_ rules: [OperatorRule])
+    /// The stored rules (ended ones included; the caller drops them).
+    func storedRules() throws -> [OperatorRule]
+}
+
 /// Everything a gateway stores.
-public typealias GatewayStore = BanStore & IncidentStore & ModeOverrideStore
+public typealias GatewayStore = BanStore & IncidentStore & ModeOverrideStore & RuleStore
