@@ -10,7 +10,7 @@ import Glibc
 /// folder is given to `nobody` and every program runs through `runuser -u nobody`.
 final class PostgresCluster: @unchecked Sendable {
     let directory: URL
-    let port: Int
+    private(set) var port: Int
     private let bin: String
     private(set) var pid: pid_t = 0
 
@@ -43,7 +43,18 @@ final class PostgresCluster: @unchecked Sendable {
         port = try Self.freePort()
         let (status, output) = try runAsOwner(["\(bin)/initdb", "-D", dataPath, "-U", "rampart", "-A", "trust", "-E", "UTF8", "--no-sync", "--no-instructions"])
         guard status == 0 else { throw TestFailure("initdb failed (\(status)):\n\(output)") }
-        try start()
+        // The free port may be taken between finding it and the server binding it (other tests,
+        // other clusters): the first start tries a few ports. Restarts keep the port the nodes know.
+        var attempt = 1
+        while true {
+            do {
+                try start()
+                break
+            } catch where attempt < 4 && log.contains("Address already in use") {
+                attempt += 1
+                port = try Self.freePort()
+            }
+        }
     }
 
     var dataPath: String { directory.appendingPathComponent("data").path }
