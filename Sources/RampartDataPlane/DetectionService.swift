@@ -186,10 +186,16 @@ final class DetectionService {
             guard let mode = storedOverrides[site.name] else { continue }
             _ = force(site: site.name, mode: mode, reason: "operator override restored from the state database")
         }
-        if task == nil {
-            task = loop.scheduleRepeatedAsyncTask(initialDelay: .seconds(1), delay: .seconds(1)) { [self] _ in
-                self.tick()
-            }
+        if task == nil { schedule() }
+    }
+
+    /// Collects the loops' traffic every 1/``slices`` s; every ``slices``-th collection is the
+    /// detector's tick.
+    private func schedule() {
+        task?.cancel()
+        let every = Int64(1000 / slices)
+        task = loop.scheduleRepeatedAsyncTask(initialDelay: .milliseconds(every), delay: .milliseconds(every)) { [self] _ in
+            self.collect()
         }
     }
 
@@ -198,28 +204,120 @@ final class DetectionService {
         task = nil
     }
 
-    private func tick() -> EventLoopFuture<Void> {
+    private func collect() -> EventLoopFuture<Void> {
         let futures = contexts.map { bound in bound.eventLoop.submit { bound.value.takeTraffic() } }
         return EventLoopFuture.whenAllSucceed(futures, on: loop).map { perLoop in
-            var merged: [String: TrafficSecond] = [:]
+            var slice: [String: TrafficSecond] = [:]
             for list in perLoop {
-                for (site, second) in list { merged[site, default: TrafficSecond()].merge(second) }
+                for (site, second) in list { slice[site, default: TrafficSecond()].merge(second) }
             }
-            let now = unixNow()
-            self.onSecond?(merged)
+            self.recent.append(slice)
+            if self.recent.count > self.slices { self.recent.removeFirst(self.recent.count - self.slices) }
+            let window = self.slices == 1 ? slice : Self.window(self.recent)
+            // This node's own last second (sliding, in a fleet), before the fleet's is added.
+            self.onWindow?(window)
+            self.refreshRaised()
+            self.collected &+= 1
+            guard self.collected % self.slices == 0 else { return }
+            var merged = window
             // In a fleet, the other nodes' last second is added: the detector sees the fleet's sums.
-            if let fleet = self.fleetSeconds, now <= fleet.until {
+            if let fleet = self.fleetSeconds, NIODeadline.now() <= fleet.until {
                 for (site, second) in fleet.traffic { merged[site, default: TrafficSecond()].merge(second) }
             }
-            self.observe(merged, at: now)
+            self.observe(merged, at: unixNow())
         }
     }
 
-    /// Told of this node's own traffic each second, before the fleet's is added (the fleet
-    /// publishes it).
-    var onSecond: (([String: TrafficSecond]) -> Void)?
-    /// The other nodes' last second per site, added to this node's until `until` (Unix seconds).
-    var fleetSeconds: (until: Int64, traffic: [String: TrafficSecond])?
+    /// The last second made of the newest slices: counters summed, sketches united, the origin
+    /// limit as of the newest slice (it is a level, not a count).
+    static func window(_ slices: [[String: TrafficSecond]]) -> [String: TrafficSecond] {
+        var out: [String: TrafficSecond] = [:]
+        for slice in slices {
+            for (site, second) in slice { out[site, default: TrafficSecond()].merge(second) }
+        }
+        for (site, second) in slices.last ?? [:] { out[site]?.originLimit = second.originLimit }
+        return out
+    }
+
+    /// Collections per second: 1 alone; more in a fleet, which publishes each one's sliding last
+    /// second (``setSlices(_:)``).
+    private var slices = 1
+    private var recent: [[String: TrafficSecond]] = []
+    private var collected = 0
+
+    /// Collects `n` times a second from now on (1 to 10).
+    func setSlices(_ n: Int) {
+        let n = min(10, max(1, n))
+        guard n != slices else { return }
+        slices = n
+        if task != nil { schedule() }
+    }
+
+    /// Told at each collection of this node's own last second per site (before the fleet's is
+    /// added): the fleet publishes it.
+    var onWindow: (([String: TrafficSecond]) -> Void)?
+    /// The other nodes' last second per site, added to this node's until `until`.
+    var fleetSeconds: (until: NIODeadline, traffic: [String: TrafficSecond])?
+
+    // MARK: - Modes raised by the fleet's detection (docs/fleet.md)
+
+    /// Told when a site's automatic mode or tier (this node's own detection, never what the fleet
+    /// raised) changes: site, mode, tier, reason. The fleet shares it with a time to live.
+    var onAutomaticMode: ((String, SiteMode, ChallengeTier, String) -> Void)? {
+        didSet { for site in controllers.keys { shareAutomatic(site, reason: "in force when the node joined the fleet") } }
+    }
+    private var sharedAutomatic: [String: (SiteMode, ChallengeTier)] = [:]
+    /// The other nodes' raised modes, with their leases.
+    private var raisedLeases = RaisedModeLeases()
+    /// The strongest live raised mode of each site, as applied.
+    private var floors: [String: RaisedMode] = [:]
+    /// The mode and tier the loops were last given, per site.
+    private var published: [String: (mode: SiteMode, tier: ChallengeTier)] = [:]
+
+    /// Replaces the other nodes' raised modes with a full read (each `remaining` seconds to live).
+    func setRaised(_ read: [(site: String, raised: RaisedMode, remaining: Double)]) {
+        raisedLeases.replace(with: read, now: Self.monotonic())
+        refreshRaised()
+    }
+
+    /// Applies the strongest live raised mode of each site, dropping those whose lease ran out.
+    private func refreshRaised() {
+        guard !raisedLeases.isEmpty || !floors.isEmpty else { return }
+        let now = Self.monotonic()
+        raisedLeases.expire(now: now)
+        let strongest = raisedLeases.strongest(now: now)
+        guard strongest != floors else { return }
+        let before = floors
+        floors = strongest
+        for site in Set(before.keys).union(strongest.keys) where before[site] != strongest[site] {
+            let reason = strongest[site].map { "raised by node \($0.node)'s detection: \($0.reason)" }
+                ?? "the mode node \(before[site]?.node ?? "?") raised lapsed (no node renews it)"
+            settle(site, reason: reason, manual: false, at: unixNow())
+        }
+    }
+
+    /// Publishes to the loops the mode in force (``modeInForce``) when it differs from what they
+    /// have, with the log line, the alert and the incident's timeline.
+    private func settle(_ site: String, reason: String, manual: Bool, at now: Int64) {
+        guard let controller = controllers[site] else { return }
+        let raised = controller.config.enabled ? floors[site] : nil
+        let inForce = modeInForce(override: controller.override, automatic: controller.automatic, tier: controller.tier, fixedTier: controller.fixedTier, raised: raised)
+        let before = published[site] ?? (.normal, controller.fixedTier ?? .cookie)
+        guard inForce != before else { return }
+        published[site] = inForce
+        changed(site: site, change: .inForce(from: before.mode, to: inForce.mode, tier: inForce.tier, at: now, reason: reason, manual: manual), controller: controller, at: now)
+    }
+
+    /// Tells the fleet about a change of the site's automatic mode or tier.
+    private func shareAutomatic(_ site: String, reason: String) {
+        guard let onAutomaticMode, let c = controllers[site] else { return }
+        let now = (c.automatic, c.automatic == .normal ? ChallengeTier.cookie : c.tier)
+        guard now != sharedAutomatic[site] ?? (.normal, .cookie) else { return }
+        sharedAutomatic[site] = now
+        onAutomaticMode(site, now.0, now.1, reason)
+    }
+
+    static func monotonic() -> Double { Double(NIODeadline.now().uptimeNanoseconds) / 1e9 }
 
     /// Feeds one merged second per site (exposed for tests through the gateway).
     func observe(_ merged: [String: TrafficSecond], at now: Int64) {
@@ -230,7 +328,10 @@ final class DetectionService {
             last[site] = second
             account(site: site, second: second, controller: controller, at: now)
             if now % 5 == 0, let (incident, _) = open[site] { store?.saveIncident(incident) }
-            if let change { changed(site: site, change: change, controller: controller, at: now) }
+            if let change {
+                settle(site, reason: change.reason, manual: false, at: now)
+                shareAutomatic(site, reason: change.reason)
+            }
         }
     }
 
@@ -282,14 +383,14 @@ final class DetectionService {
         let now = unixNow()
         let change = controller.setOverride(mode, at: now, reason: reason)
         controllers[site] = controller
-        if let change { changed(site: site, change: change, controller: controller, at: now) }
+        if let change { settle(site, reason: change.reason, manual: true, at: now) }
         return true
     }
 
     private func changed(site: String, change: ModeChange, controller: ModeController, at now: Int64) {
         for bound in contexts {
-            let mode = controller.mode
-            let tier = controller.tier
+            let mode = change.to
+            let tier = change.tier
             bound.eventLoop.execute { bound.value.setMode(site: site, mode: mode, tier: tier) }
         }
         logger.notice(
@@ -399,7 +500,8 @@ final class DetectionService {
             guard let c = controllers[site.name] else { return nil }
             let s = last[site.name] ?? TrafficSecond()
             return SiteStatus(
-                site: site.name, mode: c.mode, automaticMode: c.automatic, override: c.override, tier: c.tier, baseline: c.baseline,
+                site: site.name, mode: published[site.name]?.mode ?? c.mode, automaticMode: c.automatic, override: c.override,
+                tier: published[site.name]?.tier ?? c.tier, baseline: c.baseline,
                 requests: s.requests, toOrigin: s.toOrigin, cacheServed: s.cacheServed, challenged: s.challenged, cleared: s.cleared,
                 limited: s.limited, distinctSources: s.sources.estimate, queuePeak: s.queuePeak, meanLatencyMillis: s.meanLatencyMillis,
                 originLimit: s.originLimit
