@@ -233,7 +233,15 @@ final class DetectionService {
     static func window(_ slices: [[String: TrafficSecond]]) -> [String: TrafficSecond] {
         var out: [String: TrafficSecond] = [:]
         for slice in slices {
-            for (site, second) in slice { out[site, default: TrafficSecond()].merge(second) }
+            for (site, second) in slice {
+                // A quiet slice adds nothing but its levels: skip merging its empty sketches.
+                if second.requests == 0, second.latencyCount == 0, second.toOrigin == 0, second.originErrors == 0, second.shed == 0,
+                    second.credentialFailures == 0, second.cacheServed == 0 {
+                    out[site, default: TrafficSecond()].queuePeak = max(out[site]?.queuePeak ?? 0, second.queuePeak)
+                    continue
+                }
+                out[site, default: TrafficSecond()].merge(second)
+            }
         }
         for (site, second) in slices.last ?? [:] { out[site]?.originLimit = second.originLimit }
         return out

@@ -31,6 +31,7 @@ public struct FleetNodeRow: Sendable, Equatable, Codable {
 
 /// One node's last second of one site, for the operator's view of the fleet.
 public struct FleetSiteRates: Sendable, Equatable, Codable {
+    /// The site's name.
     public var site: String
     /// Requests received, sent to an origin, answered from the cache, challenged, refused by rate
     /// limits, per second (the node's last second).

@@ -3,11 +3,13 @@
 public struct RaisedMode: Sendable, Equatable {
     /// The node whose detector raised it.
     public var node: String
+    /// The mode and challenge tier it raised the site to.
     public var mode: SiteMode
     public var tier: ChallengeTier
     /// The detector's words for why.
     public var reason: String
 
+    /// `node`'s detection raised the site to `mode` with `tier`, for `reason`.
     public init(node: String, mode: SiteMode, tier: ChallengeTier, reason: String) {
         (self.node, self.mode, self.tier, self.reason) = (node, mode, tier, reason)
     }

@@ -10,8 +10,11 @@ public struct TrafficSummary: Sendable, Equatable, Codable {
     /// One heavy hitter: its key (an address, a subnet's network address, a path, an agent, a
     /// fingerprint) and its count (an upper bound, see ``SpaceSaving``).
     public struct Hitter: Sendable, Equatable, Codable {
+        /// The key, as text.
         public var k: String
+        /// Its count in the second.
         public var n: Int
+        /// Key `k` counted `n` times.
         public init(_ k: String, _ n: Int) { (self.k, self.n) = (k, n) }
     }
 
