@@ -2,6 +2,12 @@ import Logging
 import NIOCore
 import RampartCore
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// What one site looks like right now (the admin API and the dashboard read this).
 public struct SiteStatus: Sendable, Equatable {
     public var site: String
@@ -186,25 +192,61 @@ final class DetectionService {
             guard let mode = storedOverrides[site.name] else { continue }
             _ = force(site: site.name, mode: mode, reason: "operator override restored from the state database")
         }
-        if task == nil { schedule() }
+        if !running { schedule() }
     }
 
     /// Collects the loops' traffic every 1/``slices`` s; every ``slices``-th collection is the
-    /// detector's tick.
+    /// detector's tick. Alone, once a second from the start; in a fleet, on the wall clock's
+    /// boundaries (every node collects at the same instants, so the sums line up), the detector
+    /// deciding ``fleetTickDelay`` after each whole second, once the others' summaries of that
+    /// second have arrived.
     private func schedule() {
         task?.cancel()
-        let every = Int64(1000 / slices)
-        task = loop.scheduleRepeatedAsyncTask(initialDelay: .milliseconds(every), delay: .milliseconds(every)) { [self] _ in
-            self.collect()
+        task = nil
+        aligned?.cancel()
+        aligned = nil
+        running = true
+        guard slices > 1 else {
+            task = loop.scheduleRepeatedAsyncTask(initialDelay: .seconds(1), delay: .seconds(1)) { [self] _ in
+                self.collect(tick: true)
+            }
+            return
+        }
+        scheduleAligned()
+    }
+
+    private func scheduleAligned() {
+        guard running else { return }
+        let period = 1_000_000_000 / Int64(slices)
+        let now = Self.wallNanos()
+        let next = (now / period + 1) * period
+        let tick = (next / period) % Int64(slices) == 0
+        aligned = loop.scheduleTask(in: .nanoseconds(next - now)) { [self] in
+            self.collect(tick: tick).whenComplete { _ in self.scheduleAligned() }
         }
     }
 
     func stop() {
+        running = false
         task?.cancel()
         task = nil
+        aligned?.cancel()
+        aligned = nil
     }
 
-    private func collect() -> EventLoopFuture<Void> {
+    private var aligned: Scheduled<Void>?
+    private var running = false
+    /// How long after a whole second a fleet node's detector decides (the others' summaries of
+    /// that second are published at once and read 40 ms later).
+    static let fleetTickDelay = TimeAmount.milliseconds(100)
+
+    static func wallNanos() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+
+    private func collect(tick: Bool) -> EventLoopFuture<Void> {
         let futures = contexts.map { bound in bound.eventLoop.submit { bound.value.takeTraffic() } }
         return EventLoopFuture.whenAllSucceed(futures, on: loop).map { perLoop in
             var slice: [String: TrafficSecond] = [:]
@@ -217,15 +259,21 @@ final class DetectionService {
             // This node's own last second (sliding, in a fleet), before the fleet's is added.
             self.onWindow?(window)
             self.refreshRaised()
-            self.collected &+= 1
-            guard self.collected % self.slices == 0 else { return }
-            var merged = window
-            // In a fleet, the other nodes' last second is added: the detector sees the fleet's sums.
-            if let fleet = self.fleetSeconds, NIODeadline.now() <= fleet.until {
-                for (site, second) in fleet.traffic { merged[site, default: TrafficSecond()].merge(second) }
-            }
-            self.observe(merged, at: unixNow())
+            guard tick else { return }
+            let now = unixNow()
+            guard self.slices > 1 else { return self.decide(window, at: now) }
+            self.loop.scheduleTask(in: Self.fleetTickDelay) { [self] in self.decide(window, at: now) }
         }
+    }
+
+    /// The detector's tick: this node's last second plus, in a fleet, the other nodes' (the
+    /// detector sees the fleet's sums).
+    private func decide(_ window: [String: TrafficSecond], at now: Int64) {
+        var merged = window
+        if let fleet = fleetSeconds, NIODeadline.now() <= fleet.until {
+            for (site, second) in fleet.traffic { merged[site, default: TrafficSecond()].merge(second) }
+        }
+        observe(merged, at: now)
     }
 
     /// The last second made of the newest slices: counters summed, sketches united, the origin
@@ -251,14 +299,13 @@ final class DetectionService {
     /// second (``setSlices(_:)``).
     private var slices = 1
     private var recent: [[String: TrafficSecond]] = []
-    private var collected = 0
 
     /// Collects `n` times a second from now on (1 to 10).
     func setSlices(_ n: Int) {
         let n = min(10, max(1, n))
         guard n != slices else { return }
         slices = n
-        if task != nil { schedule() }
+        if running { schedule() }
     }
 
     /// Told at each collection of this node's own last second per site (before the fleet's is

@@ -115,7 +115,11 @@ public final class FleetNode: Sendable {
             let state = self.state
             try await gateway.onTrafficWindow(perSecond: Int((1 / config.trafficInterval).rounded())) { window in
                 let now = Self.monotonic()
-                state.withLockedValue { $0.window = (now, window) }
+                // The cycle runs at once: the summary goes out within milliseconds of the slice.
+                state.withLockedValue {
+                    $0.window = (now, window)
+                    $0.wake?.yield()
+                }
             }
             try await gateway.onAutomaticMode { site, mode, tier, reason in
                 state.withLockedValue {
@@ -297,6 +301,8 @@ public final class FleetNode: Sendable {
     private struct Timers: Sendable {
         var heartbeat = 0.0
         var traffic = 0.0
+        /// When the last window published was taken.
+        var window = 0.0
         var prune = 0.0
         var requests: (count: Int, at: Double)? = nil
     }
@@ -309,9 +315,11 @@ public final class FleetNode: Sendable {
         try await follow(db)
         try await shareRaisedModes(db)
         var now = Self.monotonic()
-        if now - timers.traffic >= config.trafficInterval * 0.8 {
-            timers.traffic = now
-            try await shareTraffic(db)
+        let windowAt = state.withLockedValue { $0.window?.at } ?? 0
+        if windowAt > timers.window || now - timers.traffic >= config.trafficInterval {
+            let fresh = windowAt > timers.window
+            (timers.window, timers.traffic) = (windowAt, now)
+            try await shareTraffic(db, fresh: fresh)
             now = Self.monotonic()
         }
         if now - timers.heartbeat >= 1 {
@@ -404,7 +412,7 @@ public final class FleetNode: Sendable {
     /// other nodes' last seconds, merged per site, to the detector. A summary counts while it was
     /// written within the last second (the database's clock) and for a second after it was read:
     /// a node that stops publishing stops counting, and nothing is counted twice.
-    private func shareTraffic(_ db: FleetDatabase) async throws {
+    private func shareTraffic(_ db: FleetDatabase, fresh: Bool) async throws {
         let now = Self.monotonic()
         let (window, raised) = state.withLockedValue { ($0.window, $0.raised.held) }
         var own: [String: TrafficSummary] = [:]
@@ -414,6 +422,9 @@ public final class FleetNode: Sendable {
             let json = String(decoding: try JSONEncoder().encode(own), as: UTF8.self)
             try await db.publishTraffic(node: config.node, now: Int64(Date().timeIntervalSince1970), counts: json)
         }
+        // Every node takes its slices at the same instants of the wall clock and publishes at once:
+        // reading a moment later gets the others' summaries of the same instant.
+        if fresh { try await Task.sleep(nanoseconds: 40_000_000) }
         var others: [String: TrafficSecond] = [:]
         var rates: [String: [FleetSiteRates]] = [:]
         rates[config.node] = own.sorted { $0.key < $1.key }.map { FleetSiteRates(site: $0.key, $0.value, raised: raised[$0.key].map { ($0.mode, $0.tier) }) }
