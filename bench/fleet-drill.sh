@@ -6,8 +6,9 @@
 #
 #   WARMUP=5 ATTACK=20 COOLDOWN=5 INTENSITY=10 [SETUPS="one-node alone fleet"] bash bench/fleet-drill.sh [SCENARIO]
 #
-# Prints the drill's table per setup and, per node, the seconds from the attack's start to its
-# first change to `elevated` and to `under_attack`. At INTENSITY=3 one node taking the whole flood
+# Prints the drill's table per setup and, per node, the time from the attack's start to its first
+# change to `elevated` and to `under_attack`, read from the node's admin API every 100 ms.
+# Environment: MODE_TTL and TRAFFIC_INTERVAL set the fleet's `mode_ttl` and `traffic_interval`. At INTENSITY=3 one node taking the whole flood
 # goes under attack while three nodes alone, each seeing a third, only reach `elevated`. Results go to bench/results/fleet-<date>/.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,6 +27,7 @@ PG_PORT=19701
 NODE_PORTS=(19711 19712 19713)
 ADMIN_PORTS=(19721 19722 19723)
 
+TOKEN=fleet-drill-admin-token-0123456789abcdef
 WORK=$(mktemp -d /tmp/rampart-fleet.XXXXXX)
 chmod 755 "$WORK"
 OUT="$ROOT/bench/results/fleet-$(date -u +%Y%m%dT%H%M%SZ)"
@@ -43,7 +45,7 @@ node_config() {
   cat > "$WORK/node$i.yaml" <<EOF
 listeners:
   - {address: 127.0.0.1:${NODE_PORTS[$i]}}
-admin: {listen: 127.0.0.1:${ADMIN_PORTS[$i]}}
+admin: {listen: 127.0.0.1:${ADMIN_PORTS[$i]}, token: $TOKEN}
 state: $WORK/state-$SETUP-$i
 sites:
   - name: www
@@ -51,7 +53,26 @@ sites:
     origins:
       - {address: 127.0.0.1:$ORIGIN_PORT, max_connections: $((CONCURRENCY * 2))}
 EOF
-  if [ -n "$url" ]; then printf 'fleet: {url: "%s", node: node%s}\n' "$url" "$i" >> "$WORK/node$i.yaml"; fi
+  if [ -n "$url" ]; then
+    printf 'fleet: {url: "%s", node: node%s%s%s}\n' "$url" "$i" "${MODE_TTL:+, mode_ttl: $MODE_TTL}" \
+      "${TRAFFIC_INTERVAL:+, traffic_interval: $TRAFFIC_INTERVAL}" >> "$WORK/node$i.yaml"
+  fi
+}
+
+# watch_modes NODES: prints "MILLISECONDS nodeI MODE" whenever node I's site changes mode (polled
+# every 100 ms through its admin API) until killed.
+watch_modes() {
+  local nodes=$1 i mode last=()
+  while true; do
+    for ((i = 0; i < nodes; i++)); do
+      mode=$(curl -s -m 1 -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:${ADMIN_PORTS[$i]}/api/sites" | grep -o '"mode":"[a-z_]*"' | head -1 | cut -d'"' -f4)
+      if [ -n "$mode" ] && [ "$mode" != "${last[$i]:-}" ]; then
+        echo "$(date +%s%3N) node$i $mode"
+        last[$i]=$mode
+      fi
+    done
+    sleep 0.1
+  done
 }
 
 # run_setup NAME NODES FLEET_URL: starts NODES nodes, runs the drill across them, stops them.
@@ -65,24 +86,28 @@ run_setup() {
     targets+="${targets:+,}127.0.0.1:${NODE_PORTS[$i]}"
   done
   for ((i = 0; i < nodes; i++)); do wait_port "${NODE_PORTS[$i]}"; done
-  local start
-  start=$(date +%s)
+  # Every node's mode, every 100 ms, as "MILLISECONDS nodeI MODE" lines when it changes.
+  watch_modes "$nodes" > "$WORK/$SETUP-modes.log" &
+  local watcher=$! start
+  start=$(date +%s%3N)
   "$BIN/rampart-drill" run --target "$targets" --origin 127.0.0.1:$ORIGIN_PORT --scenario "$SCENARIO" \
     --warmup "$WARMUP" --attack "$ATTACK" --cooldown "$COOLDOWN" --intensity "$INTENSITY" --users "$USERS" \
     --api-clients 0 --gateway-pid "${pids[0]}" --label "$SETUP" --json "$OUT/drill-$SETUP.json" > "$OUT/drill-$SETUP.txt" 2>"$WORK/drill-$SETUP.err"
+  kill "$watcher" 2>/dev/null || true
+  wait "$watcher" 2>/dev/null || true
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   cat "$OUT/drill-$SETUP.txt"
-  # Seconds from the attack's start to each node's first mode change (the log's ISO time stamps).
-  local attack_at=$((start + ${WARMUP%.*}))
+  cp "$WORK/$SETUP-modes.log" "$OUT/"
+  # Time from the attack's start (the drill's warm-up after its launch) to each node's first mode.
+  local attack_at=$((start + ${WARMUP%.*} * 1000))
   for ((i = 0; i < nodes; i++)); do
     cp "$WORK/$SETUP-node$i.log" "$OUT/"
-    local line t mode
+    local t mode
     for mode in elevated under_attack; do
-      line=$(grep "site mode changed" "$WORK/$SETUP-node$i.log" | grep -m1 "to=$mode " || true)
-      if [ -n "$line" ]; then
-        t=$(date -d "$(echo "$line" | cut -d' ' -f1)" +%s)
-        echo "$SETUP node$i: $mode $((t - attack_at)) s after the attack began"
+      t=$(awk -v n="node$i" -v m="$mode" '$2 == n && $3 == m { print $1; exit }' "$WORK/$SETUP-modes.log")
+      if [ -n "$t" ]; then
+        echo "$SETUP node$i: $mode $(awk -v d=$((t - attack_at)) 'BEGIN { printf "%.1f", d / 1000 }') s after the attack began"
       else
         echo "$SETUP node$i: never $mode"
       fi

@@ -154,10 +154,11 @@ enum Dashboard {
             st.textContent=(f.connected?"connected":"DEGRADED: database unreachable ("+(f.last_error||"")+"); serving on the last shared state")+
               " · node "+f.node+" · sync lag "+f.sync_lag_seconds.toFixed(1)+" s · outbox "+f.outbox+(f.outbox_dropped?" ("+f.outbox_dropped+" dropped)":"");
             const t=document.getElementById("fleetNodes");t.replaceChildren();
-            t.appendChild(el("tr")).append(el("th",{},"node"),el("th",{},"address"),el("th",{},"last heartbeat"),el("th",{},"lag (events)"),el("th",{},"outbox"),el("th",{},"req/s"));
+            t.appendChild(el("tr")).append(el("th",{},"node"),el("th",{},"address"),el("th",{},"last heartbeat"),el("th",{},"lag (events)"),el("th",{},"outbox"),el("th",{},"req/s"),el("th",{},"per site: req/s, to origin, challenged, limited; mode its detection raised"));
             const now=Date.now()/1000;
             for(const n of f.nodes)t.appendChild(el("tr")).append(el("td",{},n.name),el("td",{},n.address),el("td",{class:"n"},Math.max(0,Math.round(now-n.heartbeat))+" s ago"),
-              el("td",{class:"n"},n.lag_events),el("td",{class:"n"},n.outbox),el("td",{class:"n"},Math.round(n.requests_per_second)));
+              el("td",{class:"n"},n.lag_events),el("td",{class:"n"},n.outbox),el("td",{class:"n"},Math.round(n.requests_per_second)),
+              el("td",{},(n.sites||[]).map(s=>s.site+" "+s.requests+"/s, "+s.to_origin+", "+s.challenged+", "+s.limited+(s.raised_mode?" · raised "+s.raised_mode+" ("+s.raised_tier+")":"")).join("; ")||"–"));
           }catch(e){}
           setTimeout(fleet,2000);
         }

@@ -332,7 +332,9 @@ enum OpenAPIDocument {
                 last read the fleet's events), `outbox` and `outbox_dropped` (decisions waiting while the
                 database is unreachable), `last_event`, `last_error`, and `nodes[]` with `name`, `address`,
                 `started`, `heartbeat` (Unix seconds), `last_event`, `lag_events`, `outbox`,
-                `requests_per_second`.
+                `requests_per_second`, and `sites[]`: the node's last second of each site with traffic
+                (`site`, `requests`, `to_origin`, `cache_served`, `challenged`, `limited`, per second) and
+                the mode its detection raised there and renews (`raised_mode`, `raised_tier`; absent when none).
               responses:
                 '200': {description: The fleet status as JSON}
                 '401': {description: No or wrong token}

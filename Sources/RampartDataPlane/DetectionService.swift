@@ -2,6 +2,12 @@ import Logging
 import NIOCore
 import RampartCore
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// What one site looks like right now (the admin API and the dashboard read this).
 public struct SiteStatus: Sendable, Equatable {
     public var site: String
@@ -186,40 +192,187 @@ final class DetectionService {
             guard let mode = storedOverrides[site.name] else { continue }
             _ = force(site: site.name, mode: mode, reason: "operator override restored from the state database")
         }
-        if task == nil {
+        if !running { schedule() }
+    }
+
+    /// Collects the loops' traffic every 1/``slices`` s; every ``slices``-th collection is the
+    /// detector's tick. Alone, once a second from the start; in a fleet, on the wall clock's
+    /// boundaries (every node collects at the same instants, so the sums line up), the detector
+    /// deciding ``fleetTickDelay`` after each whole second, once the others' summaries of that
+    /// second have arrived.
+    private func schedule() {
+        task?.cancel()
+        task = nil
+        aligned?.cancel()
+        aligned = nil
+        running = true
+        guard slices > 1 else {
             task = loop.scheduleRepeatedAsyncTask(initialDelay: .seconds(1), delay: .seconds(1)) { [self] _ in
-                self.tick()
+                self.collect(tick: true)
             }
+            return
+        }
+        scheduleAligned()
+    }
+
+    private func scheduleAligned() {
+        guard running else { return }
+        let period = 1_000_000_000 / Int64(slices)
+        let now = Self.wallNanos()
+        let next = (now / period + 1) * period
+        let tick = (next / period) % Int64(slices) == 0
+        aligned = loop.scheduleTask(in: .nanoseconds(next - now)) { [self] in
+            self.collect(tick: tick).whenComplete { _ in self.scheduleAligned() }
         }
     }
 
     func stop() {
+        running = false
         task?.cancel()
         task = nil
+        aligned?.cancel()
+        aligned = nil
     }
 
-    private func tick() -> EventLoopFuture<Void> {
+    private var aligned: Scheduled<Void>?
+    private var running = false
+    /// How long after a whole second a fleet node's detector decides (the others' summaries of
+    /// that second are published at once and read 40 ms later).
+    static let fleetTickDelay = TimeAmount.milliseconds(100)
+
+    static func wallNanos() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+
+    private func collect(tick: Bool) -> EventLoopFuture<Void> {
         let futures = contexts.map { bound in bound.eventLoop.submit { bound.value.takeTraffic() } }
         return EventLoopFuture.whenAllSucceed(futures, on: loop).map { perLoop in
-            var merged: [String: TrafficSecond] = [:]
+            var slice: [String: TrafficSecond] = [:]
             for list in perLoop {
-                for (site, second) in list { merged[site, default: TrafficSecond()].merge(second) }
+                for (site, second) in list { slice[site, default: TrafficSecond()].merge(second) }
             }
+            self.recent.append(slice)
+            if self.recent.count > self.slices { self.recent.removeFirst(self.recent.count - self.slices) }
+            let window = self.slices == 1 ? slice : Self.window(self.recent)
+            // This node's own last second (sliding, in a fleet), before the fleet's is added.
+            self.onWindow?(window)
+            self.refreshRaised()
+            guard tick else { return }
             let now = unixNow()
-            self.onSecond?(merged)
-            // In a fleet, the other nodes' last second is added: the detector sees the fleet's sums.
-            if let fleet = self.fleetSeconds, now <= fleet.until {
-                for (site, second) in fleet.traffic { merged[site, default: TrafficSecond()].merge(second) }
-            }
-            self.observe(merged, at: now)
+            guard self.slices > 1 else { return self.decide(window, at: now) }
+            self.loop.scheduleTask(in: Self.fleetTickDelay) { [self] in self.decide(window, at: now) }
         }
     }
 
-    /// Told of this node's own traffic each second, before the fleet's is added (the fleet
-    /// publishes it).
-    var onSecond: (([String: TrafficSecond]) -> Void)?
-    /// The other nodes' last second per site, added to this node's until `until` (Unix seconds).
-    var fleetSeconds: (until: Int64, traffic: [String: TrafficSecond])?
+    /// The detector's tick: this node's last second plus, in a fleet, the other nodes' (the
+    /// detector sees the fleet's sums).
+    private func decide(_ window: [String: TrafficSecond], at now: Int64) {
+        var merged = window
+        if let fleet = fleetSeconds, NIODeadline.now() <= fleet.until {
+            for (site, second) in fleet.traffic { merged[site, default: TrafficSecond()].merge(second) }
+        }
+        observe(merged, at: now)
+    }
+
+    /// The last second made of the newest slices: counters summed, sketches united, the origin
+    /// limit as of the newest slice (it is a level, not a count).
+    static func window(_ slices: [[String: TrafficSecond]]) -> [String: TrafficSecond] {
+        var out: [String: TrafficSecond] = [:]
+        for slice in slices {
+            for (site, second) in slice {
+                // A quiet slice adds nothing but its levels: skip merging its empty sketches.
+                if second.requests == 0, second.latencyCount == 0, second.toOrigin == 0, second.originErrors == 0, second.shed == 0,
+                    second.credentialFailures == 0, second.cacheServed == 0 {
+                    out[site, default: TrafficSecond()].queuePeak = max(out[site]?.queuePeak ?? 0, second.queuePeak)
+                    continue
+                }
+                out[site, default: TrafficSecond()].merge(second)
+            }
+        }
+        for (site, second) in slices.last ?? [:] { out[site]?.originLimit = second.originLimit }
+        return out
+    }
+
+    /// Collections per second: 1 alone; more in a fleet, which publishes each one's sliding last
+    /// second (``setSlices(_:)``).
+    private var slices = 1
+    private var recent: [[String: TrafficSecond]] = []
+
+    /// Collects `n` times a second from now on (1 to 10).
+    func setSlices(_ n: Int) {
+        let n = min(10, max(1, n))
+        guard n != slices else { return }
+        slices = n
+        if running { schedule() }
+    }
+
+    /// Told at each collection of this node's own last second per site (before the fleet's is
+    /// added): the fleet publishes it.
+    var onWindow: (([String: TrafficSecond]) -> Void)?
+    /// The other nodes' last second per site, added to this node's until `until`.
+    var fleetSeconds: (until: NIODeadline, traffic: [String: TrafficSecond])?
+
+    // MARK: - Modes raised by the fleet's detection (docs/fleet.md)
+
+    /// Told when a site's automatic mode or tier (this node's own detection, never what the fleet
+    /// raised) changes: site, mode, tier, reason. The fleet shares it with a time to live.
+    var onAutomaticMode: ((String, SiteMode, ChallengeTier, String) -> Void)? {
+        didSet { for site in controllers.keys { shareAutomatic(site, reason: "in force when the node joined the fleet") } }
+    }
+    private var sharedAutomatic: [String: (SiteMode, ChallengeTier)] = [:]
+    /// The other nodes' raised modes, with their leases.
+    private var raisedLeases = RaisedModeLeases()
+    /// The strongest live raised mode of each site, as applied.
+    private var floors: [String: RaisedMode] = [:]
+    /// The mode and tier the loops were last given, per site.
+    private var published: [String: (mode: SiteMode, tier: ChallengeTier)] = [:]
+
+    /// Replaces the other nodes' raised modes with a full read (each `remaining` seconds to live).
+    func setRaised(_ read: [(site: String, raised: RaisedMode, remaining: Double)]) {
+        raisedLeases.replace(with: read, now: Self.monotonic())
+        refreshRaised()
+    }
+
+    /// Applies the strongest live raised mode of each site, dropping those whose lease ran out.
+    private func refreshRaised() {
+        guard !raisedLeases.isEmpty || !floors.isEmpty else { return }
+        let now = Self.monotonic()
+        raisedLeases.expire(now: now)
+        let strongest = raisedLeases.strongest(now: now)
+        guard strongest != floors else { return }
+        let before = floors
+        floors = strongest
+        for site in Set(before.keys).union(strongest.keys) where before[site] != strongest[site] {
+            let reason = strongest[site].map { "raised by node \($0.node)'s detection: \($0.reason)" }
+                ?? "the mode node \(before[site]?.node ?? "?") raised lapsed (no node renews it)"
+            settle(site, reason: reason, manual: false, at: unixNow())
+        }
+    }
+
+    /// Publishes to the loops the mode in force (``modeInForce``) when it differs from what they
+    /// have, with the log line, the alert and the incident's timeline.
+    private func settle(_ site: String, reason: String, manual: Bool, at now: Int64) {
+        guard let controller = controllers[site] else { return }
+        let raised = controller.config.enabled ? floors[site] : nil
+        let inForce = modeInForce(override: controller.override, automatic: controller.automatic, tier: controller.tier, fixedTier: controller.fixedTier, raised: raised)
+        let before = published[site] ?? (.normal, controller.fixedTier ?? .cookie)
+        guard inForce != before else { return }
+        published[site] = inForce
+        changed(site: site, change: .inForce(from: before.mode, to: inForce.mode, tier: inForce.tier, at: now, reason: reason, manual: manual), controller: controller, at: now)
+    }
+
+    /// Tells the fleet about a change of the site's automatic mode or tier.
+    private func shareAutomatic(_ site: String, reason: String) {
+        guard let onAutomaticMode, let c = controllers[site] else { return }
+        let now = (c.automatic, c.automatic == .normal ? ChallengeTier.cookie : c.tier)
+        guard now != sharedAutomatic[site] ?? (.normal, .cookie) else { return }
+        sharedAutomatic[site] = now
+        onAutomaticMode(site, now.0, now.1, reason)
+    }
+
+    static func monotonic() -> Double { Double(NIODeadline.now().uptimeNanoseconds) / 1e9 }
 
     /// Feeds one merged second per site (exposed for tests through the gateway).
     func observe(_ merged: [String: TrafficSecond], at now: Int64) {
@@ -230,7 +383,10 @@ final class DetectionService {
             last[site] = second
             account(site: site, second: second, controller: controller, at: now)
             if now % 5 == 0, let (incident, _) = open[site] { store?.saveIncident(incident) }
-            if let change { changed(site: site, change: change, controller: controller, at: now) }
+            if let change {
+                settle(site, reason: change.reason, manual: false, at: now)
+                shareAutomatic(site, reason: change.reason)
+            }
         }
     }
 
@@ -282,14 +438,14 @@ final class DetectionService {
         let now = unixNow()
         let change = controller.setOverride(mode, at: now, reason: reason)
         controllers[site] = controller
-        if let change { changed(site: site, change: change, controller: controller, at: now) }
+        if let change { settle(site, reason: change.reason, manual: true, at: now) }
         return true
     }
 
     private func changed(site: String, change: ModeChange, controller: ModeController, at now: Int64) {
         for bound in contexts {
-            let mode = controller.mode
-            let tier = controller.tier
+            let mode = change.to
+            let tier = change.tier
             bound.eventLoop.execute { bound.value.setMode(site: site, mode: mode, tier: tier) }
         }
         logger.notice(
@@ -399,7 +555,8 @@ final class DetectionService {
             guard let c = controllers[site.name] else { return nil }
             let s = last[site.name] ?? TrafficSecond()
             return SiteStatus(
-                site: site.name, mode: c.mode, automaticMode: c.automatic, override: c.override, tier: c.tier, baseline: c.baseline,
+                site: site.name, mode: published[site.name]?.mode ?? c.mode, automaticMode: c.automatic, override: c.override,
+                tier: published[site.name]?.tier ?? c.tier, baseline: c.baseline,
                 requests: s.requests, toOrigin: s.toOrigin, cacheServed: s.cacheServed, challenged: s.challenged, cleared: s.cleared,
                 limited: s.limited, distinctSources: s.sources.estimate, queuePeak: s.queuePeak, meanLatencyMillis: s.meanLatencyMillis,
                 originLimit: s.originLimit

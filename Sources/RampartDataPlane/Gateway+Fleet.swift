@@ -46,60 +46,45 @@ extension Gateway {
     }
 }
 
-/// One node's counts of one site for one second, as the fleet shares them: the counters of
-/// ``TrafficSecond`` (sums are exact); the sketches (distinct sources and targets, heavy hitters)
-/// stay on each node.
-public struct FleetCounts: Sendable, Equatable, Codable {
-    /// Request heads received; sent to an origin; answered from the cache.
-    public var requests = 0, toOrigin = 0, cacheServed = 0
-    /// Challenges issued; requests passed on a clearance; challengeable requests without one.
-    public var challenged = 0, cleared = 0, uncleared = 0
-    /// Refused by rate limits; not GET/HEAD; refused for a clearance over its own rate.
-    public var limited = 0, nonGet = 0, clearanceLimited = 0
-    /// Origin failures; refused because the origin queue was full.
-    public var originErrors = 0, shed = 0
-
-    /// Empty counts.
-    public init() {}
-
-    /// The counters of `s`.
-    init(_ s: TrafficSecond) {
-        (requests, toOrigin, cacheServed, challenged, cleared, uncleared) = (s.requests, s.toOrigin, s.cacheServed, s.challenged, s.cleared, s.uncleared)
-        (limited, nonGet, clearanceLimited, originErrors, shed) = (s.limited, s.nonGet, s.clearanceLimited, s.originErrors, s.shed)
-    }
-
-    /// Adds `o`.
-    public mutating func add(_ o: FleetCounts) {
-        requests += o.requests; toOrigin += o.toOrigin; cacheServed += o.cacheServed; challenged += o.challenged
-        cleared += o.cleared; uncleared += o.uncleared; limited += o.limited; nonGet += o.nonGet
-        clearanceLimited += o.clearanceLimited; originErrors += o.originErrors; shed += o.shed
-    }
-
-    /// A second holding these counts and empty sketches.
-    var second: TrafficSecond {
-        var s = TrafficSecond()
-        (s.requests, s.toOrigin, s.cacheServed, s.challenged, s.cleared, s.uncleared) = (requests, toOrigin, cacheServed, challenged, cleared, uncleared)
-        (s.limited, s.nonGet, s.clearanceLimited, s.originErrors, s.shed) = (limited, nonGet, clearanceLimited, originErrors, shed)
-        return s
-    }
-}
-
 extension Gateway {
-    /// Calls `handler` on the accept loop each second with this node's own counts per site.
-    public func onTrafficSecond(_ handler: @escaping @Sendable ([String: FleetCounts]) -> Void) async throws {
+    /// Calls `handler` on the accept loop `perSecond` times a second (1 to 10) with this node's own
+    /// last second per site (a sliding window: the newest 1/`perSecond` s slices of traffic), before
+    /// the fleet's counts are added. The detector still decides once a second, on the last full
+    /// second.
+    public func onTrafficWindow(perSecond: Int, _ handler: @escaping @Sendable ([String: TrafficSecond]) -> Void) async throws {
         let detection = self.detection
         try await detection.eventLoop.submit {
-            detection.value.onSecond = { merged in handler(merged.mapValues(FleetCounts.init)) }
+            detection.value.onWindow = handler
+            detection.value.setSlices(perSecond)
         }.get()
     }
 
-    /// The other nodes' last second per site, added to this node's own before detection sees it,
-    /// until `until` (Unix seconds; stale sums expire rather than linger).
-    public func setFleetTraffic(_ traffic: [String: FleetCounts], until: Int64) async throws {
+    /// The other nodes' last second per site, summed (``TrafficSummary/merge(into:)``), added to
+    /// this node's own before detection sees it, for `validFor` seconds (stale sums expire rather
+    /// than linger).
+    public func setFleetTraffic(_ traffic: [String: TrafficSecond], validFor: Double) async throws {
         let detection = self.detection
+        let until = NIODeadline.now() + .nanoseconds(Int64(validFor * 1e9))
         try await detection.eventLoop.submit {
-            detection.value.fleetSeconds = (until, traffic.mapValues(\.second))
+            detection.value.fleetSeconds = (until, traffic)
         }.get()
+    }
+
+    /// Calls `handler` on the accept loop whenever this node's detection changes a site's
+    /// automatic mode or tier (site, mode, tier, reason), and once at once for every site: the
+    /// fleet shares those above `normal` with a time to live. Modes the fleet raised here are not
+    /// reported (no echo).
+    public func onAutomaticMode(_ handler: @escaping @Sendable (String, SiteMode, ChallengeTier, String) -> Void) async throws {
+        let detection = self.detection
+        try await detection.eventLoop.submit { detection.value.onAutomaticMode = handler }.get()
+    }
+
+    /// The modes the other nodes' detection raised and renew, as read in full from the fleet
+    /// (each with its remaining seconds to live): each site is held at least at the strongest live
+    /// one (an operator's mode still wins) until its lease runs out.
+    public func setRaisedModes(_ read: [(site: String, raised: RaisedMode, remaining: Double)]) async throws {
+        let detection = self.detection
+        try await detection.eventLoop.submit { detection.value.setRaised(read) }.get()
     }
 }
 

@@ -25,6 +25,31 @@ public struct FleetNodeRow: Sendable, Equatable, Codable {
     public var outbox: Int
     /// Requests per second it received in its last second.
     public var requestsPerSecond: Double
+    /// Its last second per site, as it last published it (empty when it published none lately).
+    public var sites: [FleetSiteRates] = []
+}
+
+/// One node's last second of one site, for the operator's view of the fleet.
+public struct FleetSiteRates: Sendable, Equatable, Codable {
+    /// The site's name.
+    public var site: String
+    /// Requests received, sent to an origin, answered from the cache, challenged, refused by rate
+    /// limits, per second (the node's last second).
+    public var requests: Int
+    public var toOrigin: Int
+    public var cacheServed: Int
+    public var challenged: Int
+    public var limited: Int
+    /// The mode and tier this node's detection raised for the site and renews (nil: none).
+    public var raisedMode: String?
+    public var raisedTier: String?
+
+    init(site: String, _ s: TrafficSummary, raised: (mode: SiteMode, tier: ChallengeTier)?) {
+        self.site = site
+        (requests, toOrigin, cacheServed, challenged, limited) = (s.requests, s.toOrigin, s.cacheServed, s.challenged, s.limited)
+        raisedMode = raised?.mode.rawValue
+        raisedTier = raised?.tier.rawValue
+    }
 }
 
 /// The fleet's statements, on one connection. Every write is one statement (atomic without an
@@ -172,19 +197,55 @@ struct FleetDatabase {
         return nil
     }
 
-    /// Publishes this node's last second of traffic (`counts`, JSON: site -> counts) at `now`.
+    /// Publishes this node's last second of traffic (`counts`, JSON: site -> ``TrafficSummary``)
+    /// taken at `now` (Unix seconds); `updated` is the database's clock.
     func publishTraffic(node: String, now: Int64, counts: String) async throws {
         try await connection.query("""
-            INSERT INTO rampart_traffic (node, at, counts) VALUES (\(node), \(now), \(counts))
-            ON CONFLICT (node) DO UPDATE SET at = EXCLUDED.at, counts = EXCLUDED.counts
+            INSERT INTO rampart_traffic (node, at, counts, updated) VALUES (\(node), \(now), \(counts), now())
+            ON CONFLICT (node) DO UPDATE SET at = EXCLUDED.at, counts = EXCLUDED.counts, updated = now()
             """, logger: logger)
     }
 
-    /// The other nodes' last seconds of traffic published since `since` (JSON documents).
-    func otherTraffic(node: String, since: Int64) async throws -> [String] {
-        var out: [String] = []
-        let rows = try await connection.query("SELECT counts FROM rampart_traffic WHERE node <> \(node) AND at >= \(since)", logger: logger)
-        for try await counts in rows.decode(String.self) { out.append(counts) }
+    /// Every node's last second of traffic written within `maxAge` seconds (the database's clock):
+    /// node and JSON document.
+    func traffic(maxAge: Double) async throws -> [(node: String, counts: String)] {
+        var out: [(node: String, counts: String)] = []
+        let rows = try await connection.query("""
+            SELECT node, counts FROM rampart_traffic WHERE updated > now() - make_interval(secs => \(maxAge))
+            """, logger: logger)
+        for try await (node, counts) in rows.decode((String, String).self) { out.append((node, counts)) }
+        return out
+    }
+
+    /// Writes this node's raised modes with `ttl` seconds to live (the database's clock) and
+    /// removes those it no longer holds; with `announce`, wakes every node (NOTIFY) so the change
+    /// is applied at once rather than at the next read.
+    func publishRaised(node: String, _ plan: RaisedModeRenewal.Plan, ttl: Double, announce: Bool) async throws {
+        for r in plan.upsert {
+            try await connection.query("""
+                INSERT INTO rampart_raised_modes (site, node, mode, tier, reason, expires)
+                VALUES (\(r.site), \(node), \(r.mode.rawValue), \(r.tier.rawValue), \(r.reason), now() + make_interval(secs => \(ttl)))
+                ON CONFLICT (site, node) DO UPDATE SET mode = EXCLUDED.mode, tier = EXCLUDED.tier,
+                    reason = EXCLUDED.reason, expires = EXCLUDED.expires
+                """, logger: logger)
+        }
+        for site in plan.delete {
+            try await connection.query("DELETE FROM rampart_raised_modes WHERE site = \(site) AND node = \(node)", logger: logger)
+        }
+        if announce { try await connection.query("SELECT pg_notify('rampart_events', '0')", logger: logger) }
+    }
+
+    /// Every live raised mode (expiry after the database's now), with its remaining seconds.
+    func raisedModes() async throws -> [(site: String, raised: RaisedMode, remaining: Double)] {
+        let rows = try await connection.query("""
+            SELECT site, node, mode, tier, reason, EXTRACT(EPOCH FROM expires - now())::float8 FROM rampart_raised_modes
+            WHERE expires > now()
+            """, logger: logger)
+        var out: [(site: String, raised: RaisedMode, remaining: Double)] = []
+        for try await (site, node, mode, tier, reason, remaining) in rows.decode((String, String, String, String, String, Double).self) {
+            guard let m = SiteMode(rawValue: mode), let t = ChallengeTier(rawValue: tier) else { continue }  // from a newer node
+            out.append((site, RaisedMode(node: node, mode: m, tier: t, reason: reason), remaining))
+        }
         return out
     }
 
@@ -216,6 +277,7 @@ struct FleetDatabase {
     func prune(days: Int, now: Int64) async throws {
         try await connection.query("DELETE FROM rampart_events WHERE at < now() - \(Double(days)) * interval '1 day'", logger: logger)
         try await connection.query("DELETE FROM rampart_bans WHERE ends_at < \(now - 3600)", logger: logger)
+        try await connection.query("DELETE FROM rampart_raised_modes WHERE expires < now() - interval '1 hour'", logger: logger)
         try await pruneShared(now: now, days: days)
     }
 }

@@ -13,12 +13,15 @@ struct IncidentTallies: Sendable {
     var done: Set<Int> = []
     /// This node's last seconds (Unix seconds, counts per site), so an incident first seen up to
     /// ``keptSeconds`` after it opened still counts its first seconds.
-    private var recent: [(at: Int64, counts: [String: FleetCounts])] = []
+    private var recent: [(at: Int64, counts: [String: IncidentCounts])] = []
     static let keptSeconds = 8
+    /// The Unix second last added.
+    private(set) var lastSecond: Int64 = 0
 
-    /// Adds one second of this node's own counts (``FleetCounts``, before the fleet's sums), taken
-    /// at `at`, to the open incidents of their sites.
-    mutating func add(_ counts: [String: FleetCounts], at: Int64) {
+    /// Adds one second of this node's own counts (before the fleet's sums), taken at `at`, to the
+    /// open incidents of their sites.
+    mutating func add(_ counts: [String: IncidentCounts], at: Int64) {
+        lastSecond = max(lastSecond, at)
         recent.append((at, counts))
         if recent.count > Self.keptSeconds { recent.removeFirst(recent.count - Self.keptSeconds) }
         for (id, site) in sites where figures[id]?.end == nil {
@@ -39,9 +42,20 @@ struct IncidentTallies: Sendable {
     }
 }
 
+/// The counters of one site's second an incident's figures need (the sketches stay behind: eight
+/// seconds of every site are kept).
+struct IncidentCounts: Sendable, Equatable {
+    var requests = 0, toOrigin = 0, challenged = 0, limited = 0, shed = 0, clearanceLimited = 0
+
+    init(_ s: TrafficSecond) {
+        (requests, toOrigin, challenged) = (s.requests, s.toOrigin, s.challenged)
+        (limited, shed, clearanceLimited) = (s.limited, s.shed, s.clearanceLimited)
+    }
+}
+
 extension IncidentNodeFigures {
     /// Adds one second of the node's own counts.
-    mutating func add(_ c: FleetCounts) {
+    mutating func add(_ c: IncidentCounts) {
         requests += c.requests
         refused += c.limited + c.shed + c.clearanceLimited
         challenged += c.challenged

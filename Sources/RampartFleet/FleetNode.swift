@@ -65,8 +65,13 @@ public final class FleetNode: Sendable {
         var cursor = EventCursor()
         /// Monotonic seconds of the last completed read of the events (nil: never).
         var lastSync: Double?
-        /// This node's last second of traffic per site, and when it was taken (Unix seconds).
-        var traffic: (at: Int64, counts: [String: FleetCounts])?
+        /// This node's last second of traffic per site (sliding), and when it was taken
+        /// (monotonic seconds).
+        var window: (at: Double, seconds: [String: TrafficSecond])?
+        /// What this node's detection raised, and when to write it.
+        var raised = RaisedModeRenewal()
+        /// Every node's last second per site (this one's too), as last published.
+        var rates: [String: [FleetSiteRates]] = [:]
         /// True once the loss of the database was announced (log, webhook) and not yet its return.
         var announcedDown = false
         /// This node's own figures of its incidents, for the fleet's incidents.
@@ -93,8 +98,14 @@ public final class FleetNode: Sendable {
         (intake, intakeSink) = AsyncStream.makeStream(of: (SharedDecision, Int64).self, bufferingPolicy: .bufferingOldest(max(16, config.outboxCapacity)))
     }
 
-    /// The node's standing now.
-    public var status: FleetStatus { state.withLockedValue { $0.status } }
+    /// The node's standing now, every node with its last second per site.
+    public var status: FleetStatus {
+        state.withLockedValue { s in
+            var status = s.status
+            for i in status.nodes.indices { status.nodes[i].sites = s.rates[status.nodes[i].name] ?? [] }
+            return status
+        }
+    }
 
     /// Runs until the task is cancelled: takes this node's decisions into the outbox and keeps a
     /// connection to the fleet, reconnecting with a short backoff.
@@ -104,11 +115,21 @@ public final class FleetNode: Sendable {
             try await gateway.onBanDecision { decision in sink.yield((decision, Int64(Date().timeIntervalSince1970))) }
             try await gateway.onModeDecision { decision in sink.yield((decision, Int64(Date().timeIntervalSince1970))) }
             let state = self.state
-            try await gateway.onTrafficSecond { counts in
-                let now = Int64(Date().timeIntervalSince1970)
+            try await gateway.onTrafficWindow(perSecond: Int((1 / config.trafficInterval).rounded())) { window in
+                let now = Self.monotonic()
+                // The cycle runs at once: the summary goes out within milliseconds of the slice.
+                let unix = Int64(Date().timeIntervalSince1970)
                 state.withLockedValue {
-                    $0.traffic = (now, counts)
-                    $0.incidents.add(counts, at: now)
+                    $0.window = (now, window)
+                    // Incidents count whole seconds: the window taken on a second's edge is that second.
+                    if unix > $0.incidents.lastSecond { $0.incidents.add(window.mapValues(IncidentCounts.init), at: unix) }
+                    $0.wake?.yield()
+                }
+            }
+            try await gateway.onAutomaticMode { site, mode, tier, reason in
+                state.withLockedValue {
+                    $0.raised.set(site: site, mode: mode, tier: tier, reason: reason)
+                    $0.wake?.yield()
                 }
             }
             followSharedExtras(sink)
@@ -253,8 +274,10 @@ public final class FleetNode: Sendable {
         if wasDown { onConnectivity(true) }
         publishGauges()
         wake.yield()
-        // The safety poll doubles as the heartbeat's clock: at least once a second.
-        let poll = UInt64(min(config.pollInterval, 1) * 1e9)
+        // The safety poll doubles as the clock of the heartbeat (every second) and of the traffic
+        // summaries (every `traffic_interval`).
+        let poll = UInt64(min(config.pollInterval, 1, config.trafficInterval) * 1e9)
+        state.withLockedValue { $0.raised.reconnected() }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 try await db.connection.listen(on: FleetDatabase.channel) { notifications in
@@ -283,6 +306,9 @@ public final class FleetNode: Sendable {
     /// When the periodic work of a session last ran (monotonic seconds).
     private struct Timers: Sendable {
         var heartbeat = 0.0
+        var traffic = 0.0
+        /// When the last window published was taken.
+        var window = 0.0
         var prune = 0.0
         var incidents = 0.0
         var requests: (count: Int, at: Double)? = nil
@@ -294,7 +320,15 @@ public final class FleetNode: Sendable {
         var timers = timers
         try await flushOutbox(db)
         try await follow(db)
-        let now = Self.monotonic()
+        try await shareRaisedModes(db)
+        var now = Self.monotonic()
+        let windowAt = state.withLockedValue { $0.window?.at } ?? 0
+        if windowAt > timers.window || now - timers.traffic >= config.trafficInterval {
+            let fresh = windowAt > timers.window
+            (timers.window, timers.traffic) = (windowAt, now)
+            try await shareTraffic(db, fresh: fresh)
+            now = Self.monotonic()
+        }
         if now - timers.heartbeat >= 1 {
             timers.heartbeat = now
             var rate = 0.0
@@ -303,7 +337,6 @@ public final class FleetNode: Sendable {
                 timers.requests = (stats.requests, now)
             }
             try await heartbeat(db, requestsPerSecond: rate)
-            try await shareTraffic(db)
         }
         if now - timers.incidents >= 2 {
             timers.incidents = now
@@ -391,21 +424,71 @@ public final class FleetNode: Sendable {
         }
     }
 
-    /// Publishes this node's last second and hands the other nodes' last seconds, summed per site,
-    /// to the detector (valid for 3 s: a node that stops publishing stops counting).
-    private func shareTraffic(_ db: FleetDatabase) async throws {
-        let now = Int64(Date().timeIntervalSince1970)
-        if let own = state.withLockedValue({ $0.traffic }), now - own.at <= 2 {
+    /// Publishes this node's last second (sliding: taken every `traffic_interval`) and hands the
+    /// other nodes' last seconds, merged per site, to the detector. A summary counts while it was
+    /// written within the last second (the database's clock) and for a second after it was read:
+    /// a node that stops publishing stops counting, and nothing is counted twice.
+    private func shareTraffic(_ db: FleetDatabase, fresh: Bool) async throws {
+        let now = Self.monotonic()
+        let (window, raised) = state.withLockedValue { ($0.window, $0.raised.held) }
+        var own: [String: TrafficSummary] = [:]
+        if let window, now - window.at <= 1 {
             // Only sites that had traffic: with hundreds of quiet sites the document stays small.
-            let json = String(decoding: try JSONEncoder().encode(own.counts.filter { $0.value.requests > 0 }), as: UTF8.self)
-            try await db.publishTraffic(node: config.node, now: own.at, counts: json)
+            for (site, second) in window.seconds where second.requests > 0 { own[site] = TrafficSummary(second) }
+            let json = String(decoding: try JSONEncoder().encode(own), as: UTF8.self)
+            try await db.publishTraffic(node: config.node, now: Int64(Date().timeIntervalSince1970), counts: json)
         }
-        var sums: [String: FleetCounts] = [:]
-        for document in try await db.otherTraffic(node: config.node, since: now - 2) {
-            guard let counts = try? JSONDecoder().decode([String: FleetCounts].self, from: Data(document.utf8)) else { continue }
-            for (site, c) in counts { sums[site, default: FleetCounts()].add(c) }
+        // Every node takes its slices at the same instants of the wall clock and publishes at once:
+        // reading a moment later gets the others' summaries of the same instant.
+        if fresh { try await Task.sleep(nanoseconds: 40_000_000) }
+        var others: [String: TrafficSecond] = [:]
+        var rates: [String: [FleetSiteRates]] = [:]
+        rates[config.node] = own.sorted { $0.key < $1.key }.map { FleetSiteRates(site: $0.key, $0.value, raised: raised[$0.key].map { ($0.mode, $0.tier) }) }
+        for (node, document) in try await db.traffic(maxAge: 1) where node != config.node {
+            guard let summaries = try? JSONDecoder().decode([String: TrafficSummary].self, from: Data(document.utf8)) else { continue }
+            for (site, summary) in summaries { summary.merge(into: &others[site, default: TrafficSecond()]) }
+            rates[node] = summaries.sorted { $0.key < $1.key }.map { FleetSiteRates(site: $0.key, $0.value, raised: nil) }
         }
-        try await gateway.setFleetTraffic(sums, until: now + 3)
+        try await gateway.setFleetTraffic(others, validFor: 1)
+        state.withLockedValue { s in
+            // The raised modes of the others, as last read (``shareRaisedModes(_:)``), stay.
+            for (node, list) in rates {
+                let before = Dictionary((s.rates[node] ?? []).map { ($0.site, ($0.raisedMode, $0.raisedTier)) }, uniquingKeysWith: { a, _ in a })
+                s.rates[node] = list.map { r in
+                    var r = r
+                    if node != config.node, let kept = before[r.site] { (r.raisedMode, r.raisedTier) = kept }
+                    return r
+                }
+            }
+            for node in Array(s.rates.keys) where rates[node] == nil { s.rates[node] = nil }
+        }
+    }
+
+    /// Writes what this node's detection raised (a change at once, renewals every third of
+    /// `mode_ttl`) and hands every other node's live raised modes to the detector.
+    private func shareRaisedModes(_ db: FleetDatabase) async throws {
+        let now = Self.monotonic()
+        if let plan = state.withLockedValue({ $0.raised.plan(now: now, ttl: config.modeTTL) }) {
+            try await db.publishRaised(node: config.node, plan, ttl: config.modeTTL, announce: plan.changed)
+            state.withLockedValue { $0.raised.written(plan, now: now) }
+            if plan.changed {
+                logger.info("raised modes shared with the fleet", metadata: [
+                    "raised": "\(plan.upsert.map { "\($0.site)=\($0.mode.rawValue)/\($0.tier.rawValue)" })", "withdrawn": "\(plan.delete)",
+                ])
+            }
+        }
+        let read = try await db.raisedModes().filter { $0.raised.node != config.node }
+        try await gateway.setRaisedModes(read)
+        state.withLockedValue { s in
+            for (node, list) in s.rates where node != config.node {
+                s.rates[node] = list.map { r in
+                    var r = r
+                    let mine = read.first { $0.site == r.site && $0.raised.node == node }
+                    (r.raisedMode, r.raisedTier) = (mine?.raised.mode.rawValue, mine?.raised.tier.rawValue)
+                    return r
+                }
+            }
+        }
     }
 
     private func heartbeat(_ db: FleetDatabase, requestsPerSecond: Double) async throws {

@@ -88,8 +88,24 @@ enum FleetSchema {
             )
             """,
         ]),
-        // Version 5 is another branch's (mode TTLs); the migrator applies whatever is missing, in
-        // order, so 6 may be applied before 5 exists.
+        (5, [
+            // Modes raised by a node's detection, each until `expires` (the database's clock)
+            // unless the node renews it; not events: they lapse instead of being replayed.
+            """
+            CREATE TABLE rampart_raised_modes (
+                site TEXT NOT NULL,
+                node TEXT NOT NULL,
+                mode TEXT NOT NULL,
+                tier TEXT NOT NULL,
+                reason TEXT NOT NULL DEFAULT '',
+                expires TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (site, node)
+            )
+            """,
+            // When each traffic summary was written, by the database's clock (published several
+            // times a second, so whole Unix seconds of the node's clock are too coarse).
+            "ALTER TABLE rampart_traffic ADD COLUMN updated TIMESTAMPTZ NOT NULL DEFAULT now()",
+        ]),
         (6, [
             // Revoked clearances (by site and clearance id) until they would have expired anyway.
             """

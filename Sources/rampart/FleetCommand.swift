@@ -58,7 +58,7 @@ struct Fleet: AsyncParsableCommand {
     )
 
     struct Status: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Every node of the fleet: heartbeat, lag, outbox, rate.")
+        static let configuration = CommandConfiguration(abstract: "Every node of the fleet: heartbeat, lag, outbox, rate, and its last second per site.")
         @OptionGroup var options: AdminOptions
         @Flag(name: .long, help: "Print the JSON the admin API returns.") var json = false
 
@@ -82,6 +82,11 @@ struct Fleet: AsyncParsableCommand {
             for n in s["nodes"] as? [[String: Any]] ?? [] {
                 let age = now - (n["heartbeat"] as? Int ?? 0)
                 print("\(pad(n["name"] as? String ?? "", 20)) \(pad(n["address"] as? String ?? "", 28)) \(lpad("\(age) s ago", 9))  \(lpad(String(n["lag_events"] as? Int ?? 0), 12))  \(lpad(String(n["outbox"] as? Int ?? 0), 6))  \(lpad(String(format: "%.0f", n["requests_per_second"] as? Double ?? 0), 5))")
+                // Its last second per site, and the mode its detection raised there and renews.
+                for site in n["sites"] as? [[String: Any]] ?? [] {
+                    let raised = (site["raised_mode"] as? String).map { " · raised \($0) (\(site["raised_tier"] as? String ?? ""))" } ?? ""
+                    print("  site \(site["site"] as? String ?? "?"): \(site["requests"] as? Int ?? 0) req/s, \(site["to_origin"] as? Int ?? 0) to origin, \(site["cache_served"] as? Int ?? 0) cached, \(site["challenged"] as? Int ?? 0) challenged, \(site["limited"] as? Int ?? 0) limited\(raised)")
+                }
             }
         }
     }

@@ -6,11 +6,11 @@ import Testing
 @testable import RampartFleet
 
 @Suite struct IncidentTalliesTests {
-    static func counts(_ requests: Int, limited: Int = 0) -> FleetCounts {
-        var c = FleetCounts()
-        c.requests = requests
-        c.limited = limited
-        return c
+    static func counts(_ requests: Int, limited: Int = 0) -> IncidentCounts {
+        var s = TrafficSecond()
+        s.requests = requests
+        s.limited = limited
+        return IncidentCounts(s)
     }
 
     @Test func anIncidentFirstSeenLateStillCountsItsFirstSecondsAndOnlyItsSite() {

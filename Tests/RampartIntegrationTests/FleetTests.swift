@@ -21,7 +21,7 @@ struct FleetTests {
         var admin: Int
 
         init(name: String, cluster: PostgresCluster, originPort: Int, folder: URL, webhook: String? = nil, detection: String = "{ enabled: false }",
-             challenge: String = "{ enabled: false }", extra: String = "", siteExtra: String = "") throws {
+             challenge: String = "{ enabled: false }", extra: String = "", siteExtra: String = "", fleet: String = "") throws {
             self.name = name
             self.folder = folder
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -40,6 +40,7 @@ struct FleetTests {
                   user: rampart
                   tls: disable
                   node: \(name)
+                \(fleet.isEmpty ? "" : "  " + fleet)
                 sites:
                   - name: default
                     hosts: ["*"]
@@ -176,7 +177,7 @@ struct FleetTests {
         let (a, b, c) = (nodes[0], nodes[1], nodes[2])
 
         // Three nodes that started at once migrated the schema once.
-        #expect(try cluster.sql("SELECT string_agg(version::text, ',' ORDER BY version) FROM rampart_schema") == "1,2,3,4,6")
+        #expect(try cluster.sql("SELECT string_agg(version::text, ',' ORDER BY version) FROM rampart_schema") == "1,2,3,4,5,6")
         let source = "127.0.0.77"
         #expect(b.serves(source) && c.serves(source))
 
@@ -299,7 +300,7 @@ struct FleetTests {
         }
         defer { gateways.forEach { $0.stop() } }
         for gw in gateways { try gw.waitUntilListening() }
-        #expect(try cluster.sql("SELECT string_agg(version::text, ',' ORDER BY version) FROM rampart_schema") == "1,2,3,4,6")
+        #expect(try cluster.sql("SELECT string_agg(version::text, ',' ORDER BY version) FROM rampart_schema") == "1,2,3,4,5,6")
         for gw in gateways {
             #expect(!gw.stderrText.contains("cannot agree on the signing key"), "\(gw.stderrText)")
             #expect(eventually(timeout: 10) { gw.stderrText.contains("joined the fleet") }, "\(gw.stderrText)")
@@ -358,7 +359,9 @@ struct FleetTests {
         try cluster.start()
         #expect(eventually(timeout: 15) { nodes.allSatisfy(\.connected) })
         #expect(eventually(timeout: 5) { b.refuses(source) && c.refuses(source) })
-        #expect(((try? a.fleet())?["outbox"] as? Int) == 0)
+        // a counts its outbox once every entry is sent and merged back, a few statements after b
+        // and c applied the ban.
+        #expect(eventually(timeout: 3) { ((try? a.fleet())?["outbox"] as? Int) == 0 })
         #expect(eventually(timeout: 5) { a.serves(lifted) && b.serves(lifted) && c.serves(lifted) })
         #expect(try cluster.sql("SELECT lifted FROM rampart_bans WHERE address = '\(lifted)'") == "t")
         traffic(5)
@@ -511,6 +514,77 @@ struct FleetTests {
         #expect(run.status == 0, "\(run.output.prefix(4000))")
         let page = run.output
         #expect(!page.contains("<section class=\"wide\" id=\"fleet\" hidden"), "the fleet panel stayed hidden")
+    }
+
+    @Test func aModeRaisedByOneNodesDetectionHoldsOnTheOthersUntilNoOneRenewsIt() async throws {
+        let fixture = try await FleetFixture()
+        defer { fixture.close() }
+        let (cluster, originPort, root) = (fixture.cluster, fixture.originPort, fixture.root)
+        // p's detector raises the site to elevated at 1.5 x 10 = 15 requests/s; q's and r's never
+        // would (they see p's traffic in the fleet's sums, far below 10,000/s). Raised modes live
+        // 2 s unless renewed.
+        let ttl = "mode_ttl: 2s"
+        let p = try Node(name: "p", cluster: cluster, originPort: originPort, folder: root.appendingPathComponent("p"),
+                         detection: "{ enabled: true, min_rate: 10/s, elevated_factor: 1.5, sustain: 1s }", fleet: ttl)
+        let others = try ["q", "r"].map { name in
+            try Node(name: name, cluster: cluster, originPort: originPort, folder: root.appendingPathComponent(name),
+                     detection: "{ enabled: true, min_rate: 10000/s }", fleet: ttl)
+        }
+        let nodes = [p] + others
+        defer { nodes.forEach { $0.stop() } }
+        #expect(eventually(timeout: 20) { nodes.allSatisfy(\.connected) })
+
+        // 40 requests a second to p only, each from its own address, until told to stop.
+        let port = p.port
+        let running = ManagedAtomicFlag()
+        let sender = Thread {
+            let started = Date()
+            var n = 0
+            while running.isSet, Date().timeIntervalSince(started) < 15 {
+                let wait = started.addingTimeInterval(Double(n) / 40).timeIntervalSinceNow
+                if wait > 0 { usleep(useconds_t(wait * 1_000_000)) }
+                let client = try? RawClient(port: port, source: "127.0.30.\(n % 250 + 1)")
+                client?.setTimeout(2)
+                _ = client?.request("GET", "/", headers: ["User-Agent: Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"])
+                n += 1
+            }
+        }
+        sender.start()
+        defer { running.clear(); while !sender.isFinished { usleep(20_000) } }
+        #expect(eventually(timeout: 8) { p.mode == "elevated" }, "p: \(p.mode)")
+        let raisedOnP = Date()
+        let followed = eventually(timeout: 5) { others.allSatisfy { $0.mode == "elevated" } }
+        let elapsed = Date().timeIntervalSince(raisedOnP)
+        #expect(followed, "q, r: \(others.map(\.mode))")
+        #expect(elapsed < 1.0, "the raised mode took \(elapsed) s to reach q and r")
+        print("fleet: a mode raised by p's detection held on q and r after \(Int(elapsed * 1000)) ms (polled every 50 ms)")
+        // Their own detectors did not raise it: it is the fleet's.
+        let automatic = others.map { node -> String in
+            guard let reply = try? node.call("GET", "/api/sites"), let sites = try? JSONSerialization.jsonObject(with: Data(reply.body)) as? [[String: Any]] else { return "?" }
+            return sites.first { $0["site"] as? String == "default" }?["automatic_mode"] as? String ?? "?"
+        }
+        #expect(automatic == ["normal", "normal"])
+
+        // /api/fleet on q shows p's last second of the site, with the mode p's detection raised.
+        let rates = eventually(timeout: 3) {
+            let nodesSeen = ((try? others[0].fleet())?["nodes"] as? [[String: Any]]) ?? []
+            guard let row = nodesSeen.first(where: { $0["name"] as? String == "p" }),
+                let site = (row["sites"] as? [[String: Any]])?.first(where: { $0["site"] as? String == "default" }) else { return false }
+            return (site["requests"] as? Int ?? 0) >= 10 && site["raised_mode"] as? String == "elevated"
+        }
+        #expect(rates, "\((try? others[0].fleet()) ?? [:])")
+        let (status, output) = try runProgram(["fleet", "status", "--admin", "127.0.0.1:\(others[1].admin)", "--token", others[1].token], executable: Binary.rampart)
+        #expect(status == 0 && output.contains("default") && output.contains("raised elevated"), "\(output)")
+
+        // p dies without withdrawing it: q and r go back to normal once its lease runs out.
+        running.clear()
+        p.stop()
+        let died = Date()
+        let lapsed = eventually(timeout: 6) { others.allSatisfy { $0.mode == "normal" } }
+        let lapse = Date().timeIntervalSince(died)
+        #expect(lapsed, "q, r: \(others.map(\.mode))")
+        #expect(lapse < 3.5, "fell back after \(lapse) s with a 2 s time to live")
+        print("fleet: q and r fell back to normal \(Int(lapse * 1000)) ms after p stopped renewing (time to live 2 s)")
     }
 }
 }

@@ -1,3 +1,4 @@
+import NIOCore
 import Yams
 
 #if canImport(Glibc)
@@ -10,11 +11,11 @@ import Darwin
 extension ConfigReader {
     static let fleetKeys = [
         "url", "host", "port", "database", "user", "password_file", "password_env", "tls", "ca_file", "node",
-        "poll_interval", "outbox_capacity", "retention_days",
+        "poll_interval", "outbox_capacity", "retention_days", "mode_ttl", "traffic_interval",
     ]
 
     /// `fleet: {url | host, port, database, user; password_file | password_env; tls; ca_file; node;
-    /// poll_interval; outbox_capacity; retention_days}`. Keys given beside `url` override its parts.
+    /// poll_interval; outbox_capacity; retention_days; mode_ttl; traffic_interval}`. Keys given beside `url` override its parts.
     func fleetConfig(_ node: Node, _ path: String) -> FleetConfig? {
         guard let f = fields(node, path, allowed: Self.fleetKeys) else { return nil }
         var config = FleetConfig(host: "", node: FleetConfig.defaultNodeName(hostName: Self.hostName()))
@@ -60,6 +61,14 @@ extension ConfigReader {
                 if let d = duration(v, p, max: .seconds(60)) { config.pollInterval = Double(d.nanoseconds) / 1e9 }
             case "outbox_capacity": config.outboxCapacity = int(v, p, min: 10, max: 1_000_000) ?? config.outboxCapacity
             case "retention_days": config.retentionDays = int(v, p, min: 1, max: 3650) ?? config.retentionDays
+            case "mode_ttl":
+                if let d = duration(v, p, max: .hours(1)) {
+                    if d < .seconds(1) { report(v, p, "must be at least 1s") } else { config.modeTTL = Double(d.nanoseconds) / 1e9 }
+                }
+            case "traffic_interval":
+                if let d = duration(v, p, max: .seconds(1)) {
+                    if d < .milliseconds(100) { report(v, p, "must be between 100ms and 1s") } else { config.trafficInterval = Double(d.nanoseconds) / 1e9 }
+                }
             default: break
             }
         }

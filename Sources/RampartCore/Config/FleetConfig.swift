@@ -45,6 +45,12 @@ public struct FleetConfig: Hashable, Sendable, CustomStringConvertible {
     public var outboxCapacity: Int = 10_000
     /// Days events are kept before pruning.
     public var retentionDays: Int = 7
+    /// Seconds a mode raised by a node's detection holds on the other nodes unless renewed (the
+    /// raising node renews it every third of this while its detector still holds it).
+    public var modeTTL: Double = 30
+    /// Seconds between publications of this node's traffic summary (a sliding last second) and
+    /// reads of the others'.
+    public var trafficInterval: Double = 0.25
 
     /// A fleet on `host` with every other setting at its default, this node named `node`.
     public init(host: String, node: String) {

@@ -77,6 +77,16 @@ public struct HyperLogLog: Sendable, Equatable {
     public mutating func reset() {
         for i in 0..<Self.count { registers[i] = 0 }
     }
+
+    /// The registers (1,024 bytes), for sharing a sketch with other nodes (the fleet's traffic
+    /// summaries): a sketch rebuilt from them merges exactly like the original.
+    public var registerBytes: [UInt8] { registers }
+
+    /// The sketch whose registers are `bytes`; nil unless there are exactly 1,024 of them.
+    public init?(registerBytes bytes: [UInt8]) {
+        guard bytes.count == Self.count else { return nil }
+        registers = bytes
+    }
 }
 
 /// The heaviest keys of a stream in `capacity` counters (Space-Saving, Metwally et al. 2005): a key
