@@ -445,6 +445,21 @@ import Testing
         #expect(RefusalPolicyTests.run(bench, "/orders", peer: Self.bot(1002), headers: Self.flood + [("X-API-Key", RefusalPolicyTests.key)]).1.isNext)
     }
 
+    @Test func beforeAnyModeChangeAReaderWhoLoadsAssetsGoesFirstInTheOriginQueueBotsDoNot() {
+        let bench = Self.bench()
+        for i in 0..<4 {
+            bench.eventLoop.advanceTime(by: .seconds(1))
+            #expect(Self.view(bench, "/article/\(i)", peer: "198.51.100.7", headers: Self.reader).isNext)
+            for n in 0..<10 { _ = RefusalPolicyTests.run(bench, "/search?q=\(i)-\(n)", peer: Self.bot(n), headers: Self.flood) }
+        }
+        let (person, p) = RefusalPolicyTests.run(bench, "/article/9", peer: "198.51.100.7", headers: Self.reader)
+        #expect(p.isNext && OriginQueuePhase.priority(person, loop: bench.loop, now: bench.now))
+        let (bot, b) = RefusalPolicyTests.run(bench, "/article/9", peer: Self.bot(3), headers: Self.flood)
+        #expect(b.isNext && !OriginQueuePhase.priority(bot, loop: bench.loop, now: bench.now))
+        // Nobody was challenged: normal mode only records.
+        #expect(bench.loop.counters.challengesIssued == 0)
+    }
+
     static func underAttack(_ bench: PhaseBench, tier: ChallengeTier = .cookie) {
         bench.loop.setMode(site: "www", mode: .underAttack, tier: tier)
     }

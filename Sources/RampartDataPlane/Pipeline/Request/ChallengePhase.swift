@@ -19,7 +19,7 @@ enum ChallengePhase {
         let forced = request.fingerprintVerdict == .challenge || request.geoVerdict == .challenge
         guard site.config.challenge.enabled else { return .next }
         guard site.defence.mode != .normal || forced else {
-            observe(request, defence: site.defence, now: now)
+            observe(&request, defence: site.defence, now: now)
             return .next
         }
         return decide(&request, loop: loop, forced: forced, now: now)
@@ -28,16 +28,16 @@ enum ChallengePhase {
     /// Normal mode: nobody is challenged, but the behaviour of clients (by address) and of their
     /// groups is recorded, so that when an attack begins its clients are already known. Members,
     /// key holders and exempt paths are never scored.
-    static func observe(_ request: RequestContext, defence: SiteDefence, now: NIODeadline) {
+    static func observe(_ request: inout RequestContext, defence: SiteDefence, now: NIODeadline) {
         guard request.head.method == .GET || request.head.method == .HEAD, request.member == nil, request.apiKey?.configured != true else { return }
         let target = request.accepted.target
         let path = target.firstIndex(of: "?").map { target[..<$0] } ?? Substring(target)
         if ChallengePolicy.isExempt(path: path, config: request.routed.config.challenge) { return }
-        _ = behaviour(request, path: path, clearance: nil, defence: defence, now: Int64(now.uptimeNanoseconds))
+        _ = behaviour(&request, path: path, clearance: nil, defence: defence, now: Int64(now.uptimeNanoseconds))
     }
 
     /// Records one GET in the site's ``BehaviourScore`` and returns the client's standing.
-    static func behaviour(_ request: RequestContext, path: Substring, clearance: IPAddress?, defence: SiteDefence, now: Int64) -> BehaviourScore.Standing {
+    static func behaviour(_ request: inout RequestContext, path: Substring, clearance: IPAddress?, defence: SiteDefence, now: Int64) -> BehaviourScore.Standing {
         let target = request.accepted.target
         let headers = request.head.headers
         let query = target.firstIndex(of: "?").map { target[target.index(after: $0)...] }
@@ -45,6 +45,7 @@ enum ChallengePhase {
         let fingerprint = RequestFingerprint.of(headers, httpMajor: request.head.version.major, ja4: request.connection.fingerprint)
         let standing = defence.behaviour.observe(kind, client: request.client, clearance: clearance, fingerprint: fingerprint, now: now)
         if kind.isPage, standing.suspect { defence.traffic.suspects += 1 }
+        request.behaviour = standing
         return standing
     }
 
@@ -113,7 +114,7 @@ enum ChallengePhase {
         var suspect = false
         var standing: BehaviourScore.Standing?
         if method == .get {
-            let st = behaviour(request, path: path, clearance: clearanceKey, defence: defence, now: mono)
+            let st = behaviour(&request, path: path, clearance: clearanceKey, defence: defence, now: mono)
             standing = st
             if defence.mode == .underAttack, !forced, st.suspect {
                 if let held = level, held > .cookie {
