@@ -36,13 +36,20 @@ enum ChallengePhase {
         _ = behaviour(&request, path: path, clearance: nil, defence: defence, now: Int64(now.uptimeNanoseconds))
     }
 
-    /// Records one GET in the site's ``BehaviourScore`` and returns the client's standing.
+    /// Records one GET in the site's ``BehaviourScore`` (once per request) and returns the
+    /// client's standing.
     static func behaviour(_ request: inout RequestContext, path: Substring, clearance: IPAddress?, defence: SiteDefence, now: Int64) -> BehaviourScore.Standing {
         let target = request.accepted.target
         let headers = request.head.headers
         let query = target.firstIndex(of: "?").map { target[target.index(after: $0)...] }
         let kind = RequestKind.classify(path: path, query: query, referer: headers.first(name: "referer"), host: request.accepted.host)
         let fingerprint = RequestFingerprint.of(headers, httpMajor: request.head.version.major, ja4: request.connection.fingerprint)
+        guard request.behaviour == nil else {
+            // Decided again after waiting in an origin queue: recorded once already.
+            let standing = defence.behaviour.standing(client: request.client, clearance: clearance, fingerprint: fingerprint, now: now)
+            request.behaviour = standing
+            return standing
+        }
         let standing = defence.behaviour.observe(kind, client: request.client, clearance: clearance, fingerprint: fingerprint, now: now)
         if kind.isPage, standing.suspect { defence.traffic.suspects += 1 }
         request.behaviour = standing
