@@ -117,6 +117,32 @@ import Testing
         #expect(withClearance.own != nil && withClearance.ownSuspect)
     }
 
+    @Test func aReferrerCountsOnlyWhenItNamesAPageTheClientFetched() {
+        func browse(_ steps: [(target: String, referer: String?)], client: IPAddress, table: inout BehaviourScore) -> BehaviourScore.Standing {
+            var last = BehaviourScore.Standing(own: nil, group: nil)
+            for (i, step) in steps.enumerated() {
+                let path = step.target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+                let kind = RequestKind.classify(path: path[0], query: path.count > 1 ? path[1] : nil, referer: step.referer, host: "example.org")
+                let chain = PageChain.of(target: Substring(step.target), referer: step.referer, host: "example.org")
+                last = table.observe(kind, client: client, clearance: nil, fingerprint: 1, chain: chain, now: Int64(i) * Self.s)
+            }
+            return last
+        }
+        var t = BehaviourScore(capacity: 64, seed: 2)
+        // A bot that writes the home page into every Referer, on long-tail articles, no assets.
+        let bot = browse((0..<6).map { ("/article/\($0)", "https://example.org/") }, client: IPAddress("203.0.113.5")!, table: &t)
+        #expect(bot.suspect)
+        // A reader whose assets are cached, each page reached from the one before.
+        var steps: [(target: String, referer: String?)] = [("/", nil)]
+        for i in 0..<5 { steps.append(("/article/\(i)", "https://example.org" + steps.last!.target)) }
+        let reader = browse(steps, client: IPAddress("198.51.100.7")!, table: &t)
+        #expect(reader.own != nil && !reader.suspect)
+        // The chain hashes path and query; a referrer without a path names the home page.
+        #expect(PageChain.of(target: "/", referer: "https://example.org", host: "example.org").from == PageChain.of(target: "/", referer: nil, host: nil).page)
+        #expect(PageChain.of(target: "/a?q=1", referer: "https://example.org/a?q=1#top", host: "example.org").from == PageChain.of(target: "/a?q=1", referer: nil, host: nil).page)
+        #expect(PageChain.of(target: "/", referer: "https://evil.example/", host: "example.org").from == nil)
+    }
+
     @Test func groupsForgetTheirPastWithinSeconds() {
         var t = BehaviourScore(capacity: 1024, seed: 9)
         for i in 0..<40 { t.observe(.page(referred: false), client: Self.bot(i), clearance: nil, fingerprint: 7, now: 0) }

@@ -44,6 +44,43 @@ public enum RequestKind: Sendable, Equatable {
     }
 }
 
+/// A step of a browsing chain: the page asked for and the page its same-host `Referer` names
+/// (32-bit hashes of path and query). A referrer counts for a client only when it names one of the
+/// last two pages that client fetched: a bot that writes the site's address into every `Referer`
+/// gains nothing by it.
+public struct PageChain: Sendable, Equatable {
+    /// The requested target's hash (never 0).
+    public var page: UInt32
+    /// The hash of the target the same-host referrer names, nil without one.
+    public var from: UInt32?
+
+    public init(page: UInt32, from: UInt32?) {
+        self.page = page
+        self.from = from
+    }
+
+    /// The chain step of a request for `target` (path and query) with `referer`, for `host`.
+    public static func of(target: Substring, referer: String?, host: String?) -> PageChain {
+        var from: UInt32?
+        if let referer, let host, RequestKind.sameHost(referer, host) {
+            let r = referer.utf8
+            let rest = r[r.index(r.firstIndex(of: UInt8(ascii: ":"))!, offsetBy: 3)...]
+            let path = rest.drop { $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#") }
+            let upToFragment = path.prefix { $0 != UInt8(ascii: "#") }
+            from = hash(upToFragment.isEmpty ? Substring("/").utf8[...] : upToFragment)
+        }
+        return PageChain(page: hash(target.utf8[...]), from: from)
+    }
+
+    /// FNV-1a of the bytes, a leading `?` read as `/?`, never 0.
+    static func hash<C: Collection<UInt8>>(_ bytes: C) -> UInt32 {
+        var h: UInt32 = 0x811C_9DC5
+        if bytes.first == UInt8(ascii: "?") { h = (h ^ UInt32(UInt8(ascii: "/"))) &* 0x0100_0193 }
+        for b in bytes { h = (h ^ UInt32(b)) &* 0x0100_0193 }
+        return h == 0 ? 1 : h
+    }
+}
+
 /// Case-insensitive ASCII comparisons over UTF-8 bytes, without making lower-case copies.
 enum ASCII {
     @inline(__always)
@@ -94,6 +131,20 @@ struct Browsing: Sendable {
     var lastSeen: Int64 = 0
     /// Start of the current decay window (groups).
     var window: Int64 = 0
+    /// Hashes of the last two pages fetched (clients; 0: none).
+    var lastPage: UInt32 = 0
+    var previousPage: UInt32 = 0
+
+    /// True when a referrer naming `from` continues this client's chain: it names one of its last
+    /// two pages, or the client has fetched no page yet (its first page may come from a link).
+    func continues(_ from: UInt32) -> Bool { lastPage == 0 || from == lastPage || from == previousPage }
+
+    /// Remembers the page fetched.
+    mutating func visit(_ page: UInt32) {
+        guard page != lastPage else { return }
+        previousPage = lastPage
+        lastPage = page
+    }
 
     mutating func add(_ kind: RequestKind) {
         switch kind {
@@ -167,7 +218,7 @@ struct Browsing: Sendable {
 ///
 /// Below ``suspectBelow`` a client is a suspect; at ``trustedFrom`` or more by its own evidence it is
 /// trusted (under a site-wide proof-of-work tier, its cookie clearance still passes). Memory is fixed
-/// whatever the number of addresses: about 48 bytes a slot, 32,768 + 8,192 + 1,024 slots by default.
+/// whatever the number of addresses: 72 bytes a slot, 32,768 + 8,192 + 1,024 slots by default.
 public struct BehaviourScore: Sendable {
     /// What the tables say about one client.
     public struct Standing: Sendable, Equatable {
@@ -231,10 +282,14 @@ public struct BehaviourScore: Sendable {
     /// Records one request of `client` (its address), holding the clearance `clearance` (its key)
     /// if any, with request fingerprint `fingerprint`, and returns its standing after it.
     @discardableResult
-    public mutating func observe(_ kind: RequestKind, client: IPAddress, clearance: IPAddress?, fingerprint: UInt64, now: Int64) -> Standing {
-        let own = Self.record(&clients, clearance ?? client, kind, now: now, window: 0)
-        let subnet = Self.record(&subnets, client.defaultSubnet, kind, now: now, window: Self.groupWindow)
-        let group = Self.record(&fingerprints, Self.fingerprintKey(fingerprint), kind, now: now, window: Self.groupWindow)
+    /// With `chain`, a same-host referrer counts only when it names one of the client's last two pages.
+    public mutating func observe(
+        _ kind: RequestKind, client: IPAddress, clearance: IPAddress?, fingerprint: UInt64, chain: PageChain? = nil, now: Int64
+    ) -> Standing {
+        var kind = kind
+        let own = Self.record(&clients, clearance ?? client, &kind, chain: chain, now: now, window: 0)
+        let subnet = Self.record(&subnets, client.defaultSubnet, &kind, chain: nil, now: now, window: Self.groupWindow)
+        let group = Self.record(&fingerprints, Self.fingerprintKey(fingerprint), &kind, chain: nil, now: now, window: Self.groupWindow)
         var ownScore = Self.ownScore(clients[own], now: now)
         if ownScore == nil, clearance != nil, let i = clients.find(client) { ownScore = Self.ownScore(clients[i], now: now) }
         return Standing(own: ownScore, group: Self.lower(subnets[subnet].score(minimum: Self.groupMinimumPages), fingerprints[group].score(minimum: Self.groupMinimumPages)))
@@ -269,7 +324,11 @@ public struct BehaviourScore: Sendable {
 
     /// Adds `kind` to `key`'s counts (taking a slot for it if need be) and returns the slot.
     /// `window` > 0 halves the counts once per window passed; 0 halves them at ``clientHalving`` pages.
-    private static func record(_ table: inout SetAssociativeTable<Browsing>, _ key: IPAddress, _ kind: RequestKind, now: Int64, window: Int64) -> Int {
+    /// With `chain`, a referred page whose referrer does not continue the key's chain is recorded
+    /// (and left in `kind`, for the groups) as not referred.
+    private static func record(
+        _ table: inout SetAssociativeTable<Browsing>, _ key: IPAddress, _ kind: inout RequestKind, chain: PageChain?, now: Int64, window: Int64
+    ) -> Int {
         let minimum = window > 0 ? groupMinimumPages : minimumPages
         let retention = evidenceRetention
         let (i, _) = table.slot(
@@ -285,6 +344,15 @@ public struct BehaviourScore: Sendable {
             }
         } else if table[i].pages >= clientHalving {
             table[i].decay(1)
+        }
+        if let chain, kind.isPage {
+            let continues = chain.from.map { table[i].continues($0) } ?? false
+            switch kind {
+            case .page(referred: true) where !continues: kind = .page(referred: false)
+            case .search(referred: true) where !continues: kind = .search(referred: false)
+            default: break
+            }
+            table[i].visit(chain.page)
         }
         table[i].add(kind)
         table[i].lastSeen = now

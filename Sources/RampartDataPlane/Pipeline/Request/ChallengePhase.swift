@@ -42,7 +42,8 @@ enum ChallengePhase {
         let target = request.accepted.target
         let headers = request.head.headers
         let query = target.firstIndex(of: "?").map { target[target.index(after: $0)...] }
-        let kind = RequestKind.classify(path: path, query: query, referer: headers.first(name: "referer"), host: request.accepted.host)
+        let referer = headers.first(name: "referer")
+        let kind = RequestKind.classify(path: path, query: query, referer: referer, host: request.accepted.host)
         let fingerprint = RequestFingerprint.of(headers, httpMajor: request.head.version.major, ja4: request.connection.fingerprint)
         guard request.behaviour == nil else {
             // Decided again after waiting in an origin queue: recorded once already.
@@ -50,7 +51,8 @@ enum ChallengePhase {
             request.behaviour = standing
             return standing
         }
-        let standing = defence.behaviour.observe(kind, client: request.client, clearance: clearance, fingerprint: fingerprint, now: now)
+        let chain = kind.isPage ? PageChain.of(target: Substring(target), referer: referer, host: request.accepted.host) : nil
+        let standing = defence.behaviour.observe(kind, client: request.client, clearance: clearance, fingerprint: fingerprint, chain: chain, now: now)
         if kind.isPage, standing.suspect { defence.traffic.suspects += 1 }
         request.behaviour = standing
         return standing
