@@ -29,8 +29,9 @@ final class SiteDefence {
     /// Requests without clearance per source while challenging: a source that keeps coming back
     /// without the cookie it was given keeps no cookies.
     var cookieless: TokenBucketTable
-    /// How each clearance's holder browses (assets, referrers, searches): suspects are challenged harder.
-    var behaviour = BehaviourScore(capacity: 32_768)
+    /// How each client (by clearance, else address) and each group (subnet, request fingerprint)
+    /// browses (assets, referrers, searches): suspects are challenged harder under attack.
+    var behaviour = BehaviourScore()
     /// Revoked clearances (by clearance key), until they would have expired anyway.
     var revoked: BanList
     /// Per-credential buckets: a session the origin vouches for is one person's share too, so a
@@ -141,6 +142,7 @@ final class SiteDefence {
         fresh.tier = tier
         fresh.traffic = traffic
         fresh.revoked = revoked
+        fresh.behaviour = behaviour
         fresh.learnedCookies = learnedCookies
         fresh.credentialFailures = credentialFailures
         return fresh

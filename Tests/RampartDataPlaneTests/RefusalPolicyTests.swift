@@ -385,3 +385,134 @@ import Testing
         #expect(RefusalPolicyTests.run(bench, "/api/orders", peer: "203.0.113.45", headers: [unknown]).1.isNext)
     }
 }
+
+/// Group scores and per-client escalation, through the phases: what each kind of client sees.
+@Suite struct BehaviourGroupPhaseTests {
+    static let flood = [("User-Agent", "Mozilla/5.0 (flood)")]
+    static let reader = [("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) Lynx-like reader"), ("Accept-Language", "de")]
+
+    /// Tickets carry wall-clock time: tests that redeem one wait 0 s (the wait's length is
+    /// checked on the page's refresh instead).
+    static func bench(waitSeconds: Int = 5) -> PhaseBench {
+        PhaseBench { c in
+            c.sites[0].cache.enabled = false
+            c.sites[0].sessionCookies = ["sid"]
+            c.sites[0].apiKeys = [RefusalPolicyTests.key]
+            c.sites[0].challenge.waitSeconds = waitSeconds
+            c.sites[0].rateLimits = []
+            c.bans.enabled = false
+        }
+    }
+
+    /// Bot number `n`, each in its own /24.
+    static func bot(_ n: Int) -> String { "10.\(n / 256).\(n % 256).9" }
+
+    /// A person's page view: the page and its two assets; the page's result.
+    @discardableResult
+    static func view(_ bench: PhaseBench, _ path: String, peer: String, headers: [(String, String)]) -> PhaseResult {
+        let page = RefusalPolicyTests.run(bench, path, peer: peer, headers: headers).1
+        for asset in ["/static/site.css", "/static/app.js"] { _ = RefusalPolicyTests.run(bench, asset, peer: peer, headers: headers) }
+        return page
+    }
+
+    static func isPoW(_ result: PhaseResult) -> Bool {
+        guard let page = result.page else { return false }
+        return page.status == .forbidden && page.headers.contains { $0 == ("X-Rampart-Challenge", "pow") }
+    }
+
+    @Test func aBotnetSharingAFingerprintMeetsProofOfWorkOnItsFirstPageWhilePeopleGetTheCookieCheck() throws {
+        let bench = Self.bench()
+        // Before the attack is seen (normal mode): nobody is challenged, behaviour is recorded.
+        for n in 0..<30 {
+            #expect(RefusalPolicyTests.run(bench, n % 2 == 0 ? "/article/\(n)" : "/search?q=\(n)", peer: Self.bot(n), headers: Self.flood).1.isNext)
+        }
+        for i in 0..<5 { #expect(Self.view(bench, "/", peer: "198.51.\(100 + i).7", headers: Self.reader).isNext) }
+        Self.underAttack(bench)
+        // A bot never seen before, from a /24 never seen before: proof of work on its first page,
+        // whose no-JavaScript way in waits three times as long.
+        let first = RefusalPolicyTests.run(bench, "/article/77", peer: Self.bot(1000), headers: Self.flood).1
+        #expect(Self.isPoW(first))
+        #expect(RefusalPolicyTests.body(first)?.contains(#"http-equiv="refresh" content="15;url="#) == true)
+        // A person never seen before, without JavaScript, with a reader its group knows: the
+        // cookie check (a plain redirect), then the page.
+        let check = try #require(RefusalPolicyTests.run(bench, "/", peer: "198.51.120.7", headers: Self.reader).1.page)
+        #expect(check.status == .found)
+        let cookie = try #require(RefusalPolicyTests.cookie(check.headers, ChallengeRoutes.cookie))
+        #expect(Self.view(bench, "/", peer: "198.51.120.7", headers: Self.reader + [("Cookie", cookie)]).isNext)
+        // Members and configured API keys are never scored nor challenged, whatever they send.
+        let token = SessionBinding.sign(name: "sid", value: "abc", keys: &bench.loop.keys, now: unixNow())
+        #expect(RefusalPolicyTests.run(bench, "/search?q=1", peer: Self.bot(1001), headers: Self.flood + [("Cookie", "sid=abc; \(SessionBinding.cookie)=\(token)")]).1.isNext)
+        #expect(RefusalPolicyTests.run(bench, "/orders", peer: Self.bot(1002), headers: Self.flood + [("X-API-Key", RefusalPolicyTests.key)]).1.isNext)
+    }
+
+    @Test func beforeAnyModeChangeAReaderWhoLoadsAssetsGoesFirstInTheOriginQueueBotsDoNot() {
+        let bench = Self.bench()
+        for i in 0..<4 {
+            bench.eventLoop.advanceTime(by: .seconds(1))
+            #expect(Self.view(bench, "/article/\(i)", peer: "198.51.100.7", headers: Self.reader).isNext)
+            for n in 0..<10 { _ = RefusalPolicyTests.run(bench, "/search?q=\(i)-\(n)", peer: Self.bot(n), headers: Self.flood) }
+        }
+        let (person, p) = RefusalPolicyTests.run(bench, "/article/9", peer: "198.51.100.7", headers: Self.reader)
+        #expect(p.isNext && OriginQueuePhase.priority(person, loop: bench.loop, now: bench.now))
+        let (bot, b) = RefusalPolicyTests.run(bench, "/article/9", peer: Self.bot(3), headers: Self.flood)
+        #expect(b.isNext && !OriginQueuePhase.priority(bot, loop: bench.loop, now: bench.now))
+        // Nobody was challenged: normal mode only records.
+        #expect(bench.loop.counters.challengesIssued == 0)
+    }
+
+    static func underAttack(_ bench: PhaseBench, tier: ChallengeTier = .cookie) {
+        bench.loop.setMode(site: "www", mode: .underAttack, tier: tier)
+    }
+
+    @Test func aBotWithACookieClearanceLosesItOnItsGroupsWordWithoutFourPagesOfItsOwn() throws {
+        let bench = Self.bench()
+        Self.underAttack(bench)
+        // One bot earns a cookie clearance before its fingerprint has a record.
+        let check = try #require(RefusalPolicyTests.run(bench, "/", peer: Self.bot(0), headers: Self.flood).1.page)
+        let cookie = try #require(RefusalPolicyTests.cookie(check.headers, ChallengeRoutes.cookie))
+        #expect(RefusalPolicyTests.run(bench, "/", peer: Self.bot(0), headers: Self.flood + [("Cookie", cookie)]).1.isNext)
+        // Its fellow bots, each on its first pages, are a group that loads nothing.
+        for n in 1..<20 { _ = RefusalPolicyTests.run(bench, "/article/\(n)", peer: Self.bot(n), headers: Self.flood) }
+        #expect(Self.isPoW(RefusalPolicyTests.run(bench, "/article/1", peer: Self.bot(0), headers: Self.flood + [("Cookie", cookie)]).1))
+    }
+
+    @Test func underAProofOfWorkTierAReaderWhoLoadsAssetsKeepsPassingWithTheCookieCheckANewcomerDoesNot() throws {
+        let bench = Self.bench()
+        Self.underAttack(bench)
+        let check = try #require(RefusalPolicyTests.run(bench, "/", peer: "198.51.100.7", headers: Self.reader).1.page)
+        let cookie = try #require(RefusalPolicyTests.cookie(check.headers, ChallengeRoutes.cookie))
+        for i in 0..<4 {
+            bench.eventLoop.advanceTime(by: .seconds(1))
+            #expect(Self.view(bench, "/article/\(i)", peer: "198.51.100.7", headers: Self.reader + [("Cookie", cookie)]).isNext)
+        }
+        // The site-wide tier rises: the reader's own pages vouch for it, its cookie clearance passes.
+        Self.underAttack(bench, tier: .pow)
+        bench.eventLoop.advanceTime(by: .seconds(1))
+        #expect(Self.view(bench, "/article/9", peer: "198.51.100.7", headers: Self.reader + [("Cookie", cookie)]).isNext)
+        // Someone else's fresh cookie clearance, without pages of its own, meets proof of work.
+        let other = try #require(RefusalPolicyTests.run(bench, "/", peer: "198.51.101.7", headers: Self.reader).1.page)
+        #expect(other.status == .forbidden)
+    }
+
+    @Test func aPersonWithoutJavaScriptInABotsGroupGetsInThroughTheWaitAndKeepsTheClearanceByBrowsing() throws {
+        let bench = Self.bench(waitSeconds: 0)
+        Self.underAttack(bench)
+        for n in 0..<20 { _ = RefusalPolicyTests.run(bench, "/search?q=\(n)", peer: Self.bot(n), headers: Self.flood) }
+        // Same software as the bots (same fingerprint), another network.
+        let person = "192.0.2.44"
+        let (_, first) = RefusalPolicyTests.run(bench, "/article/5", peer: person, headers: Self.flood)
+        #expect(Self.isPoW(first))
+        let html = try #require(RefusalPolicyTests.body(first))
+        let refresh = try #require(RefusalPolicyTests.between(html, #"http-equiv="refresh" content=""#, #"""#))
+        let waitURL = try #require(refresh.split(separator: "=", maxSplits: 1).last).replacingOccurrences(of: "&amp;", with: "&")
+        bench.eventLoop.advanceTime(by: .seconds(16))
+        let redeemed = try #require(RefusalPolicyTests.run(bench, waitURL, peer: person, headers: Self.flood).1.page)
+        #expect(redeemed.status == .found)
+        let clearance = try #require(RefusalPolicyTests.cookie(redeemed.headers, ChallengeRoutes.cookie))
+        // The group still says bot; the person's own pages, with their assets, say person.
+        for i in 0..<8 {
+            bench.eventLoop.advanceTime(by: .seconds(1))
+            #expect(Self.view(bench, "/article/\(i)", peer: person, headers: Self.flood + [("Cookie", clearance)]).isNext)
+        }
+    }
+}

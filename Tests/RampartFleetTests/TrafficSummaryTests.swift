@@ -23,6 +23,8 @@ import Testing
             s.targets.add(hash: mix64(UInt64(node) << 40 | UInt64(i)))
             s.topSources.add(ip)
         }
+        s.suspects = requests / 2
+        s.credentialFailures = heavy
         return s
     }
 
@@ -36,6 +38,8 @@ import Testing
             try #require(try JSONDecoder().decode([String: TrafficSummary].self, from: d)["www"]).merge(into: &merged)
         }
         #expect(merged.requests == 720 && merged.toOrigin == 600 && merged.limited == 120)
+        // The signals' counters travel too: bot-like page views, refused credentials.
+        #expect(merged.suspects == 300 && merged.credentialFailures == 120)
         // 600 distinct targets in all; each node alone saw 200 (HyperLogLog: about 3% error).
         #expect(abs(merged.targets.estimate - 600) <= 30)
         #expect(abs(seconds[0].targets.estimate - 200) <= 10)

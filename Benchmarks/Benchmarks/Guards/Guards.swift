@@ -40,6 +40,23 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // The behaviour score's work for one GET: classify the request, fingerprint its headers and
+    // record it for the client, its /24 and its fingerprint (2,000 bots, one per /24).
+    Benchmark("BehaviourScore.observe + classify + fingerprint, 2,000 bots") { benchmark in
+        var score = BehaviourScore()
+        let headers: HTTPHeaders = ["Host": "www.example.org", "User-Agent": "Mozilla/5.0 (flood)", "Accept-Encoding": "gzip"]
+        let target: Substring = "/article/4711"
+        var now: Int64 = 0
+        benchmark.startMeasurement()
+        for i in benchmark.scaledIterations {
+            now += 500_000
+            let kind = RequestKind.classify(path: target, query: nil, referer: headers.first(name: "referer"), host: "www.example.org")
+            let fingerprint = RequestFingerprint.of(headers, httpMajor: 1, ja4: nil)
+            let client = IPAddress(v4: 0x0A00_0001 &+ UInt32(i % 2000) << 8)
+            blackHole(score.observe(kind, client: client, clearance: nil, fingerprint: fingerprint, now: now))
+        }
+    }
+
     // The request path's decision and rewrite for a typical browser GET: framing checks (with the
     // target normalised) and the forwarded head, as the client handler runs them per request.
     Benchmark("RequestChecks.framing + forwardedHead, browser GET") { benchmark in

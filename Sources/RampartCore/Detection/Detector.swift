@@ -62,6 +62,9 @@ public struct DetectionConfig: Hashable, Sendable {
     /// Share of logins and unknown-key requests the origin refused that marks credential
     /// spraying (with at least 20 such answers in the second).
     public var failedCredentialShare: Double = 0.5
+    /// Share of requests that are page views of clients (or of groups: a subnet, a request
+    /// fingerprint) browsing like bots (``BehaviourScore``) that marks a human-rate bot flood.
+    public var suspectShare: Double = 0.5
     /// Seconds in under attack after which cleared clients that still flood raise the tier to pow.
     public var escalateAfter = 5
 
@@ -93,6 +96,9 @@ public struct TrafficSecond: Sendable {
     public var credentialFailures = 0
     /// Requests refused because their clearance was over its own rate limit.
     public var clearanceLimited = 0
+    /// Page views (pages and searches) whose client, or its groups, browse like bots
+    /// (``BehaviourScore/Standing/suspect``).
+    public var suspects = 0
     /// Distinct targets among requests let through on a clearance.
     public var clearedTargets = HyperLogLog()
     /// Origin failures (refused, timed out, 5xx answered by the gateway).
@@ -144,6 +150,7 @@ public struct TrafficSecond: Sendable {
         credentialAttempts += o.credentialAttempts
         credentialFailures += o.credentialFailures
         clearanceLimited += o.clearanceLimited
+        suspects += o.suspects
         clearedTargets.merge(o.clearedTargets)
         originErrors += o.originErrors
         shed += o.shed
@@ -246,6 +253,7 @@ public struct ModeController: Sendable {
         let heavySources = s.requests >= 20 && Double(s.limited) >= config.limitedShare * rate
         let formFlood = s.requests >= 20 && Double(s.nonGet) >= config.postShare * rate
         let spraying = s.credentialFailures >= 20 && Double(s.credentialFailures) >= config.failedCredentialShare * Double(s.credentialAttempts)
+        let botLike = s.suspects >= 20 && Double(s.suspects) >= config.suspectShare * rate
         let challengeable = s.uncleared + s.cleared
         // Cookies are handed out from elevated on; only then does "came back without one" mean something.
         let keepsNoCookies = automatic >= .elevated && Int64.saturatingDifference(now, since) >= Int64(config.sustain) && challengeable >= 20
@@ -258,6 +266,7 @@ public struct ModeController: Sendable {
         if heavySources { signals.append("\(s.limited) requests over rate limits") }
         if formFlood { signals.append("\(s.nonGet) of \(s.requests) requests are form posts") }
         if spraying { signals.append("\(s.credentialFailures) of \(s.credentialAttempts) logins and API keys refused by the origin") }
+        if botLike { signals.append("\(s.suspects) page views from clients that load no assets nor follow links") }
         if keepsNoCookies { signals.append("\(s.uncleared) of \(challengeable) requests without the clearance cookie") }
         let attack = attackLoad && !signals.isEmpty
 

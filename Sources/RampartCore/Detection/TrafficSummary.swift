@@ -28,6 +28,8 @@ public struct TrafficSummary: Sendable, Equatable, Codable {
     public var originErrors = 0, shed = 0
     /// Logins and unknown-key requests sent to the origin, and those it refused.
     public var credentialAttempts: Int?, credentialFailures: Int?
+    /// Page views of clients (or groups) browsing like bots (``TrafficSecond/suspects``).
+    public var suspects: Int?
     /// HyperLogLog registers (base64) of distinct sources, targets, and targets of cleared requests.
     public var sources: String?, targets: String?, clearedTargets: String?
     /// The heaviest sources, subnets (network address), paths, agents and JA4 fingerprints, and
@@ -50,6 +52,7 @@ public struct TrafficSummary: Sendable, Equatable, Codable {
         (requests, toOrigin, cacheServed, challenged, cleared, uncleared) = (s.requests, s.toOrigin, s.cacheServed, s.challenged, s.cleared, s.uncleared)
         (limited, nonGet, clearanceLimited, originErrors, shed) = (s.limited, s.nonGet, s.clearanceLimited, s.originErrors, s.shed)
         if s.credentialAttempts > 0 || s.credentialFailures > 0 { (credentialAttempts, credentialFailures) = (s.credentialAttempts, s.credentialFailures) }
+        if s.suspects > 0 { suspects = s.suspects }
         guard s.requests >= Self.sketchThreshold else { return }
         sources = Data(s.sources.registerBytes).base64EncodedString()
         targets = Data(s.targets.registerBytes).base64EncodedString()
@@ -81,6 +84,7 @@ public struct TrafficSummary: Sendable, Equatable, Codable {
         s.clearanceLimited += clearanceLimited; s.originErrors += originErrors; s.shed += shed
         s.credentialAttempts += credentialAttempts ?? 0
         s.credentialFailures += credentialFailures ?? 0
+        s.suspects += suspects ?? 0
         func unite(_ text: String?, _ sketch: inout HyperLogLog) {
             guard let text, let data = Data(base64Encoded: text), let other = HyperLogLog(registerBytes: Array(data)) else { return }
             sketch.merge(other)

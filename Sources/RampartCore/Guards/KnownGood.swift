@@ -9,17 +9,13 @@ import NIOHTTP1
 /// flood of new addresses evicts other new addresses, not the established ones); entries expire.
 /// Time is passed in.
 public struct KnownGoodTable: Sendable {
-    struct Slot {
-        var high: UInt64 = 0
-        var low: UInt64 = 0
+    struct Entry: Sendable {
         var successes: UInt16 = 0
         var firstSeen: Int64 = 0
         var lastSeen: Int64 = 0
-        var used = false
     }
 
-    private var slots: [Slot]
-    private let index: SetAssociativeIndex
+    private var table: SetAssociativeTable<Entry>
     /// Successful answers after which a client counts as known-good.
     public let threshold: UInt16
     /// How long a client stays known-good without a new success, nanoseconds.
@@ -37,53 +33,38 @@ public struct KnownGoodTable: Sendable {
         seed: UInt64 = UInt64.random(in: 0...UInt64.max)
     ) {
         self.minimumAge = minimumAge.nanoseconds
-        index = SetAssociativeIndex(capacity: capacity, seed: seed)
-        slots = [Slot](repeating: Slot(), count: index.slotCount)
+        table = SetAssociativeTable(capacity: capacity, seed: seed, empty: Entry())
         self.threshold = UInt16(max(1, min(threshold, 1000)))
         self.lifetime = lifetime.nanoseconds
     }
 
     /// True when `client` has earned priority and not lost it.
     public func contains(_ client: IPAddress, now: Int64) -> Bool {
-        let base = index.base(for: client)
-        for i in base..<(base + SetAssociativeIndex.ways) where slots[i].used && slots[i].high == client.high && slots[i].low == client.low {
-            return slots[i].successes >= threshold && now - slots[i].lastSeen < lifetime && now - slots[i].firstSeen >= minimumAge
-        }
-        return false
+        guard let i = table.find(client) else { return false }
+        let e = table[i]
+        return e.successes >= threshold && now - e.lastSeen < lifetime && now - e.firstSeen >= minimumAge
     }
 
     /// The origin answered `client` with success.
     public mutating func recordSuccess(_ client: IPAddress, now: Int64) {
-        let base = index.base(for: client)
-        var victim = base
-        var victimScore = Int64.max
-        for i in base..<(base + SetAssociativeIndex.ways) {
-            if slots[i].used, slots[i].high == client.high, slots[i].low == client.low {
-                if now - slots[i].lastSeen >= lifetime {
-                    slots[i].successes = 0
-                    slots[i].firstSeen = now
-                }
-                slots[i].successes = min(slots[i].successes &+ 1, 1000)
-                slots[i].lastSeen = now
-                return
-            }
-            // Prefer empty or expired slots, then those with the fewest successes, then the oldest.
-            let expired = !slots[i].used || now - slots[i].lastSeen >= lifetime
-            let score = expired ? Int64.min : Int64(slots[i].successes) << 40 | (slots[i].lastSeen >> 24)
-            if score < victimScore {
-                victimScore = score
-                victim = i
-            }
+        let lifetime = self.lifetime
+        // Evicts expired entries first, then those with the fewest successes, then the oldest.
+        let (i, inserted) = table.slot(
+            for: client,
+            rank: { e in now - e.lastSeen >= lifetime ? Int64.min : Int64(e.successes) << 40 | (e.lastSeen >> 24) },
+            fresh: { Entry(successes: 0, firstSeen: now, lastSeen: now) }
+        )
+        if !inserted, now - table[i].lastSeen >= lifetime {
+            table[i].successes = 0
+            table[i].firstSeen = now
         }
-        slots[victim] = Slot(high: client.high, low: client.low, successes: 1, firstSeen: now, lastSeen: now, used: true)
+        table[i].successes = min(table[i].successes &+ 1, 1000)
+        table[i].lastSeen = now
     }
 
     /// `client` tripped a limit: it starts over.
     public mutating func forget(_ client: IPAddress) {
-        let base = index.base(for: client)
-        for i in base..<(base + SetAssociativeIndex.ways) where slots[i].used && slots[i].high == client.high && slots[i].low == client.low {
-            slots[i].used = false
-        }
+        table.remove(client)
     }
 }
 

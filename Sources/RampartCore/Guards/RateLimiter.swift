@@ -10,12 +10,9 @@ import NIOHTTP1
 /// buckets and so keep their slots, while a flood of one-off addresses only evicts other one-offs.
 /// Time is passed in (nanoseconds of a monotonic clock), so it is tested by stepping numbers.
 public struct TokenBucketTable: Sendable {
-    struct Slot {
-        var high: UInt64 = 0
-        var low: UInt64 = 0
+    struct Bucket: Sendable {
         var tokens: Double = 0
         var stamp: Int64 = 0
-        var used = false
     }
 
     /// What the table decided for one request.
@@ -26,8 +23,7 @@ public struct TokenBucketTable: Sendable {
         case limited(retryAfterSeconds: Int)
     }
 
-    private var slots: [Slot]
-    private let index: SetAssociativeIndex
+    private var table: SetAssociativeTable<Bucket>
     /// Tokens added per nanosecond.
     public let ratePerNanosecond: Double
     /// Bucket size (the burst allowed on top of the rate).
@@ -41,8 +37,7 @@ public struct TokenBucketTable: Sendable {
     /// tokens a second up to `burst`. Values out of range are clamped (a negative or NaN rate is 0,
     /// a burst below 1 is 1, both at most ``ceiling``), so no value makes a later decision trap.
     public init(capacity: Int, ratePerSecond: Double, burst: Double, seed: UInt64 = UInt64.random(in: 0...UInt64.max)) {
-        self.index = SetAssociativeIndex(capacity: capacity, seed: seed)
-        self.slots = [Slot](repeating: Slot(), count: index.slotCount)
+        self.table = SetAssociativeTable(capacity: capacity, seed: seed, empty: Bucket())
         self.ratePerNanosecond = Self.clamp(ratePerSecond, 0) / 1e9
         self.burst = Self.clamp(burst, 1)
     }
@@ -53,41 +48,33 @@ public struct TokenBucketTable: Sendable {
     }
 
     /// Number of slots (the most keys tracked at once).
-    public var capacity: Int { slots.count }
+    public var capacity: Int { table.capacity }
 
-    /// Takes one token for `key` at `now` (nanoseconds).
+    /// Takes one token for `key` at `now` (nanoseconds). A key not present takes the slot of its
+    /// set whose bucket is fullest after refill.
     public mutating func take(_ key: IPAddress, now: Int64) -> Decision {
-        let base = index.base(for: key)
-        var victim = base
-        var victimTokens = -Double.infinity
-        for i in base..<(base + SetAssociativeIndex.ways) {
-            if slots[i].used, slots[i].high == key.high, slots[i].low == key.low {
-                return consume(at: i, now: now)
-            }
-            let refilled = slots[i].used ? refill(slots[i], now: now) : Double.infinity
-            if refilled > victimTokens {
-                victimTokens = refilled
-                victim = i
-            }
-        }
-        slots[victim] = Slot(high: key.high, low: key.low, tokens: burst, stamp: now, used: true)
-        return consume(at: victim, now: now)
+        let rate = ratePerNanosecond
+        let burst = self.burst
+        let (i, _) = table.slot(
+            for: key, rank: { -Self.refill($0, now: now, rate: rate, burst: burst) }, fresh: { Bucket(tokens: burst, stamp: now) }
+        )
+        return consume(at: i, now: now)
     }
 
-    private func refill(_ slot: Slot, now: Int64) -> Double {
-        let elapsed = Double(max(0, Int64.saturatingDifference(now, slot.stamp)))
-        return min(burst, slot.tokens + elapsed * ratePerNanosecond)
+    private static func refill(_ bucket: Bucket, now: Int64, rate: Double, burst: Double) -> Double {
+        let elapsed = Double(max(0, Int64.saturatingDifference(now, bucket.stamp)))
+        return min(burst, bucket.tokens + elapsed * rate)
     }
 
     private mutating func consume(at i: Int, now: Int64) -> Decision {
-        var tokens = refill(slots[i], now: now)
-        slots[i].stamp = now
+        var tokens = Self.refill(table[i], now: now, rate: ratePerNanosecond, burst: burst)
+        table[i].stamp = now
         if tokens >= 1 {
             tokens -= 1
-            slots[i].tokens = tokens
+            table[i].tokens = tokens
             return .allowed
         }
-        slots[i].tokens = tokens
+        table[i].tokens = tokens
         guard ratePerNanosecond > 0 else { return .limited(retryAfterSeconds: 60) }
         // A very slow rate makes this wait enormous: clamped to a day before it becomes an integer.
         let wait = (1 - tokens) / ratePerNanosecond / 1e9
@@ -96,7 +83,7 @@ public struct TokenBucketTable: Sendable {
     }
 
     /// Slots in use (never above ``capacity``).
-    public var trackedKeys: Int { slots.reduce(0) { $0 + ($1.used ? 1 : 0) } }
+    public var trackedKeys: Int { table.count }
 }
 
 /// What a rate limit keys on.

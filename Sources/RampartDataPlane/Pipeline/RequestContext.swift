@@ -75,6 +75,9 @@ struct RequestContext {
     var challengeChecked = false
     var cleared = false
     var setCookie: String?
+    /// What the site's behaviour score says about the client (``BehaviourScore``), for GETs the
+    /// challenge stage saw: a client whose own pages show a person goes first in origin queues.
+    var behaviour: BehaviourScore.Standing?
     /// Forward head (``ForwardHeadPhase``): the one request the origin parses.
     var forwardHead: HTTPRequestHead?
     /// The protocol a WebSocket upgrade asks for.

@@ -9,15 +9,53 @@ import RampartCore
 /// says so) and allow-listed addresses; members (a session cookie the origin issued, bound by
 /// ``SessionBinding``); a bearer token the origin keeps accepting, at one person's rate; a valid
 /// clearance, at one person's rate (a clearance that keeps exceeding it is revoked on every loop),
-/// unless under attack its holder browses like a bot (``BehaviourScore``). Who is challenged: everyone else, with the cookie check, proof of work or the
+/// unless under attack its holder, or without enough pages of its own its subnet or request
+/// fingerprint, browses like a bot (``BehaviourScore``: then proof of work). Who is challenged: everyone else, with the cookie check, proof of work or the
 /// no-JavaScript wait as the tier says; a client that keeps coming back without the cookie it was
 /// given is struck and meets proof of work. See ``ChallengePolicy/decide``.
 enum ChallengePhase {
     static func run(_ request: inout RequestContext, loop: LoopContext, now: NIODeadline) -> PhaseResult {
         let site = request.site!
         let forced = request.fingerprintVerdict == .challenge || request.geoVerdict == .challenge
-        guard site.defence.mode != .normal || forced, site.config.challenge.enabled else { return .next }
+        guard site.config.challenge.enabled else { return .next }
+        guard site.defence.mode != .normal || forced else {
+            observe(&request, defence: site.defence, now: now)
+            return .next
+        }
         return decide(&request, loop: loop, forced: forced, now: now)
+    }
+
+    /// Normal mode: nobody is challenged, but the behaviour of clients (by address) and of their
+    /// groups is recorded, so that when an attack begins its clients are already known. Members,
+    /// key holders and exempt paths are never scored.
+    static func observe(_ request: inout RequestContext, defence: SiteDefence, now: NIODeadline) {
+        guard request.head.method == .GET || request.head.method == .HEAD, request.member == nil, request.apiKey?.configured != true else { return }
+        let target = request.accepted.target
+        let path = target.firstIndex(of: "?").map { target[..<$0] } ?? Substring(target)
+        if ChallengePolicy.isExempt(path: path, config: request.routed.config.challenge) { return }
+        _ = behaviour(&request, path: path, clearance: nil, defence: defence, now: Int64(now.uptimeNanoseconds))
+    }
+
+    /// Records one GET in the site's ``BehaviourScore`` (once per request) and returns the
+    /// client's standing.
+    static func behaviour(_ request: inout RequestContext, path: Substring, clearance: IPAddress?, defence: SiteDefence, now: Int64) -> BehaviourScore.Standing {
+        let target = request.accepted.target
+        let headers = request.head.headers
+        let query = target.firstIndex(of: "?").map { target[target.index(after: $0)...] }
+        let referer = headers.first(name: "referer")
+        let kind = RequestKind.classify(path: path, query: query, referer: referer, host: request.accepted.host)
+        let fingerprint = RequestFingerprint.of(headers, httpMajor: request.head.version.major, ja4: request.connection.fingerprint)
+        guard request.behaviour == nil else {
+            // Decided again after waiting in an origin queue: recorded once already.
+            let standing = defence.behaviour.standing(client: request.client, clearance: clearance, fingerprint: fingerprint, now: now)
+            request.behaviour = standing
+            return standing
+        }
+        let chain = kind.isPage ? PageChain.of(target: Substring(target), referer: referer, host: request.accepted.host) : nil
+        let standing = defence.behaviour.observe(kind, client: request.client, clearance: clearance, fingerprint: fingerprint, chain: chain, now: now)
+        if kind.isPage, standing.suspect { defence.traffic.suspects += 1 }
+        request.behaviour = standing
+        return standing
     }
 
     /// Decides the request as the stage would now (also for a request that waited in an origin
@@ -76,23 +114,35 @@ enum ChallengePhase {
             }
         }
         let method: HTTPMethodName = request.head.method == .GET || request.head.method == .HEAD ? .get : .other
-        // Behaviour, not only rate: under attack a clearance whose holder never loads the pages'
-        // sub-resources nor follows the site's links (``BehaviourScore``) is challenged harder.
+        // Behaviour, not only rate (``BehaviourScore``): under attack a client whose own pages, or
+        // (without enough of its own) whose subnet's or fingerprint's pages, show neither the pages'
+        // sub-resources nor the site's links is challenged harder: proof of work, whose
+        // no-JavaScript wait is longer. A clearance earned with work or a wait keeps passing until
+        // its own pages speak (``BehaviourScore/minimumPages``: its budget), and is revoked when
+        // they say bot.
         var suspect = false
-        if let key = clearanceKey, method == .get {
-            let query = target.firstIndex(of: "?").map { target[target.index(after: $0)...] }
-            let kind = RequestKind.classify(path: path, query: query, referer: headers.first(name: "referer"), host: request.accepted.host)
-            let score = defence.behaviour.observe(key, kind: kind, now: mono)
-            if defence.mode == .underAttack, !forced, score < BehaviourScore.suspectBelow {
-                suspect = true
-                loop.rejectionLog.log(reason: .challengeRequired, client: client, detail: "behaviour score \(score): challenged harder")
+        var standing: BehaviourScore.Standing?
+        if method == .get {
+            let st = behaviour(&request, path: path, clearance: clearanceKey, defence: defence, now: mono)
+            standing = st
+            if defence.mode == .underAttack, !forced, st.suspect {
                 if let held = level, held > .cookie {
-                    // A proof of work or a wait does not buy a clearance to browse like a bot.
-                    _ = defence.revoked.ban(key, now: mono)
-                    loop.revokeEverywhere?(site.config.name, key)
+                    if st.ownSuspect {
+                        // A proof of work or a wait does not buy a clearance to browse like a bot.
+                        suspect = true
+                        if let key = clearanceKey {
+                            _ = defence.revoked.ban(key, now: mono)
+                            loop.revokeEverywhere?(site.config.name, key)
+                        }
+                    }
+                } else {
+                    suspect = true
                 }
-                level = nil
-                clearanceKey = nil
+                if suspect {
+                    loop.rejectionLog.log(reason: .challengeRequired, client: client, detail: "behaviour: challenged harder")
+                    level = nil
+                    clearanceKey = nil
+                }
             }
         }
         var noCookies = false
@@ -106,8 +156,14 @@ enum ChallengePhase {
         let suspicious = noCookies || ChallengePolicy.isSuspiciousAgent(agent, config: site.config.challenge)
         let secure = request.connection.scheme == "https"
         let ttl = site.config.challenge.clearanceTTL.nanoseconds / 1_000_000_000
+        var tier = forced || suspect ? ChallengeTier.pow : defence.tier
+        if tier == .pow, !forced, level == .cookie, standing?.trusted == true {
+            // A client that browses like a person by its own pages keeps passing with the cookie
+            // check when the site-wide tier is proof of work.
+            tier = .cookie
+        }
         switch ChallengePolicy.decide(
-            mode: forced || suspect ? .underAttack : defence.mode, tier: forced || suspect ? .pow : defence.tier, method: method, exemptRoute: false, exempt: false,
+            mode: forced || suspect ? .underAttack : defence.mode, tier: tier, method: method, exemptRoute: false, exempt: false,
             clearance: level, suspicious: suspicious
         ) {
         case .pass:

@@ -5,7 +5,9 @@ import RampartCore
 /// and whether a waiting request is decided again if its site starts challenging meanwhile. First
 /// of all: people the site knows by name (members, holders of configured API keys, allow-listed
 /// addresses). Then: clients that showed a valid clearance, known-good addresses (the origin
-/// answered them well) and bearer tokens the origin keeps accepting. Then everyone else.
+/// answered them well), clients whose own pages show a person (they load the pages' assets:
+/// ``BehaviourScore/Standing/trusted``, known within seconds, before any mode change) and bearer
+/// tokens the origin keeps accepting. Then everyone else.
 enum OriginQueuePhase {
     /// True for people the site knows by name, served before everyone else: members, holders of
     /// configured API keys, allow-listed addresses. A botnet that keeps cookies holds thousands of
@@ -18,6 +20,7 @@ enum OriginQueuePhase {
 
     static func priority(_ request: RequestContext, loop: LoopContext, now: NIODeadline) -> Bool {
         request.cleared || request.member != nil || request.apiKey?.configured == true || loop.hasPriority(request.client, site: request.site?.name, now: now)
+            || request.behaviour?.trusted == true
             || request.credential.map { loop.knownGoodCredentials.contains($0, now: Int64(now.uptimeNanoseconds)) } == true
     }
 
