@@ -30,20 +30,7 @@ ulimit -n 65536 2>/dev/null || true
 
 start_static_origin "$WORK" $ORIGIN_PORT
 
-cat > "$WORK/rampart.yaml" <<EOF
-limits: {max_connections_per_ip: 100000}
-listeners:
-  - {address: 127.0.0.1:$PROXY_PORT}
-bans: {enabled: false}
-sites:
-  - name: bench
-    hosts: ["*"]
-    origins: [127.0.0.1:$ORIGIN_PORT]
-    rate_limits: []
-    cache: {enabled: false}
-    detection: {enabled: false}
-    health_check: {enabled: false}
-EOF
+bench_proxy_config "$WORK/rampart.yaml" $PROXY_PORT $ORIGIN_PORT
 cat > "$WORK/nginx-proxy.conf" <<EOF
 worker_processes 2;
 pid $WORK/nginx-proxy.pid;

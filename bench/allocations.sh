@@ -20,20 +20,7 @@ PROXY_PORT=18580
 PIDS=()
 trap stop_started EXIT
 start_static_origin "$WORK" $ORIGIN_PORT
-cat > "$WORK/rampart.yaml" <<EOC
-limits: {max_connections_per_ip: 100000}
-listeners:
-  - {address: 127.0.0.1:$PROXY_PORT}
-bans: {enabled: false}
-sites:
-  - name: bench
-    hosts: ["*"]
-    origins: [127.0.0.1:$ORIGIN_PORT]
-    rate_limits: []
-    cache: {enabled: false}
-    detection: {enabled: false}
-    health_check: {enabled: false}
-EOC
+bench_proxy_config "$WORK/rampart.yaml" $PROXY_PORT $ORIGIN_PORT
 
 calls() {  # requests -> allocation calls over the whole run
   local out="$WORK/ht-$1"

@@ -24,6 +24,31 @@ wait_port() {
   return 1
 }
 
+# Writes FILE: a Rampart config proxying 127.0.0.1:PROXY_PORT to 127.0.0.1:ORIGIN_PORT with what
+# the peers lack turned off (detection, bans, the per-address cap, the cache, rate limits, health
+# checks), for measuring the proxy path itself. Further arguments are more listeners (YAML flow maps).
+# bench_proxy_config FILE PROXY_PORT ORIGIN_PORT [LISTENER ...]
+bench_proxy_config() {
+  local file=$1 proxy=$2 origin=$3 extra
+  {
+    echo "limits: {max_connections_per_ip: 100000}"
+    echo "listeners:"
+    echo "  - {address: 127.0.0.1:$proxy}"
+    for extra in "${@:4}"; do echo "  - $extra"; done
+    cat <<EOC
+bans: {enabled: false}
+sites:
+  - name: bench
+    hosts: ["*"]
+    origins: [127.0.0.1:$origin]
+    rate_limits: []
+    cache: {enabled: false}
+    detection: {enabled: false}
+    health_check: {enabled: false}
+EOC
+  } > "$file"
+}
+
 # nginx temp-path directives pointing into DIR (nginx as an unprivileged, throwaway instance).
 nginx_temp_paths() {
   echo "client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1; uwsgi_temp_path $1; scgi_temp_path $1;"

@@ -119,21 +119,9 @@ measure() {  # name, pids...: the three protocols against one running proxy
 # address sending thousands of requests a second without keeping cookies would otherwise be
 # limited, challenged and banned, the 612-byte HTML page would be answered from the cache, and
 # the peers run with none of these.
-cat > "$WORK/rampart.yaml" <<EOF
-limits: {max_connections_per_ip: 100000}
-listeners:
-  - {address: 127.0.0.1:$PROXY_PORT}
-  - {address: 127.0.0.1:$TLS_PORT, tls: {cert: $WORK/tls.crt, key: $WORK/tls.key, handshake_rate: 100000/s, handshake_burst: 100000}}
-state: $WORK/rampart-state
-bans: {enabled: false}
-sites:
-  - name: bench
-    hosts: ["*"]
-    origins: [127.0.0.1:$ORIGIN_PORT]
-    rate_limits: []
-    cache: {enabled: false}
-    detection: {enabled: false}
-EOF
+bench_proxy_config "$WORK/rampart.yaml" $PROXY_PORT $ORIGIN_PORT \
+  "{address: 127.0.0.1:$TLS_PORT, tls: {cert: $WORK/tls.crt, key: $WORK/tls.key, handshake_rate: 100000/s, handshake_burst: 100000}}"
+echo "state: $WORK/rampart-state" >> "$WORK/rampart.yaml"
 "$RAMPART" run --config "$WORK/rampart.yaml" --log-level warning > "$WORK/rampart.log" 2>&1 &
 RAMPART_PID=$!
 PIDS+=("$RAMPART_PID")

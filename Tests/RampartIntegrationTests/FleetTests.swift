@@ -12,6 +12,13 @@ extension IntegrationTests {
 struct FleetTests {
     static let token = "fleet-test-admin-token-0123456789"
 
+    /// Waits (at most `timeout` seconds) for `condition`; whether it came true, and after how long.
+    static func timed(timeout: Double, _ condition: () -> Bool) -> (held: Bool, after: TimeInterval) {
+        let start = Date()
+        let held = eventually(timeout: timeout, condition)
+        return (held, Date().timeIntervalSince(start))
+    }
+
     /// One node: its process, folder (kept across restarts), listener and admin ports.
     final class Node {
         let name: String
@@ -552,9 +559,7 @@ struct FleetTests {
         sender.start()
         defer { running.clear(); while !sender.isFinished { usleep(20_000) } }
         #expect(eventually(timeout: 8) { p.mode == "elevated" }, "p: \(p.mode)")
-        let raisedOnP = Date()
-        let followed = eventually(timeout: 5) { others.allSatisfy { $0.mode == "elevated" } }
-        let elapsed = Date().timeIntervalSince(raisedOnP)
+        let (followed, elapsed) = Self.timed(timeout: 5) { others.allSatisfy { $0.mode == "elevated" } }
         #expect(followed, "q, r: \(others.map(\.mode))")
         #expect(elapsed < 1.0, "the raised mode took \(elapsed) s to reach q and r")
         print("fleet: a mode raised by p's detection held on q and r after \(Int(elapsed * 1000)) ms (polled every 50 ms)")
@@ -579,9 +584,7 @@ struct FleetTests {
         // p dies without withdrawing it: q and r go back to normal once its lease runs out.
         running.clear()
         p.stop()
-        let died = Date()
-        let lapsed = eventually(timeout: 6) { others.allSatisfy { $0.mode == "normal" } }
-        let lapse = Date().timeIntervalSince(died)
+        let (lapsed, lapse) = Self.timed(timeout: 6) { others.allSatisfy { $0.mode == "normal" } }
         #expect(lapsed, "q, r: \(others.map(\.mode))")
         #expect(lapse < 3.5, "fell back after \(lapse) s with a 2 s time to live")
         print("fleet: q and r fell back to normal \(Int(lapse * 1000)) ms after p stopped renewing (time to live 2 s)")
