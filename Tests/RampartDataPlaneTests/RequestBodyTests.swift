@@ -39,6 +39,29 @@ import Testing
         #expect(try bench.received(poster).hasPrefix("HTTP/1.1 201 Created\r\n"))
     }
 
+    /// A slow POST announcing a large body (Content-Length past the kept bound, sent a few bytes at a
+    /// time) takes no origin connection while it trickles; once its first 64 KiB are in it streams,
+    /// the collected part first.
+    @Test func aLargeDeclaredBodyTakesNoOriginConnectionUntilItsFirstPartIsIn() throws {
+        let bench = try ProxyBench { $0.sites[0].cache.enabled = false }
+        let client = try bench.client()
+        try bench.send(client, "POST /login HTTP/1.1\r\nHost: example.org\r\nContent-Length: 100000\r\n\r\n")
+        for _ in 0..<5 {
+            bench.eventLoop.advanceTime(by: .milliseconds(500))
+            try bench.send(client, "a")
+        }
+        #expect(bench.origin.connections.isEmpty, "a trickling upload holds an origin connection")
+        let rest = String(repeating: "b", count: 100_000 - 5)
+        try bench.send(client, String(rest.prefix(70_000)))
+        #expect(bench.origin.connections.count == 1)
+        let soFar = try bench.origin.forwarded()
+        #expect(soFar.hasPrefix("POST /login HTTP/1.1\r\n") && soFar.hasSuffix("aaaaa" + String(rest.prefix(70_000))))
+        try bench.send(client, String(rest.dropFirst(70_000)))
+        #expect(try bench.origin.forwarded() == String(rest.dropFirst(70_000)))
+        try bench.origin.answer(0, "HTTP/1.1 204 No Content\r\n\r\n")
+        #expect(try bench.received(client).hasPrefix("HTTP/1.1 204 No Content\r\n"))
+    }
+
     /// A body of unknown length that outgrows what the gateway keeps is streamed: the origin has the
     /// head and the first part before the client has finished sending.
     @Test func aBodyLargerThanTheKeptBoundIsStreamedBeforeItEnds() throws {

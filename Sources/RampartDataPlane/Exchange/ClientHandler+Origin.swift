@@ -13,9 +13,11 @@ extension ClientHandler {
             expectsContinue = false
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: request.head.version, status: .continue))), promise: nil)
         }
-        // A small body is collected before an origin connection is taken, so slow uploads (slow
-        // POST, login floods trickling bytes) cost the origin nothing; larger ones stream.
-        if request.hasBody, !requestEnded, request.upgrade == nil, (request.accepted.contentLength ?? 0) <= PendingBody.limit {
+        // A body is collected before an origin connection is taken: a small one whole, a larger
+        // one until its first `PendingBody.limit` bytes are in (then it streams). So slow uploads
+        // (slow POST, login floods trickling bytes, a large Content-Length sent a byte a second)
+        // hold no origin connection; the body timeouts end them at the gateway.
+        if request.hasBody, !requestEnded, request.upgrade == nil {
             if case .buffering = state {} else {
                 state.startBuffering()
                 return
