@@ -76,13 +76,7 @@ listeners:
   - {address: 127.0.0.1:$PROXY_PORT}
   - {address: 127.0.0.1:$TLS_PORT, tls: {cert: $WORK/tls.crt, key: $WORK/tls.key}}
 state: $WORK/rampart-state
-sites:
-  - name: www
-    hosts: ["*"]
-    origins:
-      - {address: 127.0.0.1:$ORIGIN_PORT, max_connections: $((CONCURRENCY * 2))}
-    api_keys: [drill-api-key-0000, drill-api-key-0001, drill-api-key-0002, drill-api-key-0003, drill-api-key-0004]
-    session_cookies: [sessionid]
+$(drill_sites $ORIGIN_PORT $((CONCURRENCY * 2)))
 EOF
 }
 

@@ -47,14 +47,7 @@ listeners:
   - {address: 127.0.0.1:${NODE_PORTS[$i]}}
 admin: {listen: 127.0.0.1:${ADMIN_PORTS[$i]}, token: $TOKEN}
 state: $WORK/state-$SETUP-$i
-sites:
-  - name: www
-    hosts: ["*"]
-    origins:
-      - {address: 127.0.0.1:$ORIGIN_PORT, max_connections: $((CONCURRENCY * 2))}
-    # As in compare.sh: the drill's members hold the origin's \`sessionid\`, its API clients these keys.
-    api_keys: [drill-api-key-0000, drill-api-key-0001, drill-api-key-0002, drill-api-key-0003, drill-api-key-0004]
-    session_cookies: [sessionid]
+$(drill_sites $ORIGIN_PORT $((CONCURRENCY * 2)))
 EOF
   if [ -n "$url" ]; then
     printf 'fleet: {url: "%s", node: node%s%s%s}\n' "$url" "$i" "${MODE_TTL:+, mode_ttl: $MODE_TTL}" \

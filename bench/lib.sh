@@ -49,6 +49,22 @@ EOC
   } > "$file"
 }
 
+# Prints the `sites:` block every drill benchmark gives Rampart: site `www` on any host in front of
+# the drill's origin, with the drill's API keys and the session cookie its members hold (so the
+# drill's members and API clients are known as such, as an operator would configure them).
+# drill_sites ORIGIN_PORT MAX_CONNECTIONS
+drill_sites() {
+  cat <<EOC
+sites:
+  - name: www
+    hosts: ["*"]
+    origins:
+      - {address: 127.0.0.1:$1, max_connections: $2}
+    api_keys: [drill-api-key-0000, drill-api-key-0001, drill-api-key-0002, drill-api-key-0003, drill-api-key-0004]
+    session_cookies: [sessionid]
+EOC
+}
+
 # nginx temp-path directives pointing into DIR (nginx as an unprivileged, throwaway instance).
 nginx_temp_paths() {
   echo "client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1; uwsgi_temp_path $1; scgi_temp_path $1;"
